@@ -1,0 +1,3 @@
+"""recsvc: product recommendations (cross-sell, upsell) from purchase history, served fast."""
+
+__version__ = "0.1.0"

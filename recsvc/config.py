@@ -1,0 +1,46 @@
+"""The one typed configuration of the service and the trainer, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "recsvc"
+
+
+class Settings(BaseSettings):
+    """Every knob, from ``RECSVC_*`` variables (and ``REDIS_URL``), or passed in directly.
+
+    No other module reads the environment: tests and ``create_app`` pass a ``Settings``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSVC_", extra="ignore", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "RECSVC_REDIS_URL", "redis_url"),
+        description="Redis to use; unset means the embedded Redis kept in data_dir.",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded Redis keeps its database (unused with REDIS_URL).",
+    )
+    key_prefix: str = Field(default="recsvc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    redis_max_connections: int = Field(default=64, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: str = "info"
+
+    history_half_life_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="A purchase this many days older than the latest weighs half as much.",
+    )
+    because_limit: int = Field(default=3, ge=1, le=20)

@@ -1,0 +1,37 @@
+"""The service's own errors. Redis and decoding errors are translated into these at the
+store boundary (``raise ... from exc``), and one handler per class maps them to HTTP."""
+
+from __future__ import annotations
+
+
+class RecsvcError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StoreUnavailableError(RecsvcError):
+    """Redis did not answer, or answered with an error."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
+class NoLiveModelError(RecsvcError):
+    """Redis answers but no model has been published yet."""
+
+    status_code = 503
+    code = "no_model"
+
+
+class UnknownItemError(RecsvcError):
+    status_code = 404
+    code = "unknown_item"
+
+
+class BadRequestError(RecsvcError):
+    status_code = 422
+    code = "invalid_request"

@@ -1,0 +1,111 @@
+"""Request and response bodies of the HTTP API.
+
+Limits are part of the contract: a request past them is refused with a 422 that says
+which field, rather than served slowly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_K = 100
+MAX_CART_ITEMS = 100
+MAX_HISTORY_ITEMS = 500
+MAX_ITEM_ID_LENGTH = 64
+
+ItemId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_ITEM_ID_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    ),
+]
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many suggestions to return.")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CartLine(_Strict):
+    item_id: ItemId
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+
+
+class CartRequest(_Strict):
+    items: list[ItemId | CartLine] = Field(min_length=1, max_length=MAX_CART_ITEMS)
+    k: K = 10
+
+    def lines(self) -> list[CartLine]:
+        """Items as lines, a repeated item merged into one with the quantities added."""
+        merged: dict[str, int] = {}
+        for entry in self.items:
+            line = CartLine(item_id=entry) if isinstance(entry, str) else entry
+            merged[line.item_id] = merged.get(line.item_id, 0) + line.quantity
+        return [CartLine(item_id=i, quantity=q) for i, q in merged.items()]
+
+
+class Purchase(_Strict):
+    item_id: ItemId
+    purchased_at: datetime | None = Field(
+        default=None, description="ISO 8601; without a zone it is taken as UTC."
+    )
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+
+    @field_validator("purchased_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class HistoryRequest(_Strict):
+    purchases: list[Purchase] = Field(min_length=1, max_length=MAX_HISTORY_ITEMS)
+    k: K = 10
+    exclude_purchased: bool = True
+
+
+class SuggestionOut(BaseModel):
+    item_id: str
+    score: float
+    because: list[str] = Field(description="The input items this suggestion came from.")
+    source: str = Field(description="neighbours, repurchase, or popular (filler).")
+
+
+class CartResponse(BaseModel):
+    model_version: str
+    cross_sell: list[SuggestionOut]
+    fallback: bool = Field(description="True when no cart item was known: popular items.")
+
+
+class HistoryResponse(BaseModel):
+    model_version: str
+    recommendations: list[SuggestionOut]
+    fallback: bool
+
+
+class SimilarOut(BaseModel):
+    item_id: str
+    score: float
+
+
+class SimilarResponse(BaseModel):
+    model_version: str
+    item_id: str
+    similar: list[SimilarOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, object]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

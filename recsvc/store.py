@@ -1,0 +1,136 @@
+"""Reads the live model from Redis for the service.
+
+Each request costs one Redis round trip (``FETCH_SCRIPT``: the version pointer and the
+neighbour lists together). What a version holds besides neighbour lists (item ids,
+popularity, metadata) is loaded once when a new version is first seen and cached, which
+is how a newly published model is served at once without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from recsvc import layout as lay
+from recsvc.errors import NoLiveModelError, StoreUnavailableError
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Everything about one version that is not fetched per request."""
+
+    version: str
+    meta: dict[str, Any]
+    item_ids: tuple[str, ...]
+    index: dict[str, int]
+    popular: lay.IntArray
+
+    @classmethod
+    def from_blobs(cls, version: str, meta: bytes, items: bytes, popular: bytes) -> ModelView:
+        decoded_meta = lay.decode_json(meta)
+        lay.check_format(decoded_meta)
+        item_ids = tuple(lay.decode_json(items))
+        popular_idx, _ = lay.decode_pairs(popular)
+        return cls(
+            version=version,
+            meta=decoded_meta,
+            item_ids=item_ids,
+            index={item: i for i, item in enumerate(item_ids)},
+            popular=popular_idx,
+        )
+
+
+class ModelStore:
+    def __init__(self, client: aioredis.Redis, layout: lay.Layout) -> None:
+        self._client = client
+        self._layout = layout
+        self._fetch = client.register_script(lay.FETCH_SCRIPT)
+        self._views: dict[str, ModelView] = {}
+        self._load_lock = asyncio.Lock()
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except RedisError as exc:
+            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+
+    async def live_version(self) -> str | None:
+        try:
+            raw = await self._client.get(self._layout.live)
+        except RedisError as exc:
+            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+        return raw.decode() if raw is not None else None
+
+    async def live_view(self) -> ModelView:
+        version = await self.live_version()
+        if version is None:
+            raise NoLiveModelError("no model has been published yet")
+        return await self._view(version)
+
+    async def neighbours(
+        self, item_ids: Sequence[str]
+    ) -> tuple[ModelView, list[bytes | None]]:
+        """The live version and the packed neighbour list of each item (None if unknown)."""
+        for _attempt in range(2):
+            try:
+                version_raw, blobs = await self._fetch(
+                    keys=[self._layout.live],
+                    args=self._layout.fetch_args(item_ids),
+                )
+            except RedisError as exc:
+                raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            if version_raw is None:
+                raise NoLiveModelError("no model has been published yet")
+            version = version_raw.decode()
+            try:
+                view = await self._view(version)
+            except _VersionGoneError:
+                continue  # two publishes raced past us; read the new pointer again
+            return view, list(blobs)
+        raise StoreUnavailableError("the live model changed twice during one request")
+
+    async def _view(self, version: str) -> ModelView:
+        view = self._views.get(version)
+        if view is not None:
+            return view
+        async with self._load_lock:
+            view = self._views.get(version)
+            if view is not None:
+                return view
+            view = await self._load(version)
+            # Keep the newest two: the live one and the one requests may still be on.
+            self._views = {version: view, **dict(list(self._views.items())[:1])}
+            return view
+
+    async def _load(self, version: str) -> ModelView:
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(self._layout.meta(version))
+                pipe.get(self._layout.items(version))
+                pipe.get(self._layout.popular(version))
+                meta, items, popular = await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+        if meta is None or items is None or popular is None:
+            raise _VersionGoneError(version)
+        try:
+            return ModelView.from_blobs(version, meta, items, popular)
+        except ValueError as exc:
+            raise StoreUnavailableError(f"model {version} is unreadable: {exc}") from exc
+
+
+class _VersionGoneError(Exception):
+    pass
+
+
+def decode_neighbours(blob: bytes) -> tuple[lay.IntArray, lay.FloatArray]:
+    try:
+        return lay.decode_pairs(blob)
+    except ValueError as exc:
+        raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc
+

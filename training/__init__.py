@@ -1,0 +1,1 @@
+"""recsvc's offline trainer: purchases in, a versioned model in Redis out."""

@@ -1,0 +1,207 @@
+"""Stage 1: read purchase lines from CSV or Parquet and clean what real exports contain."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.errors import InputError
+
+# The standard columns every later stage uses, whatever the export called them.
+CUSTOMER, ITEM, ORDER, QUANTITY, TIMESTAMP, PRICE, DESCRIPTION = (
+    "customer",
+    "item",
+    "order",
+    "quantity",
+    "timestamp",
+    "price",
+    "description",
+)
+
+# Postage, fees, manual adjustments, vouchers: lines that are not products. These are the
+# codes of the UCI Online Retail export, which also match common generic ones.
+DEFAULT_NON_PRODUCT_PATTERN = (
+    r"POST|DOT|M|C2|D|S|B|PADS|CRUK|BANK CHARGES|AMAZONFEE|gift_\d+_\d+"
+    r"|SHIPPING|POSTAGE|FEE|DISCOUNT|ADJUST(MENT)?"
+)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which export column holds what; only customer and item are required."""
+
+    customer: str
+    item: str
+    order: str | None = None
+    quantity: str | None = None
+    timestamp: str | None = None
+    price: str | None = None
+    description: str | None = None
+
+    def mapping(self) -> dict[str, str]:
+        pairs = {
+            CUSTOMER: self.customer,
+            ITEM: self.item,
+            ORDER: self.order,
+            QUANTITY: self.quantity,
+            TIMESTAMP: self.timestamp,
+            PRICE: self.price,
+            DESCRIPTION: self.description,
+        }
+        return {std: col for std, col in pairs.items() if col}
+
+
+PRESETS: dict[str, Columns] = {
+    "online-retail": Columns(
+        customer="CustomerID",
+        item="StockCode",
+        order="InvoiceNo",
+        quantity="Quantity",
+        timestamp="InvoiceDate",
+        price="UnitPrice",
+        description="Description",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CleaningRules:
+    cancelled_order_prefix: str | None = "C"
+    non_product_pattern: str | None = DEFAULT_NON_PRODUCT_PATTERN
+    non_product_items: frozenset[str] = frozenset()
+    drop_duplicates: bool = True
+
+
+@dataclass
+class CleanReport:
+    rows_read: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_kept(self) -> int:
+        return self.rows_read - sum(self.dropped.values())
+
+    def lines(self) -> list[str]:
+        out = [f"rows read: {self.rows_read:,}"]
+        out += [f"  dropped {n:>9,}  {reason.replace('_', ' ')}" for reason, n in self.dropped.items()]
+        out.append(f"rows kept: {self.rows_kept:,}")
+        return out
+
+
+def read_purchases(path: Path, columns: Columns) -> pd.DataFrame:
+    """Reads the file and renames its columns to the standard names."""
+    if not path.exists():
+        raise InputError(f"purchases file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"purchases path is a directory, not a file: {path}")
+    mapping = columns.mapping()
+    wanted = list(dict.fromkeys(mapping.values()))
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+            available = _parquet_columns(path)
+            _require(available, wanted, path)
+            raw = pd.read_parquet(path, columns=wanted)
+        elif any(suffixes.endswith(s) for s in (".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
+            sep = "\t" if ".tsv" in suffixes else ","
+            header = pd.read_csv(path, sep=sep, nrows=0)
+            _require(list(header.columns), wanted, path)
+            raw = pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
+        else:
+            raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")
+    except InputError:
+        raise
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"could not read {path}: {exc}") from exc
+    return pd.DataFrame({std: raw[col] for std, col in mapping.items()})
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise InputError(f"not a readable Parquet file: {path}: {exc}") from exc
+
+
+def _require(available: list[str], wanted: list[str], path: Path) -> None:
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise InputError(
+            f"{path.name}: missing column(s) {', '.join(missing)}; "
+            f"the file has {', '.join(map(str, available))}"
+        )
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as trimmed strings; float-typed ids (17850.0, from a NaN-holding column) lose .0."""
+    if pd.api.types.is_float_dtype(values):
+        ints = values.astype("Int64")
+        out = ints.astype(str).where(ints.notna(), "")
+    else:
+        out = values.astype(str).where(values.notna(), "")
+    return out.str.strip().replace({"nan": "", "None": "", "<NA>": ""})
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce")
+
+
+def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, CleanReport]:
+    """Drops unusable rows, counting each reason once, in a fixed order."""
+    report = CleanReport(rows_read=len(frame))
+    df = frame.copy()
+    df[CUSTOMER] = _ids(df[CUSTOMER])
+    df[ITEM] = _ids(df[ITEM])
+    if ORDER in df:
+        df[ORDER] = _ids(df[ORDER])
+    if QUANTITY in df:
+        df[QUANTITY] = _numbers(df[QUANTITY])
+    if PRICE in df:
+        df[PRICE] = _numbers(df[PRICE])
+    if TIMESTAMP in df:
+        df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], errors="coerce", utc=True, format="mixed")
+    if DESCRIPTION in df:
+        df[DESCRIPTION] = df[DESCRIPTION].astype(str).where(df[DESCRIPTION].notna(), "").str.strip()
+
+    def drop(reason: str, mask: pd.Series | np.ndarray) -> None:
+        nonlocal df
+        mask_arr = np.asarray(mask, dtype=bool)
+        report.dropped[reason] = int(mask_arr.sum())
+        df = df.loc[~mask_arr]
+
+    drop("missing_customer", df[CUSTOMER] == "")
+    drop("missing_item", df[ITEM] == "")
+    if ORDER in df and rules.cancelled_order_prefix:
+        drop("cancelled_order", df[ORDER].str.startswith(rules.cancelled_order_prefix))
+    if QUANTITY in df:
+        drop("non_positive_or_missing_quantity", ~(df[QUANTITY] > 0))
+    if PRICE in df:
+        drop("non_positive_or_missing_price", ~(df[PRICE] > 0))
+    if TIMESTAMP in df:
+        drop("bad_timestamp", df[TIMESTAMP].isna())
+    non_product = df[ITEM].isin(rules.non_product_items)
+    if rules.non_product_pattern:
+        try:
+            pattern = re.compile(rules.non_product_pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise InputError(f"bad non-product pattern {rules.non_product_pattern!r}: {exc}") from exc
+        non_product |= df[ITEM].map(lambda s: pattern.fullmatch(s) is not None).astype(bool)
+    drop("non_product", non_product)
+    if rules.drop_duplicates:
+        drop("exact_duplicate", df.duplicated(keep="first"))
+
+    if df.empty:
+        raise InputError("no rows left after cleaning: " + "; ".join(report.lines()))
+    if QUANTITY not in df:
+        df[QUANTITY] = 1.0
+    if ORDER not in df:
+        # Without order ids, a customer's lines at one moment are one order.
+        key = df[CUSTOMER] + "@" + (df[TIMESTAMP].astype(str) if TIMESTAMP in df else "")
+        df[ORDER] = key
+    return df.reset_index(drop=True), report

@@ -1,0 +1,150 @@
+"""The training run: read+clean -> matrices -> ALS -> neighbours -> publish, timed per stage.
+
+``fit`` is free of I/O past reading the frame, so evaluation and tests call it directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+
+from training import ingest, matrices
+from training.errors import InputError
+from training.model import AlsParams, train_als
+from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs
+from training.publish import ModelPayload, Publisher
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    columns: ingest.Columns
+    cleaning: ingest.CleaningRules = field(default_factory=ingest.CleaningRules)
+    weighting: matrices.Weighting = "bm25"
+    als: AlsParams = field(default_factory=AlsParams)
+    method: str = DEFAULT_METHOD
+    top_n: int = 50
+    popular_n: int = 200
+    ease_lambda: float = 50.0
+    als_weight: float = 0.1
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "weighting": self.weighting,
+            "als": self.als.as_dict(),
+            "neighbour_method": self.method,
+            "top_n": self.top_n,
+            "ease_lambda": self.ease_lambda,
+            "als_weight": self.als_weight,
+        }
+
+
+class Stages:
+    """Times each stage and reports progress on a stream (stderr by default)."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out if out is not None else sys.stderr
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.say(f"[{name}] ...")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+        self.say(f"[{name}] done in {self.seconds[name]:.2f}s")
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+
+@dataclass
+class TrainResult:
+    payload: ModelPayload
+    report: ingest.CleanReport
+    version: str | None = None
+
+
+def load(path: Path, config: TrainConfig, stages: Stages) -> tuple[pd.DataFrame, ingest.CleanReport]:
+    with stages.stage("read"):
+        raw = ingest.read_purchases(path, config.columns)
+    with stages.stage("clean"):
+        frame, report = ingest.clean(raw, config.cleaning)
+    for line in report.lines():
+        stages.say("  " + line)
+    return frame, report
+
+
+def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayload:
+    """Trains on clean purchase lines and returns everything a version publishes."""
+    if config.method not in METHODS:
+        raise InputError(f"unknown neighbour method {config.method!r}; choose from {', '.join(METHODS)}")
+    with stages.stage("matrices"):
+        inter = matrices.build(frame)
+        if inter.n_items < 2:
+            raise InputError(f"need at least 2 distinct items to train, found {inter.n_items}")
+        confidence = matrices.weight(inter.customer_item, config.weighting)
+    stages.say(
+        f"  {inter.customers.size:,} customers x {inter.n_items:,} items, "
+        f"{inter.order_item.shape[0]:,} orders, {inter.customer_item.nnz:,} customer-item pairs"
+    )
+    with stages.stage("als"):
+        factors = train_als(confidence, config.als)
+    with stages.stage("neighbours"):
+        method = METHODS[config.method]
+        nb = method(
+            NeighbourInputs(inter.order_item, factors, config.ease_lambda, config.als_weight),
+            config.top_n,
+        )
+        pop = matrices.popularity(inter)
+        popular = np.argsort(-pop, kind="stable")[: config.popular_n]
+    first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
+    # An item bought before scores like a strong neighbour when repurchases are wanted.
+    repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0
+    meta: dict[str, Any] = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": {
+            "customers": int(inter.customers.size),
+            "items": int(inter.n_items),
+            "orders": int(inter.order_item.shape[0]),
+            "customer_item_pairs": int(inter.customer_item.nnz),
+        },
+        "params": config.params(),
+        "serving": {"repurchase_weight": repurchase_weight},
+    }
+    if ingest.TIMESTAMP in frame:
+        meta["data_period"] = {
+            "first": frame[ingest.TIMESTAMP].min().isoformat(),
+            "last": frame[ingest.TIMESTAMP].max().isoformat(),
+        }
+    return ModelPayload(
+        item_ids=[str(i) for i in inter.items],
+        neighbours=nb,
+        popular_indices=popular,
+        popular_scores=pop[popular].astype(np.float32),
+        meta=meta,
+    )
+
+
+def train_and_publish(
+    path: Path, config: TrainConfig, publisher: Publisher | None, stages: Stages
+) -> TrainResult:
+    frame, report = load(path, config, stages)
+    payload = fit(frame, config, stages)
+    payload.meta["source"] = {"file": path.name, **asdict(report)}
+    payload.meta["stage_seconds"] = dict(stages.seconds)
+    result = TrainResult(payload, report)
+    if publisher is not None:
+        with stages.stage("publish"):
+            result.version = publisher.publish(payload)
+    return result
