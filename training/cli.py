@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     c = t.add_argument_group("cleaning")
     c.add_argument("--cancelled-prefix", default="C",
                    help="order ids starting with this are cancellations ('' to keep all)")
-    c.add_argument("--non-product-pattern", default=ingest.DEFAULT_NON_PRODUCT_PATTERN,
-                   help="regex (full match, case-insensitive) of non-product item ids ('' for none)")
+    c.add_argument("--non-product-pattern", default=None,
+                   help="regex (full match, case-insensitive) of non-product item ids ('' for none);"
+                        " default: the preset's, else postage, fees and adjustments")
     c.add_argument("--non-product", action="append", default=[], metavar="ITEM",
                    help="an item id that is not a product (repeatable)")
     c.add_argument("--keep-duplicates", action="store_true", help="keep exact duplicate rows")
@@ -75,6 +76,12 @@ def _columns(args: argparse.Namespace) -> ingest.Columns:
     return ingest.Columns(**values)
 
 
+def _non_product_pattern(args: argparse.Namespace) -> str | None:
+    if args.non_product_pattern is not None:
+        return str(args.non_product_pattern) or None
+    return ingest.PRESET_NON_PRODUCT_PATTERNS.get(args.preset or "", ingest.DEFAULT_NON_PRODUCT_PATTERN)
+
+
 def _config(args: argparse.Namespace) -> TrainConfig:
     for flag, value, low in (("--factors", args.factors, 1), ("--iterations", args.iterations, 1),
                              ("--neighbours", args.neighbours, 1)):
@@ -88,7 +95,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         columns=_columns(args),
         cleaning=ingest.CleaningRules(
             cancelled_order_prefix=args.cancelled_prefix or None,
-            non_product_pattern=args.non_product_pattern or None,
+            non_product_pattern=_non_product_pattern(args),
             non_product_items=frozenset(args.non_product),
             drop_duplicates=not args.keep_duplicates,
         ),

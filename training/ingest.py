@@ -22,12 +22,14 @@ CUSTOMER, ITEM, ORDER, QUANTITY, TIMESTAMP, PRICE, DESCRIPTION = (
     "description",
 )
 
-# Postage, fees, manual adjustments, vouchers: lines that are not products. These are the
-# codes of the UCI Online Retail export, which also match common generic ones.
+# Postage, fees, manual adjustments, vouchers: lines that are not products.
 DEFAULT_NON_PRODUCT_PATTERN = (
-    r"POST|DOT|M|C2|D|S|B|PADS|CRUK|BANK CHARGES|AMAZONFEE|gift_\d+_\d+"
-    r"|SHIPPING|POSTAGE|FEE|DISCOUNT|ADJUST(MENT)?"
+    r"POST|POSTAGE|SHIPPING|CARRIAGE|DOT|FEE|BANK CHARGES|AMAZONFEE|DISCOUNT"
+    r"|ADJUST(MENT)?|PADS|CRUK|gift_\d+_\d+"
 )
+# Online Retail also codes manual lines with single letters (M, D, S, B) and C2 (carriage),
+# which would be real item ids in another store, so only its preset drops them.
+ONLINE_RETAIL_NON_PRODUCT_PATTERN = DEFAULT_NON_PRODUCT_PATTERN + r"|M|D|S|B|C2"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ PRESETS: dict[str, Columns] = {
         description="Description",
     ),
 }
+
+
+PRESET_NON_PRODUCT_PATTERNS: dict[str, str] = {"online-retail": ONLINE_RETAIL_NON_PRODUCT_PATTERN}
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,9 @@ def _ids(values: pd.Series) -> pd.Series:
         out = ints.astype(str).where(ints.notna(), "")
     else:
         out = values.astype(str).where(values.notna(), "")
-    return out.str.strip().replace({"nan": "", "None": "", "<NA>": ""})
+    out = out.str.strip().replace({"nan": "", "None": "", "<NA>": ""})
+    # The same ids read from CSV arrive as text: "17850.0" must match "17850".
+    return out.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
 
 
 def _numbers(values: pd.Series) -> pd.Series:

@@ -58,7 +58,11 @@ def weight(matrix: sp.csr_matrix, scheme: Weighting, k1: float = 100.0, b: float
     if scheme == "counts":
         return matrix.astype(np.float32)
     if scheme == "bm25":
-        return sp.csr_matrix(bm25_weight(matrix, K1=k1, B=b), dtype=np.float32)
+        out = sp.csr_matrix(bm25_weight(matrix, K1=k1, B=b), dtype=np.float32)
+        # implicit's idf, log(N) - log1p(df), turns negative for an item almost everyone
+        # bought; a purchase must stay positive evidence.
+        np.maximum(out.data, 1e-3, out=out.data)
+        return out
     raise ValueError(f"unknown weighting {scheme!r}")
 
 

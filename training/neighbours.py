@@ -126,10 +126,13 @@ def ease(inputs: NeighbourInputs, top_n: int) -> Neighbours:
 
 
 def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
-    """EASE weights plus ALS factor cosine, scaled to each row's strongest EASE weight.
+    """EASE weights plus ALS factor cosine among items ever bought in one order.
 
-    Cubing the cosine keeps only ALS's confident neighbours; on Online Retail this lifts
-    cart completion slightly above EASE alone, and far above ALS cosine alone.
+    ALS similarity is scaled to each row's strongest EASE weight and cubed, so it only
+    separates confident pairs; it never introduces an item with no co-purchase evidence,
+    because the factors of rarely bought items are close to random. Measured on Online
+    Retail (README, "Choosing the neighbours"), this matches EASE alone and doubles ALS
+    cosine alone on cart completion.
     """
     if inputs.item_factors is None:
         raise ValueError("ease-als needs item factors")
@@ -137,10 +140,13 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     scale = np.abs(b).max(axis=1, keepdims=True)
     f = inputs.item_factors.astype(np.float32)
     unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    x = inputs.order_item.astype(np.float32)
+    together = (x.T @ x).tocsr()
 
     def block(lo: int, hi: int) -> np.ndarray:
         cos = np.maximum(unit[lo:hi] @ unit.T, 0.0)
-        return b[lo:hi] + inputs.als_weight * scale[lo:hi] * cos**3
+        evidence = together[lo:hi].toarray() > 0
+        return b[lo:hi] + inputs.als_weight * scale[lo:hi] * evidence * cos**3
 
     return _blocks(block, b.shape[0], top_n)
 

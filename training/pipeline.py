@@ -101,12 +101,12 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
     with stages.stage("als"):
         factors = train_als(confidence, config.als)
     with stages.stage("neighbours"):
+        pop = matrices.popularity(inter)
         method = METHODS[config.method]
         nb = method(
             NeighbourInputs(inter.order_item, factors, config.ease_lambda, config.als_weight),
             config.top_n,
         )
-        pop = matrices.popularity(inter)
         popular = np.argsort(-pop, kind="stable")[: config.popular_n]
     first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
     # An item bought before scores like a strong neighbour when repurchases are wanted.

@@ -1,0 +1,139 @@
+"""Shared fixtures: one real redis-server per test session, a key prefix per test.
+
+Every test gets its own ``Layout`` prefix on the session's server, so tests share one
+process without seeing each other's models.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import redis
+
+from recsvc.app import create_app
+from recsvc.config import Settings
+from recsvc.embedded import redis_server_binary
+from recsvc.layout import Layout
+from training import ingest
+from training.pipeline import Stages, TrainConfig, fit
+from training.publish import ModelPayload, Publisher
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.02)
+    client.close()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def layout() -> Layout:
+    return Layout(prefix=f"t-{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def publisher(client: redis.Redis, layout: Layout) -> Publisher:
+    return Publisher(client, layout)
+
+
+@pytest.fixture
+def settings(redis_url: str, layout: Layout, tmp_path: Path) -> Settings:
+    return Settings(redis_url=redis_url, key_prefix=layout.prefix, data_dir=tmp_path)
+
+
+# -- synthetic purchases with known answers -----------------------------------------------
+
+GROUP_A = ["A1", "A2", "A3", "A4", "A5"]
+GROUP_B = ["B1", "B2", "B3", "B4", "B5"]
+LONER = "Z9"  # bought alone, so it has no co-purchase evidence
+
+
+def block_baskets(orders_per_group: int = 60) -> pd.DataFrame:
+    """Orders never mix the groups: A items' right neighbours are A items, B's are B's.
+
+    The same idea as implicit's checker-board test matrix, as purchase lines. Within a
+    group, A1 and A2 are bought together most often, so A2 is A1's first neighbour.
+    """
+    rows: list[dict[str, object]] = []
+    for g, group in enumerate((GROUP_A, GROUP_B)):
+        for o in range(orders_per_group):
+            customer = f"c{g}-{o % 20}"
+            order = f"{g}{o:04d}"
+            day = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=o)
+            picks = [group[0], group[1]] if o % 2 == 0 else [group[o % 5], group[(o + 2) % 5]]
+            if o % 3 == 0:
+                picks.append(group[(o + 3) % 5])
+            for item in dict.fromkeys(picks):
+                rows.append({"customer": customer, "item": item, "order": order,
+                             "quantity": 1.0, "timestamp": day, "price": 2.5,
+                             "description": f"thing {item}"})
+    rows.append({"customer": "lonely", "item": LONER, "order": "L1", "quantity": 1.0,
+                 "timestamp": pd.Timestamp("2024-03-01", tz="UTC"), "price": 1.0,
+                 "description": "loner"})
+    return pd.DataFrame(rows)
+
+
+TEST_CONFIG = TrainConfig(columns=ingest.Columns(customer="customer", item="item"), top_n=8)
+
+
+@pytest.fixture(scope="session")
+def block_model() -> ModelPayload:
+    return fit(block_baskets(), TEST_CONFIG, Stages(out=io.StringIO()))
+
+
+@pytest.fixture
+def published(publisher: Publisher, block_model: ModelPayload) -> str:
+    return publisher.publish(block_model)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process, its lifespan run, spoken to over ASGI."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
+            yield c

@@ -1,0 +1,91 @@
+"""The published format, from the writer's side and the reader's side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis
+
+from recsvc import layout as lay
+from recsvc.store import ModelStore
+from training.publish import ModelPayload, Publisher
+
+
+def test_pairs_round_trip_in_eight_bytes_each() -> None:
+    blob = lay.encode_pairs([3, 0, 7], [0.5, 0.25, 0.125])
+    assert len(blob) == 3 * 8
+    idx, scores = lay.decode_pairs(blob)
+    assert idx.tolist() == [3, 0, 7]
+    assert scores.tolist() == [0.5, 0.25, 0.125]
+
+
+def test_pairs_refuse_bad_shapes_and_truncated_blobs() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        lay.encode_pairs([1, 2], [0.1])
+    with pytest.raises(ValueError, match="uint32"):
+        lay.encode_pairs([-1], [0.1])
+    with pytest.raises(ValueError, match="multiple of 8"):
+        lay.decode_pairs(b"\x00" * 7)
+
+
+def test_every_key_of_a_version_lives_under_its_prefix() -> None:
+    layout = lay.Layout("p")
+    for key in layout.model_keys("v1"):
+        assert key.startswith(layout.model_prefix("v1"))
+    assert len(set(layout.model_keys("v1"))) == 4
+    assert {layout.live, layout.previous, layout.lock, layout.versions}.isdisjoint(
+        layout.model_keys("v1")
+    )
+
+
+def test_fetch_args_name_the_neighbours_key_of_any_version() -> None:
+    layout = lay.Layout("p")
+    head, tail, *ids = layout.fetch_args(["x", "y"])
+    assert head + "v9" + tail == layout.neighbours("v9")
+    assert ids == ["x", "y"]
+
+
+def test_versions_sort_by_time_and_are_unique() -> None:
+    a, b = lay.new_version(), lay.new_version()
+    assert a != b
+    assert a[:16] <= b[:16]
+
+
+def test_readers_refuse_an_unknown_format() -> None:
+    with pytest.raises(lay.UnknownFormatError):
+        lay.check_format({"format": lay.FORMAT_VERSION + 1})
+
+
+def test_what_the_trainer_writes_is_what_the_service_reads(
+    client: redis.Redis, layout: lay.Layout, publisher: Publisher, block_model: ModelPayload
+) -> None:
+    version = publisher.publish(block_model)
+    # Writer side: the raw keys hold the documented encodings.
+    assert client.get(layout.live) == version.encode()
+    items = lay.decode_json(client.get(layout.items(version)))  # type: ignore[arg-type]
+    assert items == block_model.item_ids
+    raw = client.hget(layout.neighbours(version), "A1")
+    assert isinstance(raw, bytes)
+    idx, scores = lay.decode_pairs(raw)
+    expect_idx, expect_scores = block_model.neighbours.row(items.index("A1"))
+    assert idx.tolist() == expect_idx.tolist()
+    np.testing.assert_allclose(scores, expect_scores)
+    meta = lay.decode_json(client.get(layout.meta(version)))  # type: ignore[arg-type]
+    assert meta["format"] == lay.FORMAT_VERSION and meta["version"] == version
+
+
+async def test_the_service_store_reads_the_trainers_model(
+    redis_url: str, layout: lay.Layout, published: str, block_model: ModelPayload
+) -> None:
+    import redis.asyncio as aioredis
+
+    async with aioredis.Redis.from_url(redis_url) as client:
+        store = ModelStore(client, layout)
+        view, blobs = await store.neighbours(["A1", "nope"])
+        assert view.version == published
+        assert view.item_ids == tuple(block_model.item_ids)
+        assert blobs[1] is None
+        assert blobs[0] is not None
+        idx, _ = lay.decode_pairs(blobs[0])
+        assert {view.item_ids[i] for i in idx[:4]} <= {"A2", "A3", "A4", "A5"}
+        assert view.popular.tolist() == block_model.popular_indices.tolist()
