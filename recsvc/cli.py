@@ -45,8 +45,10 @@ def _serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recsvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("serve", "serve the live model"),
-                       ("demo", "train on the bundled Online Retail sample, then serve")):
+    for name, text in (
+        ("serve", "serve the live model"),
+        ("demo", "train on the bundled Online Retail sample, then serve"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--host", help="default: RECSVC_HOST or 127.0.0.1")
         p.add_argument("--port", type=int, help="default: RECSVC_PORT or 8000")
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "\nServing the demo model. Try:\n"
             f"  curl -s {base}/v1/recommendations/cart -H 'content-type: application/json' \\\n"
-            "       -d '{\"items\": [\"85123A\", \"71053\"], \"k\": 5}'\n"
+            '       -d \'{"items": ["85123A", "71053"], "k": 5}\'\n'
             f"  curl -s {base}/v1/items/85123A/similar?k=5\n"
             f"  open {base}/docs for the API\n",
             file=sys.stderr,

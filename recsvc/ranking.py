@@ -156,9 +156,7 @@ def _popular_fill(
     return out
 
 
-def recency_weights(
-    times: Sequence[datetime | None], half_life_days: float
-) -> list[float]:
+def recency_weights(times: Sequence[datetime | None], half_life_days: float) -> list[float]:
     """Exponential decay relative to the latest purchase; an undated one counts as latest.
 
     Measuring age from the latest purchase rather than from now keeps weights of an old

@@ -55,7 +55,10 @@ router = APIRouter()
 
 
 def _seeds(
-    view: ModelView, item_ids: Sequence[str], weights: Sequence[float], blobs: Sequence[bytes | None]
+    view: ModelView,
+    item_ids: Sequence[str],
+    weights: Sequence[float],
+    blobs: Sequence[bytes | None],
 ) -> list[Seed]:
     seeds = []
     for item_id, weight, blob in zip(item_ids, weights, blobs, strict=True):
@@ -79,7 +82,9 @@ def _suggestions(ranking: Ranking) -> list[dict[str, Any]]:
     responses={200: {"model": CartResponse}, **_ERRORS},
     summary="Cross-sell for a cart",
 )
-async def cart_recommendations(body: CartRequest, store: StoreDep, settings: SettingsDep) -> JSONBytes:
+async def cart_recommendations(
+    body: CartRequest, store: StoreDep, settings: SettingsDep
+) -> JSONBytes:
     lines = body.lines()
     ids = [line.item_id for line in lines]
     view, blobs = await store.neighbours(ids)

@@ -64,7 +64,7 @@ class ModelStore:
             raw = await self._client.get(self._layout.live)
         except RedisError as exc:
             raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
-        return raw.decode() if raw is not None else None
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     async def live_view(self) -> ModelView:
         version = await self.live_version()
@@ -72,9 +72,7 @@ class ModelStore:
             raise NoLiveModelError("no model has been published yet")
         return await self._view(version)
 
-    async def neighbours(
-        self, item_ids: Sequence[str]
-    ) -> tuple[ModelView, list[bytes | None]]:
+    async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[bytes | None]]:
         """The live version and the packed neighbour list of each item (None if unknown)."""
         for _attempt in range(2):
             try:
@@ -133,4 +131,3 @@ def decode_neighbours(blob: bytes) -> tuple[lay.IntArray, lay.FloatArray]:
         return lay.decode_pairs(blob)
     except ValueError as exc:
         raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc
-

@@ -107,12 +107,28 @@ def block_baskets(orders_per_group: int = 60) -> pd.DataFrame:
             if o % 3 == 0:
                 picks.append(group[(o + 3) % 5])
             for item in dict.fromkeys(picks):
-                rows.append({"customer": customer, "item": item, "order": order,
-                             "quantity": 1.0, "timestamp": day, "price": 2.5,
-                             "description": f"thing {item}"})
-    rows.append({"customer": "lonely", "item": LONER, "order": "L1", "quantity": 1.0,
-                 "timestamp": pd.Timestamp("2024-03-01", tz="UTC"), "price": 1.0,
-                 "description": "loner"})
+                rows.append(
+                    {
+                        "customer": customer,
+                        "item": item,
+                        "order": order,
+                        "quantity": 1.0,
+                        "timestamp": day,
+                        "price": 2.5,
+                        "description": f"thing {item}",
+                    }
+                )
+    rows.append(
+        {
+            "customer": "lonely",
+            "item": LONER,
+            "order": "L1",
+            "quantity": 1.0,
+            "timestamp": pd.Timestamp("2024-03-01", tz="UTC"),
+            "price": 1.0,
+            "description": "loner",
+        }
+    )
     return pd.DataFrame(rows)
 
 

@@ -50,10 +50,14 @@ def test_each_kind_of_bad_row_is_dropped_and_counted(tmp_path: Path) -> None:
 
 
 def test_single_letter_codes_are_non_products_only_for_online_retail(tmp_path: Path) -> None:
-    path = write(tmp_path, "1,M,manual,1,2011-01-01 10:00,1,1,UK\n2,B,item b,1,2011-01-01 10:00,1,1,UK\n")
+    path = write(
+        tmp_path, "1,M,manual,1,2011-01-01 10:00,1,1,UK\n2,B,item b,1,2011-01-01 10:00,1,1,UK\n"
+    )
     generic, _ = ingest.clean(ingest.read_purchases(path, COLUMNS), ingest.CleaningRules())
     assert sorted(generic["item"]) == ["B", "M"]
-    preset = ingest.CleaningRules(non_product_pattern=ingest.PRESET_NON_PRODUCT_PATTERNS["online-retail"])
+    preset = ingest.CleaningRules(
+        non_product_pattern=ingest.PRESET_NON_PRODUCT_PATTERNS["online-retail"]
+    )
     with pytest.raises(InputError, match="no rows left"):
         ingest.clean(ingest.read_purchases(path, COLUMNS), preset)
 
@@ -74,7 +78,9 @@ def test_cleaning_rules_are_configurable(tmp_path: Path) -> None:
 
 
 def test_parquet_and_csv_read_the_same(tmp_path: Path) -> None:
-    csv = write(tmp_path, "1,A,x,1,2011-01-01 10:00,1.5,17850.0,UK\n2,B,y,3,2011-01-02 10:00,2,1.0,UK\n")
+    csv = write(
+        tmp_path, "1,A,x,1,2011-01-01 10:00,1.5,17850.0,UK\n2,B,y,3,2011-01-02 10:00,2,1.0,UK\n"
+    )
     raw = pd.read_csv(csv)
     raw["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"])
     pq = tmp_path / "p.parquet"

@@ -20,7 +20,9 @@ POPULAR = np.array([5, 4, 3, 2, 1, 0], dtype=np.int64)
 
 def seed(item: str, neighbours: dict[str, float], weight: float = 1.0) -> Seed:
     idx = np.array([ITEMS.index(n) for n in neighbours], dtype=np.int64)
-    return Seed(item, ITEMS.index(item), weight, idx, np.array(list(neighbours.values()), np.float32))
+    return Seed(
+        item, ITEMS.index(item), weight, idx, np.array(list(neighbours.values()), np.float32)
+    )
 
 
 def test_scores_add_up_across_seeds_and_name_the_seeds_behind_them() -> None:

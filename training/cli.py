@@ -27,24 +27,40 @@ from training.publish import Publisher
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train on purchase lines and publish a new version")
     t.add_argument("--purchases", type=Path, required=True, help="CSV(.gz) or Parquet file")
-    t.add_argument("--preset", choices=sorted(ingest.PRESETS), help="column mapping of a known export")
+    t.add_argument(
+        "--preset", choices=sorted(ingest.PRESETS), help="column mapping of a known export"
+    )
     cols = t.add_argument_group("columns (override the preset)")
     for name in ("customer", "item", "order", "quantity", "timestamp", "price", "description"):
         cols.add_argument(f"--{name}-col", dest=f"{name}_col", metavar="NAME")
     c = t.add_argument_group("cleaning")
-    c.add_argument("--cancelled-prefix", default="C",
-                   help="order ids starting with this are cancellations ('' to keep all)")
-    c.add_argument("--non-product-pattern", default=None,
-                   help="regex (full match, case-insensitive) of non-product item ids ('' for none);"
-                        " default: the preset's, else postage, fees and adjustments")
-    c.add_argument("--non-product", action="append", default=[], metavar="ITEM",
-                   help="an item id that is not a product (repeatable)")
+    c.add_argument(
+        "--cancelled-prefix",
+        default="C",
+        help="order ids starting with this are cancellations ('' to keep all)",
+    )
+    c.add_argument(
+        "--non-product-pattern",
+        default=None,
+        help="regex (full match, case-insensitive) of non-product item ids ('' for none);"
+        " default: the preset's, else postage, fees and adjustments",
+    )
+    c.add_argument(
+        "--non-product",
+        action="append",
+        default=[],
+        metavar="ITEM",
+        help="an item id that is not a product (repeatable)",
+    )
     c.add_argument("--keep-duplicates", action="store_true", help="keep exact duplicate rows")
     m = t.add_argument_group("model")
     m.add_argument("--weighting", choices=matrices.WEIGHTINGS, default="bm25")
@@ -54,8 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--iterations", type=int, default=AlsParams.iterations)
     m.add_argument("--seed", type=int, default=AlsParams.random_state)
     m.add_argument("--neighbours", type=int, default=50, help="neighbours kept per item")
-    m.add_argument("--method", choices=sorted(METHODS), default=DEFAULT_METHOD,
-                   help="how neighbours are computed")
+    m.add_argument(
+        "--method",
+        choices=sorted(METHODS),
+        default=DEFAULT_METHOD,
+        help="how neighbours are computed",
+    )
     m.add_argument("--ease-lambda", type=float, default=50.0)
     m.add_argument("--als-weight", type=float, default=0.1)
     t.add_argument("--dry-run", action="store_true", help="train and report, publish nothing")
@@ -67,28 +87,40 @@ def _parser() -> argparse.ArgumentParser:
 
 def _columns(args: argparse.Namespace) -> ingest.Columns:
     base = ingest.PRESETS[args.preset] if args.preset else None
-    values = {}
+    values: dict[str, str | None] = {}
     for name in ("customer", "item", "order", "quantity", "timestamp", "price", "description"):
         given = getattr(args, f"{name}_col")
         values[name] = given if given else (getattr(base, name) if base else None)
-    if not values["customer"] or not values["item"]:
-        raise InputError("name the customer and item columns (--customer-col, --item-col) or use --preset")
-    return ingest.Columns(**values)
+    customer, item = values.pop("customer"), values.pop("item")
+    if not customer or not item:
+        raise InputError(
+            "name the customer and item columns (--customer-col, --item-col) or use --preset"
+        )
+    return ingest.Columns(customer, item, **values)
 
 
 def _non_product_pattern(args: argparse.Namespace) -> str | None:
     if args.non_product_pattern is not None:
         return str(args.non_product_pattern) or None
-    return ingest.PRESET_NON_PRODUCT_PATTERNS.get(args.preset or "", ingest.DEFAULT_NON_PRODUCT_PATTERN)
+    return ingest.PRESET_NON_PRODUCT_PATTERNS.get(
+        args.preset or "", ingest.DEFAULT_NON_PRODUCT_PATTERN
+    )
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    for flag, value, low in (("--factors", args.factors, 1), ("--iterations", args.iterations, 1),
-                             ("--neighbours", args.neighbours, 1)):
+    for flag, value, low in (
+        ("--factors", args.factors, 1),
+        ("--iterations", args.iterations, 1),
+        ("--neighbours", args.neighbours, 1),
+    ):
         if value < low:
             raise InputError(f"{flag} must be at least {low}, got {value}")
-    for flag, fvalue in (("--regularization", args.regularization), ("--alpha", args.alpha),
-                         ("--ease-lambda", args.ease_lambda), ("--als-weight", args.als_weight)):
+    for flag, fvalue in (
+        ("--regularization", args.regularization),
+        ("--alpha", args.alpha),
+        ("--ease-lambda", args.ease_lambda),
+        ("--als-weight", args.als_weight),
+    ):
         if fvalue < 0:
             raise InputError(f"{flag} must not be negative, got {fvalue}")
     return TrainConfig(
@@ -156,8 +188,11 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
             with _publisher(settings) as publisher:
                 live, prev = publisher.live_version(), publisher.previous_version()
                 meta = publisher.meta(live) if live else None
-            print(orjson.dumps({"live": live, "previous": prev, "live_meta": meta},
-                               option=orjson.OPT_INDENT_2).decode())
+            print(
+                orjson.dumps(
+                    {"live": live, "previous": prev, "live_meta": meta}, option=orjson.OPT_INDENT_2
+                ).decode()
+            )
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -92,7 +92,9 @@ class CleanReport:
 
     def lines(self) -> list[str]:
         out = [f"rows read: {self.rows_read:,}"]
-        out += [f"  dropped {n:>9,}  {reason.replace('_', ' ')}" for reason, n in self.dropped.items()]
+        out += [
+            f"  dropped {n:>9,}  {reason.replace('_', ' ')}" for reason, n in self.dropped.items()
+        ]
         out.append(f"rows kept: {self.rows_kept:,}")
         return out
 
@@ -197,7 +199,9 @@ def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, Clea
         try:
             pattern = re.compile(rules.non_product_pattern, re.IGNORECASE)
         except re.error as exc:
-            raise InputError(f"bad non-product pattern {rules.non_product_pattern!r}: {exc}") from exc
+            raise InputError(
+                f"bad non-product pattern {rules.non_product_pattern!r}: {exc}"
+            ) from exc
         non_product |= df[ITEM].map(lambda s: pattern.fullmatch(s) is not None).astype(bool)
     drop("non_product", non_product)
     if rules.drop_duplicates:

@@ -49,7 +49,9 @@ def build(frame: pd.DataFrame) -> Interactions:
     return Interactions(items, customers, customer_item, order_item)
 
 
-def weight(matrix: sp.csr_matrix, scheme: Weighting, k1: float = 100.0, b: float = 0.8) -> sp.csr_matrix:
+def weight(
+    matrix: sp.csr_matrix, scheme: Weighting, k1: float = 100.0, b: float = 0.8
+) -> sp.csr_matrix:
     """The confidence matrix ALS sees: presence, counts, or BM25-damped counts."""
     if scheme == "binary":
         out = matrix.copy()

@@ -71,9 +71,7 @@ def _blocks(similarity: Callable[[int, int], np.ndarray], n_items: int, top_n: i
     for start in range(0, n_items, block):
         stop = min(n_items, start + block)
         parts.append(top_n_dense(similarity(start, stop), top_n, start))
-    return Neighbours(
-        np.vstack([p.indices for p in parts]), np.vstack([p.scores for p in parts])
-    )
+    return Neighbours(np.vstack([p.indices for p in parts]), np.vstack([p.scores for p in parts]))
 
 
 def als_cosine(inputs: NeighbourInputs, top_n: int) -> Neighbours:
@@ -117,7 +115,7 @@ def ease_weights(order_item: sp.csr_matrix, lam: float) -> np.ndarray:
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)
     b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
+    return np.asarray(b, dtype=np.float32)
 
 
 def ease(inputs: NeighbourInputs, top_n: int) -> Neighbours:
@@ -146,7 +144,7 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     def block(lo: int, hi: int) -> np.ndarray:
         cos = np.maximum(unit[lo:hi] @ unit.T, 0.0)
         evidence = together[lo:hi].toarray() > 0
-        return b[lo:hi] + inputs.als_weight * scale[lo:hi] * evidence * cos**3
+        return np.asarray(b[lo:hi] + inputs.als_weight * scale[lo:hi] * evidence * cos**3)
 
     return _blocks(block, b.shape[0], top_n)
 

@@ -75,7 +75,9 @@ class TrainResult:
     version: str | None = None
 
 
-def load(path: Path, config: TrainConfig, stages: Stages) -> tuple[pd.DataFrame, ingest.CleanReport]:
+def load(
+    path: Path, config: TrainConfig, stages: Stages
+) -> tuple[pd.DataFrame, ingest.CleanReport]:
     with stages.stage("read"):
         raw = ingest.read_purchases(path, config.columns)
     with stages.stage("clean"):
@@ -88,7 +90,9 @@ def load(path: Path, config: TrainConfig, stages: Stages) -> tuple[pd.DataFrame,
 def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayload:
     """Trains on clean purchase lines and returns everything a version publishes."""
     if config.method not in METHODS:
-        raise InputError(f"unknown neighbour method {config.method!r}; choose from {', '.join(METHODS)}")
+        raise InputError(
+            f"unknown neighbour method {config.method!r}; choose from {', '.join(METHODS)}"
+        )
     with stages.stage("matrices"):
         inter = matrices.build(frame)
         if inter.n_items < 2:

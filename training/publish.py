@@ -9,6 +9,7 @@ the previous one are deleted after a successful switch.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,13 +92,13 @@ class Publisher:
         try:
             yield token
         finally:
-            try:
+            with contextlib.suppress(RedisError):  # else the expiry frees it
                 self._release(keys=[self.layout.lock], args=[token])
-            except RedisError:
-                pass  # the expiry frees it
 
     def _keep_lock(self, token: str) -> None:
-        if not self._call(lambda: self._renew(keys=[self.layout.lock], args=[token, self.lock_ttl_ms])):
+        if not self._call(
+            lambda: self._renew(keys=[self.layout.lock], args=[token, self.lock_ttl_ms])
+        ):
             raise LockedError("publisher lock expired while writing; nothing was switched")
 
     # -- writes ------------------------------------------------------------------------
@@ -112,13 +113,13 @@ class Publisher:
 
     def write(self, payload: ModelPayload, version: str, token: str) -> None:
         """Writes every key of ``version``; the metadata goes last."""
-        L = self.layout
+        keys = self.layout
         n = len(payload.item_ids)
-        self._call(self.client.sadd, L.versions, version)
-        self._call(self.client.set, L.items(version), lay.encode_json(payload.item_ids))
+        self._call(self.client.sadd, keys.versions, version)
+        self._call(self.client.set, keys.items(version), lay.encode_json(payload.item_ids))
         self._call(
             self.client.set,
-            L.popular(version),
+            keys.popular(version),
             lay.encode_pairs(payload.popular_indices, payload.popular_scores),
         )
         for start in range(0, n, _WRITE_BATCH):
@@ -127,17 +128,20 @@ class Publisher:
             for i in range(start, stop):
                 idx, sc = payload.neighbours.row(i)
                 mapping[payload.item_ids[i]] = lay.encode_pairs(idx, sc)
-            self._call(lambda m=mapping: self.client.hset(L.neighbours(version), mapping=m))
+            self._call(lambda m=mapping: self.client.hset(keys.neighbours(version), mapping=m))
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n)
         meta = {**payload.meta, "format": lay.FORMAT_VERSION, "version": version}
-        self._call(self.client.set, L.meta(version), lay.encode_json(meta))
+        self._call(self.client.set, keys.meta(version), lay.encode_json(meta))
 
     def switch(self, version: str, token: str) -> str | None:
-        L = self.layout
+        keys = self.layout
         try:
-            old = self._switch(keys=[L.lock, L.live, L.previous, L.meta(version)], args=[token, version])
+            old = self._switch(
+                keys=[keys.lock, keys.live, keys.previous, keys.meta(version)],
+                args=[token, version],
+            )
         except ResponseError as exc:
             raise LockedError(f"switch refused: {exc}") from exc
         except RedisError as exc:
@@ -146,13 +150,15 @@ class Publisher:
 
     def rollback(self) -> str:
         """Makes the previous version live again (and the current one previous)."""
-        L = self.layout
+        keys = self.layout
         with self.lock() as token:
             previous = self.previous_version()
             if previous is None:
                 raise TrainingError("no previous version to roll back to")
             try:
-                self._rollback(keys=[L.lock, L.live, L.previous, L.meta(previous)], args=[token])
+                self._rollback(
+                    keys=[keys.lock, keys.live, keys.previous, keys.meta(previous)], args=[token]
+                )
             except ResponseError as exc:
                 raise TrainingError(f"rollback refused: {exc}") from exc
             except RedisError as exc:

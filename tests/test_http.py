@@ -1,0 +1,68 @@
+"""Through real HTTP: uvicorn on a port, as the cart widget and the e-mail generator call it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from recsvc.app import create_app
+from recsvc.config import Settings
+from tests.conftest import GROUP_A, free_port
+from training.publish import ModelPayload, Publisher
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_cart_over_http_and_hot_swap(
+    server: str, publisher: Publisher, block_model: ModelPayload
+) -> None:
+    with httpx.Client(base_url=server, timeout=5) as http:
+        assert http.get("/readyz").status_code == 503
+        v1 = publisher.publish(block_model)
+        r = http.post("/v1/recommendations/cart", json={"items": ["A1", "A2"], "k": 3})
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert body["model_version"] == v1
+        assert {s["item_id"] for s in body["cross_sell"]} <= set(GROUP_A) - {"A1", "A2"}
+        v2 = publisher.publish(block_model)
+        assert http.get("/readyz").json()["model_version"] == v2
+        bad = http.post(
+            "/v1/recommendations/cart",
+            content=b"not json",
+            headers={"content-type": "application/json"},
+        )
+        assert bad.status_code == 422 and "error" in bad.json()
+
+
+def test_openapi_documents_the_routes(server: str) -> None:
+    spec = httpx.get(f"{server}/openapi.json", timeout=5).json()
+    for path in (
+        "/v1/recommendations/cart",
+        "/v1/recommendations/history",
+        "/v1/items/{item_id}/similar",
+        "/v1/model",
+        "/healthz",
+        "/readyz",
+    ):
+        assert path in spec["paths"]

@@ -1,0 +1,164 @@
+"""``python -m training``: what it prints, what it publishes, and its exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from recsvc.cli import sample_path
+from recsvc.config import Settings
+from recsvc.layout import Layout
+from tests.conftest import free_port
+from training.cli import main
+from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_REDIS_UNAVAILABLE
+from training.publish import ModelPayload, Publisher
+
+SAMPLE = ["--purchases", str(sample_path()), "--preset", "online-retail"]
+
+
+@pytest.mark.slow
+def test_trains_the_bundled_sample_and_publishes(
+    settings: Settings, publisher: Publisher, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", *SAMPLE], settings) == 0
+    out, err = capsys.readouterr()
+    live = publisher.live_version()
+    assert live is not None and f"version={live}" in out
+    assert "rows_read=59985" in out
+    for reason in ("missing customer", "cancelled order", "non product", "exact duplicate"):
+        assert reason in err
+    for stage in ("read", "clean", "matrices", "als", "neighbours", "publish"):
+        assert f"[{stage}] done" in err
+    meta = publisher.meta(live)
+    assert meta is not None and meta["counts"]["items"] > 2000
+    assert meta["source"]["dropped"]["missing_customer"] == 2000
+
+
+def test_dry_run_publishes_nothing(
+    settings: Settings, publisher: Publisher, tmp_path: Path
+) -> None:
+    csv = tmp_path / "p.csv"
+    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,c\n")
+    assert (
+        main(
+            [
+                "train",
+                "--purchases",
+                str(csv),
+                "--customer-col",
+                "c",
+                "--item-col",
+                "i",
+                "--dry-run",
+            ],
+            settings,
+        )
+        == 0
+    )
+    assert publisher.live_version() is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--purchases", "/nonexistent.csv", "--preset", "online-retail"], "not found"),
+        (["--purchases", "{csv}", "--customer-col", "c", "--item-col", "nope"], "missing column"),
+        (["--purchases", "{csv}", "--item-col", "i"], "customer and item columns"),
+        (
+            [
+                "--purchases",
+                "{csv}",
+                "--customer-col",
+                "c",
+                "--item-col",
+                "i",
+                "--non-product-pattern",
+                ".",
+            ],
+            "no rows left",
+        ),
+        (
+            ["--purchases", "{csv}", "--customer-col", "c", "--item-col", "i", "--factors", "0"],
+            "--factors",
+        ),
+        (
+            [
+                "--purchases",
+                "{csv}",
+                "--customer-col",
+                "c",
+                "--item-col",
+                "i",
+                "--non-product-pattern",
+                "(",
+            ],
+            "bad non-product pattern",
+        ),
+    ],
+)
+def test_bad_input_exits_2_and_publishes_nothing(
+    settings: Settings,
+    publisher: Publisher,
+    block_model: ModelPayload,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    csv = tmp_path / "p.csv"
+    csv.write_text("c,i\n1,a\n1,b\n2,a\n")
+    live = publisher.publish(block_model)
+    code = main(["train", *[a.replace("{csv}", str(csv)) for a in args]], settings)
+    assert code == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert publisher.live_version() == live
+
+
+def test_redis_unreachable_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", data_dir=tmp_path)
+    assert main(["train", *SAMPLE], dead) == EXIT_REDIS_UNAVAILABLE
+    assert "did not answer" in capsys.readouterr().err
+
+
+def test_a_held_lock_exits_4(
+    settings: Settings, client: redis.Redis, layout: Layout, tmp_path: Path
+) -> None:
+    csv = tmp_path / "p.csv"
+    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
+    client.set(layout.lock, "other", px=10_000)
+    code = main(
+        ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i"], settings
+    )
+    assert code == EXIT_LOCKED
+
+
+def test_rollback_and_status(
+    settings: Settings, publisher: Publisher, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "p.csv"
+    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
+    train = ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i"]
+    assert main(["rollback"], settings) == 1
+    assert main(train, settings) == 0
+    first = publisher.live_version()
+    assert main(train, settings) == 0
+    assert main(["rollback"], settings) == 0
+    assert publisher.live_version() == first
+    capsys.readouterr()
+    assert main(["status"], settings) == 0
+    assert f'"live": "{first}"' in capsys.readouterr().out
+
+
+def test_the_module_runs_as_a_program(redis_url: str, layout: Layout, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--purchases", str(tmp_path / "none.csv"),
+         "--customer-col", "c", "--item-col", "i"],
+        capture_output=True, text=True, timeout=120,
+        env={"REDIS_URL": redis_url, "RECSVC_KEY_PREFIX": layout.prefix, "PATH": ""},
+    )  # fmt: skip
+    assert proc.returncode == EXIT_BAD_INPUT
+    assert "error: purchases file not found" in proc.stderr
