@@ -64,6 +64,11 @@ class Stages:
             self.seconds[name] = round(time.perf_counter() - start, 3)
         self.say(f"[{name}] done in {self.seconds[name]:.2f}s")
 
+    @property
+    def interactive(self) -> bool:
+        """Progress bars only on a terminal: cron logs get one line per stage."""
+        return bool(getattr(self.out, "isatty", lambda: False)())
+
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
@@ -103,7 +108,7 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
         f"{inter.order_item.shape[0]:,} orders, {inter.customer_item.nnz:,} customer-item pairs"
     )
     with stages.stage("als"):
-        factors = train_als(confidence, config.als)
+        factors = train_als(confidence, config.als, progress=stages.interactive)
     with stages.stage("neighbours"):
         pop = matrices.popularity(inter)
         method = METHODS[config.method]
