@@ -54,6 +54,9 @@ class Rules:
     """Item indices never to suggest (the cart itself, already bought items)."""
     repurchase_weight: float = 0.0
     """Scores a seed item itself by this times its weight: customers rebuy what they like."""
+    repurchase_bonus: float = 0.0
+    """Added to every seed item's own score (with a repurchase weight above 0): large enough,
+    and everything bought before ranks above items with only neighbour evidence."""
     because_limit: int = 3
 
 
@@ -92,7 +95,9 @@ def _rank_seeds(
     owner_parts = [np.full(s.indices.size, pos, dtype=np.int64) for pos, s in enumerate(seeds)]
     if rules.repurchase_weight > 0:
         idx_parts.append(np.array([s.index for s in seeds], dtype=np.int64))
-        score_parts.append(np.array([s.weight * rules.repurchase_weight for s in seeds]))
+        score_parts.append(
+            np.array([s.weight * rules.repurchase_weight + rules.repurchase_bonus for s in seeds])
+        )
         owner_parts.append(np.arange(len(seeds), dtype=np.int64))
     idx = np.concatenate(idx_parts)
     if idx.size == 0:

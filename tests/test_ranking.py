@@ -88,3 +88,10 @@ def test_recency_weights_halve_per_half_life_from_the_latest_purchase() -> None:
     weights = recency_weights([now, now - timedelta(days=30), None, now - timedelta(days=60)], 30)
     assert weights == [1.0, 0.5, 1.0, 0.25]
     assert recency_weights([None, None], 30) == [1.0, 1.0]
+
+
+def test_repurchase_bonus_ranks_every_bought_item_above_neighbour_evidence() -> None:
+    seeds = [seed("a", {"c": 0.9}, weight=1.0), seed("b", {"c": 0.9}, weight=0.001)]
+    rules = Rules(k=3, repurchase_weight=0.1, repurchase_bonus=10.0)
+    out = rank(seeds, ITEMS, POPULAR, rules)
+    assert [s.item_id for s in out.suggestions] == ["a", "b", "c"]
