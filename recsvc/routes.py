@@ -122,11 +122,13 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> JSO
     view, blobs = await store.neighbours(ids)
     seeds = _seeds(view, ids, [weights[i] for i in ids], blobs)
     bought = {view.index[i] for i in ids if i in view.index}
-    repurchase = float(view.meta.get("serving", {}).get("repurchase_weight", 0.0))
+    serving = view.meta.get("serving", {})
+    repurchase = float(serving.get("repurchase_weight", 0.0))
     rules = Rules(
         k=body.k,
         exclude=bought if body.exclude_purchased else frozenset(),
         repurchase_weight=0.0 if body.exclude_purchased else repurchase,
+        repurchase_bonus=float(serving.get("repurchase_bonus", 0.0)),
         because_limit=settings.because_limit,
     )
     ranking = rank(seeds, view.item_ids, view.popular, rules)

@@ -62,42 +62,19 @@ def test_dry_run_publishes_nothing(
     assert publisher.live_version() is None
 
 
+# The columns of the tiny CSV the bad-input cases write.
+COLS = ["--purchases", "{csv}", "--customer-col", "c", "--item-col", "i"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--purchases", "/nonexistent.csv", "--preset", "online-retail"], "not found"),
         (["--purchases", "{csv}", "--customer-col", "c", "--item-col", "nope"], "missing column"),
         (["--purchases", "{csv}", "--item-col", "i"], "customer and item columns"),
-        (
-            [
-                "--purchases",
-                "{csv}",
-                "--customer-col",
-                "c",
-                "--item-col",
-                "i",
-                "--non-product-pattern",
-                ".",
-            ],
-            "no rows left",
-        ),
-        (
-            ["--purchases", "{csv}", "--customer-col", "c", "--item-col", "i", "--factors", "0"],
-            "--factors",
-        ),
-        (
-            [
-                "--purchases",
-                "{csv}",
-                "--customer-col",
-                "c",
-                "--item-col",
-                "i",
-                "--non-product-pattern",
-                "(",
-            ],
-            "bad non-product pattern",
-        ),
+        ([*COLS, "--non-product-pattern", "."], "no rows left"),
+        ([*COLS, "--factors", "0"], "--factors"),
+        ([*COLS, "--non-product-pattern", "("], "bad non-product pattern"),
     ],
 )
 def test_bad_input_exits_2_and_publishes_nothing(

@@ -129,7 +129,13 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
             "customer_item_pairs": int(inter.customer_item.nnz),
         },
         "params": config.params(),
-        "serving": {"repurchase_weight": repurchase_weight},
+        # Twice a strong neighbour's weight: measured on Online Retail, a bonus at this
+        # scale ranks past purchases first and lifts next-purchase recall above both
+        # past purchases alone and neighbours alone.
+        "serving": {
+            "repurchase_weight": repurchase_weight,
+            "repurchase_bonus": 2.0 * repurchase_weight,
+        },
     }
     if ingest.TIMESTAMP in frame:
         meta["data_period"] = {
