@@ -35,3 +35,8 @@ class UnknownItemError(RecsvcError):
 class BadRequestError(RecsvcError):
     status_code = 422
     code = "invalid_request"
+
+
+class NotFoundError(RecsvcError):
+    status_code = 404
+    code = "not_found"

@@ -81,6 +81,14 @@ class Layout:
         """Hash: item id -> packed (index, score) pairs, best first."""
         return f"{self.model_prefix(version)}neighbours"
 
+    def report(self, version: str) -> str:
+        """JSON: the evaluation report the version was published with (optional)."""
+        return f"{self.model_prefix(version)}report"
+
+    def report_html(self, version: str) -> str:
+        """The same report as one self-contained HTML page (optional)."""
+        return f"{self.model_prefix(version)}report.html"
+
     def fetch_args(self, item_ids: Sequence[str]) -> list[str]:
         """ARGV for ``FETCH_SCRIPT``: the neighbours key around the version, then the ids."""
         head, tail = self.neighbours("\x00").split("\x00")
@@ -92,6 +100,8 @@ class Layout:
             self.items(version),
             self.popular(version),
             self.neighbours(version),
+            self.report(version),
+            self.report_html(version),
         ]
 
 

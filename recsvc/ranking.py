@@ -58,6 +58,10 @@ class Rules:
     """Added to every seed item's own score (with a repurchase weight above 0): large enough,
     and everything bought before ranks above items with only neighbour evidence."""
     because_limit: int = 3
+    negatives: bool = True
+    """Whether negative weights (item i makes j less likely in the same order) count.
+    They help a cart, which is one order; across a history of many orders they only
+    measured as noise, so the history ranking leaves them out."""
 
 
 def rank(
@@ -90,9 +94,16 @@ def _rank_seeds(
 ) -> list[Suggestion]:
     # One vectorised pass, no Python loop per candidate: a cart touches a few hundred
     # (index, score) pairs, and per-pair Python work was most of a request's time.
-    idx_parts = [s.indices for s in seeds]
-    score_parts = [s.scores.astype(np.float64) * s.weight for s in seeds]
-    owner_parts = [np.full(s.indices.size, pos, dtype=np.int64) for pos, s in enumerate(seeds)]
+    if rules.negatives:
+        idx_parts = [s.indices for s in seeds]
+        score_parts = [s.scores.astype(np.float64) * s.weight for s in seeds]
+    else:
+        kept = [s.scores > 0 for s in seeds]
+        idx_parts = [s.indices[k] for s, k in zip(seeds, kept, strict=True)]
+        score_parts = [
+            s.scores[k].astype(np.float64) * s.weight for s, k in zip(seeds, kept, strict=True)
+        ]
+    owner_parts = [np.full(p.size, pos, dtype=np.int64) for pos, p in enumerate(idx_parts)]
     if rules.repurchase_weight > 0:
         idx_parts.append(np.array([s.index for s in seeds], dtype=np.int64))
         score_parts.append(
@@ -117,9 +128,15 @@ def _rank_seeds(
         allowed = allowed[np.argpartition(-totals[allowed], rules.k - 1)[: rules.k]]
     # Highest score first; ties by index keep answers stable across calls.
     chosen = allowed[np.lexsort((candidates[allowed], -totals[allowed]))]
-    # Each chosen candidate's contribution from each seed: (k x entries) @ (entries x seeds).
-    member = inverse[None, :] == chosen[:, None]
-    by_seed = (member * contrib[None, :]) @ (owner[:, None] == np.arange(len(seeds))[None, :])
+    # Each chosen candidate's contribution from each seed, from the entries naming a
+    # chosen candidate only: a one-hot product over all entries and seeds was most of a
+    # long history's time.
+    row_of = np.full(candidates.size, -1, dtype=np.int64)
+    row_of[chosen] = np.arange(chosen.size)
+    rows = row_of[inverse]
+    mine = rows >= 0
+    by_seed = np.zeros((chosen.size, len(seeds)))
+    np.add.at(by_seed, (rows[mine], owner[mine]), contrib[mine])
     order = np.argsort(-by_seed, axis=1, kind="stable")[:, : rules.because_limit]
     seed_indices = {s.index for s in seeds}
     out: list[Suggestion] = []

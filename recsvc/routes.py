@@ -7,14 +7,19 @@ costs far more than the rest of a request here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from recsvc.config import Settings
-from recsvc.errors import NoLiveModelError, StoreUnavailableError, UnknownItemError
+from recsvc.errors import (
+    NoLiveModelError,
+    NotFoundError,
+    StoreUnavailableError,
+    UnknownItemError,
+)
 from recsvc.ranking import Ranking, Rules, Seed, rank, recency_weights
 from recsvc.schemas import (
     MAX_ITEM_ID_LENGTH,
@@ -130,6 +135,7 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> JSO
         repurchase_weight=0.0 if body.exclude_purchased else repurchase,
         repurchase_bonus=float(serving.get("repurchase_bonus", 0.0)),
         because_limit=settings.because_limit,
+        negatives=False,
     )
     ranking = rank(seeds, view.item_ids, view.popular, rules)
     return JSONBytes(
@@ -156,6 +162,8 @@ async def similar_items(
     if blob is None:
         raise UnknownItemError(f"item {item_id!r} is not in model {view.version}")
     indices, scores = decode_neighbours(blob)
+    positive = scores > 0  # negative weights are anti-neighbours, not similar items
+    indices, scores = indices[positive], scores[positive]
     return JSONBytes(
         {
             "model_version": view.version,
@@ -172,6 +180,27 @@ async def similar_items(
 async def model_info(request: Request) -> JSONBytes:
     view = await _store(request).live_view()
     return JSONBytes({"model_version": view.version, **view.meta})
+
+
+@router.get(
+    "/v1/model/report",
+    responses={
+        200: {"content": {"application/json": {}, "text/html": {}}},
+        404: {"model": ErrorResponse},
+        **_ERRORS,
+    },
+    summary="The live model's evaluation report (format=json or html)",
+)
+async def model_report(
+    request: Request,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> Response:
+    version, blob = await _store(request).report(html=format == "html")
+    if blob is None:
+        raise NotFoundError(f"model {version} was published without an evaluation report")
+    if format == "html":
+        return HTMLResponse(blob)
+    return Response(blob, media_type="application/json")
 
 
 @router.get("/healthz", response_class=JSONBytes, summary="Liveness: the process answers")

@@ -73,6 +73,18 @@ class ModelStore:
             raise NoLiveModelError("no model has been published yet")
         return await self._view(version)
 
+    async def report(self, html: bool) -> tuple[str, bytes | None]:
+        """The live version and its evaluation report (JSON, or the HTML page), if stored."""
+        version = await self.live_version()
+        if version is None:
+            raise NoLiveModelError("no model has been published yet")
+        key = self._layout.report_html(version) if html else self._layout.report(version)
+        try:
+            blob = await self._client.get(key)
+        except RedisError as exc:
+            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+        return version, blob if isinstance(blob, bytes) else None
+
     async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[bytes | None]]:
         """The live version and the packed neighbour list of each item (None if unknown)."""
         for _attempt in range(2):

@@ -57,7 +57,16 @@ async def test_trainer_and_service_share_the_embedded_redis(data_dir: Path, tmp_
     async with app.router.lifespan_context(app):
         assert (
             main(
-                ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i"],
+                [
+                    "train",
+                    "--purchases",
+                    str(csv),
+                    "--customer-col",
+                    "c",
+                    "--item-col",
+                    "i",
+                    "--force",
+                ],
                 settings,
             )
             == 0

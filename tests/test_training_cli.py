@@ -54,6 +54,7 @@ def test_dry_run_publishes_nothing(
                 "--item-col",
                 "i",
                 "--dry-run",
+                "--force",  # six undated lines cannot be evaluated
             ],
             settings,
         )
@@ -108,7 +109,8 @@ def test_a_held_lock_exits_4(
     csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
     client.set(layout.lock, "other", px=10_000)
     code = main(
-        ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i"], settings
+        ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i", "--force"],
+        settings,
     )
     assert code == EXIT_LOCKED
 
@@ -118,7 +120,7 @@ def test_rollback_and_status(
 ) -> None:
     csv = tmp_path / "p.csv"
     csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
-    train = ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i"]
+    train = ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i", "--force"]
     assert main(["rollback"], settings) == 1
     assert main(train, settings) == 0
     first = publisher.live_version()

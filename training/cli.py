@@ -13,36 +13,41 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import redis
 
 from recsvc.config import Settings
 from recsvc.embedded import EmbeddedRedisError, redis_url_for
 from recsvc.layout import Layout
-from training import ingest, matrices
+from training import evaluate as ev
+from training import ingest, matrices, workflow
+from training.assessment import assess
 from training.errors import EXIT_OK, InputError, StoreUnavailableError, TrainingError
+from training.gate import GATED, GateRules
 from training.model import AlsParams
-from training.neighbours import DEFAULT_METHOD, METHODS
-from training.pipeline import Stages, TrainConfig, train_and_publish
+from training.neighbours import METHODS
+from training.pipeline import Stages, TrainConfig, load
 from training.publish import Publisher
+from training.report import render_html
+from training.tuning import params_of
+from training.workflow import EvalOptions, GateOptions
+
+COLUMN_NAMES = ("customer", "item", "order", "quantity", "timestamp", "price", "description")
+DEFAULT_TUNE_BUDGET = 120.0
+"""Seconds ``evaluate`` searches parameters for unless told otherwise."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m training",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train on purchase lines and publish a new version")
-    t.add_argument("--purchases", type=Path, required=True, help="CSV(.gz) or Parquet file")
-    t.add_argument(
+def _data_options() -> argparse.ArgumentParser:
+    """Options every command that reads purchases shares: the file, columns, cleaning."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--purchases", type=Path, required=True, help="CSV(.gz) or Parquet file")
+    p.add_argument(
         "--preset", choices=sorted(ingest.PRESETS), help="column mapping of a known export"
     )
-    cols = t.add_argument_group("columns (override the preset)")
-    for name in ("customer", "item", "order", "quantity", "timestamp", "price", "description"):
+    cols = p.add_argument_group("columns (override the preset)")
+    for name in COLUMN_NAMES:
         cols.add_argument(f"--{name}-col", dest=f"{name}_col", metavar="NAME")
-    c = t.add_argument_group("cleaning")
+    c = p.add_argument_group("cleaning")
     c.add_argument(
         "--cancelled-prefix",
         default="C",
@@ -62,33 +67,110 @@ def _parser() -> argparse.ArgumentParser:
         help="an item id that is not a product (repeatable)",
     )
     c.add_argument("--keep-duplicates", action="store_true", help="keep exact duplicate rows")
-    m = t.add_argument_group("model")
-    m.add_argument("--weighting", choices=matrices.WEIGHTINGS, default="bm25")
+    d = TrainConfig
+    m = p.add_argument_group("model (the tuning starts from these)")
+    m.add_argument("--weighting", choices=matrices.WEIGHTINGS, default=d.weighting)
     m.add_argument("--factors", type=int, default=AlsParams.factors)
     m.add_argument("--regularization", type=float, default=AlsParams.regularization)
     m.add_argument("--alpha", type=float, default=AlsParams.alpha)
     m.add_argument("--iterations", type=int, default=AlsParams.iterations)
     m.add_argument("--seed", type=int, default=AlsParams.random_state)
-    m.add_argument("--neighbours", type=int, default=50, help="neighbours kept per item")
+    m.add_argument("--neighbours", type=int, default=d.top_n, help="neighbours kept per item")
     m.add_argument(
-        "--method",
-        choices=sorted(METHODS),
-        default=DEFAULT_METHOD,
-        help="how neighbours are computed",
+        "--method", choices=sorted(METHODS), default=d.method, help="how neighbours are computed"
     )
-    m.add_argument("--ease-lambda", type=float, default=50.0)
-    m.add_argument("--als-weight", type=float, default=0.1)
-    t.add_argument("--dry-run", action="store_true", help="train and report, publish nothing")
+    m.add_argument("--ease-lambda", type=float, default=d.ease_lambda)
+    m.add_argument("--als-weight", type=float, default=d.als_weight)
+    m.add_argument(
+        "--recency-half-life",
+        type=float,
+        default=d.recency_half_life_days,
+        metavar="DAYS",
+        help="orders this many days older count half (0: all alike)",
+    )
+    m.add_argument(
+        "--negatives", type=int, default=d.negatives, help="negative weights kept per item"
+    )
+    m.add_argument(
+        "--repurchase-bonus",
+        type=float,
+        default=d.repurchase_bonus,
+        help="bonus of an item bought before, in strong-neighbour weights",
+    )
+    e = p.add_argument_group("evaluation")
+    e.add_argument(
+        "--cutoff",
+        type=_timestamp,
+        help="test on purchases from this date on (default: the last --test-fraction of time)",
+    )
+    e.add_argument("--test-fraction", type=float, default=0.1)
+    e.add_argument(
+        "--eval-seed", type=int, default=0, help="which cart item is hidden, and trial order"
+    )
+    e.add_argument(
+        "--tune-budget",
+        type=float,
+        metavar="SECONDS",
+        help="time for the parameter search on a validation window (0: no search)",
+    )
+    return p
 
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    data = _data_options()
+    t = sub.add_parser(
+        "train",
+        parents=[data],
+        help="evaluate, gate, and publish a new version (tuning: --tune-budget)",
+    )
+    g = t.add_argument_group("quality gate")
+    g.add_argument(
+        "--force", action="store_true", help="publish even if the gate refuses the candidate"
+    )
+    g.add_argument(
+        "--gate-tolerance",
+        type=float,
+        default=GateRules.tolerance,
+        help="relative drop allowed against the live model's measures",
+    )
+    g.add_argument(
+        "--min-data-ratio",
+        type=float,
+        default=GateRules.min_data_ratio,
+        help="refuse data smaller than this share of the live model's",
+    )
+    t.add_argument("--dry-run", action="store_true", help="train and report, publish nothing")
+    ev = sub.add_parser(
+        "evaluate",
+        parents=[data],
+        help="tune and score against baselines on a temporal holdout; write the report",
+    )
+    ev.add_argument(
+        "--out", type=Path, default=Path("recsvc-report"), help="directory for the report"
+    )
     sub.add_parser("rollback", help="make the previous version live again")
     sub.add_parser("status", help="show the live and previous versions")
     return p
 
 
+def _timestamp(text: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}") from exc
+    return stamp if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
 def _columns(args: argparse.Namespace) -> ingest.Columns:
     base = ingest.PRESETS[args.preset] if args.preset else None
     values: dict[str, str | None] = {}
-    for name in ("customer", "item", "order", "quantity", "timestamp", "price", "description"):
+    for name in COLUMN_NAMES:
         given = getattr(args, f"{name}_col")
         values[name] = given if given else (getattr(base, name) if base else None)
     customer, item = values.pop("customer"), values.pop("item")
@@ -112,6 +194,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         ("--factors", args.factors, 1),
         ("--iterations", args.iterations, 1),
         ("--neighbours", args.neighbours, 1),
+        ("--negatives", args.negatives, 0),
     ):
         if value < low:
             raise InputError(f"{flag} must be at least {low}, got {value}")
@@ -120,6 +203,8 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         ("--alpha", args.alpha),
         ("--ease-lambda", args.ease_lambda),
         ("--als-weight", args.als_weight),
+        ("--recency-half-life", args.recency_half_life),
+        ("--repurchase-bonus", args.repurchase_bonus),
     ):
         if fvalue < 0:
             raise InputError(f"{flag} must not be negative, got {fvalue}")
@@ -137,7 +222,19 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         top_n=args.neighbours,
         ease_lambda=args.ease_lambda,
         als_weight=args.als_weight,
+        recency_half_life_days=args.recency_half_life,
+        negatives=args.negatives,
+        repurchase_bonus=args.repurchase_bonus,
     )
+
+
+def _eval_options(args: argparse.Namespace, default_budget: float) -> EvalOptions:
+    if not 0.0 < args.test_fraction < 1.0:
+        raise InputError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    budget = default_budget if args.tune_budget is None else args.tune_budget
+    if budget < 0:
+        raise InputError(f"--tune-budget must not be negative, got {budget}")
+    return EvalOptions(args.cutoff, args.test_fraction, budget, args.eval_seed)
 
 
 @contextmanager
@@ -159,18 +256,56 @@ def _publisher(settings: Settings) -> Iterator[Publisher]:
 
 def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None:
     config = _config(args)
+    evaluation = _eval_options(args, default_budget=0.0)
+    gating = GateOptions(GateRules(args.gate_tolerance, args.min_data_ratio), args.force)
     if args.dry_run:
-        result = train_and_publish(args.purchases, config, None, stages)
+        result = workflow.train(args.purchases, config, None, stages, evaluation, gating)
     else:
         with _publisher(settings) as publisher:
-            result = train_and_publish(args.purchases, config, publisher, stages)
+            result = workflow.train(args.purchases, config, publisher, stages, evaluation, gating)
     counts = result.payload.meta["counts"]
+    served = result.payload.meta.get("evaluation", {}).get("served", {})
+    measured = " ".join(f"{k}={v:.4f}" for k, v in served.items() if k in GATED)
+    gate_word = "passed" if result.decision.passed else "forced"
     seconds = " ".join(f"{k}={v:.2f}s" for k, v in stages.seconds.items())
     print(
         f"trained: rows_read={result.report.rows_read} rows_kept={result.report.rows_kept} "
-        f"customers={counts['customers']} items={counts['items']} {seconds} "
-        f"version={result.version or '(dry run, not published)'}"
+        f"customers={counts['customers']} items={counts['items']} {measured} "
+        f"gate={gate_word} {seconds} version={result.version or '(dry run, not published)'}"
     )
+
+
+def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
+    config = _config(args)
+    evaluation = _eval_options(args, default_budget=DEFAULT_TUNE_BUDGET)
+    frame, _ = load(args.purchases, config, stages)
+    result = assess(
+        frame,
+        config,
+        stages,
+        cutoff=evaluation.cutoff,
+        test_fraction=evaluation.test_fraction,
+        tune_budget=evaluation.tune_budget,
+        seed=evaluation.seed,
+    )
+    doc = result.report()
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        page = render_html(doc, f"recsvc evaluation ({args.purchases.name})")
+        (args.out / "report.html").write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the report to {args.out}: {exc}") from exc
+    print(ev.table(result.results))
+    print()
+    for c in doc["comparison"].values():
+        verdict = "at least as good" if c["at_least_as_good"] else "WORSE"
+        print(
+            f"{c['label']}: served {c['served']:.4f}, best baseline {c['best_baseline']} "
+            f"{c['best_baseline_value']:.4f} ({c['margin']:+.4f}, {verdict})"
+        )
+    print("parameters: " + " ".join(f"{k}={v}" for k, v in params_of(result.config).items()))
+    print(f"report: {args.out / 'report.html'} and {args.out / 'report.json'}")
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -180,6 +315,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     try:
         if args.command == "train":
             _train(args, settings, stages)
+        elif args.command == "evaluate":
+            _evaluate(args, stages)
         elif args.command == "rollback":
             with _publisher(settings) as publisher:
                 version = publisher.rollback()

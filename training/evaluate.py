@@ -15,27 +15,31 @@ the trainer would publish, so the number measured is the number users get.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from implicit.nearest_neighbours import BM25Recommender
+from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
-from recsvc.ranking import Rules, Seed, rank, recency_weights
+from recsvc.ranking import SOURCE_POPULAR, Ranking, Rules, Seed, rank, recency_weights
 from training import ingest, matrices
 from training.errors import InputError
 from training.model import AlsParams, train_als
 from training.neighbours import Neighbours, ease_weights
+from training.publish import ModelPayload
 
 KS = (1, 5, 10, 20)
 K_MAIN = 10
 CART = "cart"
 NEXT = "next"
 NEXT_NEW = "next_new"
+SERVED = "recsvc (served)"
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,8 @@ class Recommender:
     name: str
     cart: Callable[[list[int]], list[int]]
     history: Callable[[HistoryCase, bool], list[int]]
+    stats: dict[str, int] = field(default_factory=dict)
+    """Counts a recommender may keep: answers, and answers filled from popular items."""
 
 
 def _top(scores: np.ndarray, exclude: Sequence[int]) -> list[int]:
@@ -226,14 +232,22 @@ def served_recommender(
     ids = [str(i) for i in range(n_items)]
     rows = [nb.row(i) for i in range(n_items)]
 
+    stats = {"answers": 0, "filled": 0}
+
     def seeds(items: Sequence[int], weights: Sequence[float]) -> list[Seed]:
         return [Seed(ids[i], i, w, *rows[i]) for i, w in zip(items, weights, strict=True)]
+
+    def count(ranking: Ranking) -> list[int]:
+        stats["answers"] += 1
+        top = ranking.suggestions[:K_MAIN]
+        stats["filled"] += any(s.source == SOURCE_POPULAR for s in top)
+        return [int(s.item_id) for s in ranking.suggestions]
 
     def cart(items: list[int]) -> list[int]:
         ranking = rank(
             seeds(items, [1.0] * len(items)), ids, popular, Rules(k=TOP, exclude=set(items))
         )
-        return [int(s.item_id) for s in ranking.suggestions]
+        return count(ranking)
 
     def history(case: HistoryCase, exclude: bool) -> list[int]:
         rules = Rules(
@@ -241,11 +255,25 @@ def served_recommender(
             exclude=set(case.items) if exclude else set(),
             repurchase_weight=0.0 if exclude else repurchase_weight,
             repurchase_bonus=repurchase_bonus,
+            negatives=False,
         )
-        ranking = rank(seeds(case.items, case.weights), ids, popular, rules)
-        return [int(s.item_id) for s in ranking.suggestions]
+        return count(rank(seeds(case.items, case.weights), ids, popular, rules))
 
-    return Recommender("recsvc (served)", cart, history)
+    return Recommender(SERVED, cart, history, stats)
+
+
+def served_from_payload(payload: ModelPayload, name: str = SERVED) -> Recommender:
+    """The served recommender exactly as a published payload would answer."""
+    serving = payload.meta.get("serving", {})
+    rec = served_recommender(
+        payload.neighbours,
+        payload.popular_indices,
+        len(payload.item_ids),
+        float(serving.get("repurchase_weight", 0.0)),
+        float(serving.get("repurchase_bonus", 0.0)),
+    )
+    rec.name = name
+    return rec
 
 
 @dataclass
@@ -254,6 +282,7 @@ class MethodResult:
     metrics: dict[str, dict[str, float]]
     coverage: dict[str, float]
     fallback_share: float = 0.0
+    """Share of answers whose top 10 needed popular items to fill it (served only)."""
 
 
 def evaluate(rec: Recommender, cases: Cases, with_history_new: bool = True) -> MethodResult:
@@ -271,7 +300,9 @@ def evaluate(rec: Recommender, cases: Cases, with_history_new: bool = True) -> M
         CART: len({i for top in cart_lists for i in top[:K_MAIN]}) / n,
         NEXT: len({i for top in next_lists for i in top[:K_MAIN]}) / n,
     }
-    return MethodResult(rec.name, metrics, coverage)
+    answers = rec.stats.get("answers", 0)
+    filled = rec.stats.get("filled", 0) / answers if answers else 0.0
+    return MethodResult(rec.name, metrics, coverage, filled)
 
 
 def baselines(inter: matrices.Interactions, ease_lambda: float = 50.0) -> list[Recommender]:
@@ -281,7 +312,9 @@ def baselines(inter: matrices.Interactions, ease_lambda: float = 50.0) -> list[R
     counts = np.diag(co).copy()
     inv = 1.0 / np.sqrt(np.maximum(counts, 1.0))
     cosine = co * inv[:, None] * inv[None, :]
-    with threadpool_limits(1, "blas"):
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        # implicit converts its own BM25 output (COO) and warns about it; not our input.
+        warnings.simplefilter("ignore", ParameterWarning)
         knn = BM25Recommender(K=50)
         knn.fit(inter.customer_item, show_progress=False)
     default_als = train_als(

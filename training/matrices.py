@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight
 
-from training.ingest import CUSTOMER, ITEM, ORDER
+from training.ingest import CUSTOMER, ITEM, ORDER, TIMESTAMP
 
 Weighting = Literal["binary", "counts", "bm25"]
 WEIGHTINGS: tuple[Weighting, ...] = ("binary", "counts", "bm25")
@@ -25,6 +25,8 @@ class Interactions:
     """How many distinct orders each customer bought each item in."""
     order_item: sp.csr_matrix
     """1 where the order holds the item."""
+    order_days: np.ndarray | None = None
+    """Per order row: days before the latest order in the data (None without timestamps)."""
 
     @property
     def n_items(self) -> int:
@@ -46,7 +48,22 @@ def build(frame: pd.DataFrame) -> Interactions:
         (ones, (pairs[:, 2], pairs[:, 1])), shape=(customers.size, items.size), dtype=np.float32
     )
     customer_item.sum_duplicates()
-    return Interactions(items, customers, customer_item, order_item)
+    order_days = None
+    if TIMESTAMP in frame:
+        placed = frame.groupby(order_idx)[TIMESTAMP].max().sort_index()
+        order_days = ((placed.max() - placed).dt.total_seconds() / 86400.0).to_numpy(np.float64)
+    return Interactions(items, customers, customer_item, order_item, order_days)
+
+
+def order_weights(inter: Interactions, half_life_days: float) -> np.ndarray | None:
+    """Exponential decay of each order by its age; None when off or without timestamps.
+
+    Shopping is seasonal: on Online Retail, orders of the last few months predict the next
+    weeks better than the same orders a year ago (README, "Choosing the neighbours").
+    """
+    if half_life_days <= 0 or inter.order_days is None:
+        return None
+    return np.asarray(0.5 ** (inter.order_days / half_life_days), dtype=np.float64)
 
 
 def weight(

@@ -1,6 +1,7 @@
-"""The training run: read+clean -> matrices -> ALS -> neighbours -> publish, timed per stage.
+"""The training stages: read+clean -> matrices -> ALS -> neighbours, timed per stage.
 
-``fit`` is free of I/O past reading the frame, so evaluation and tests call it directly.
+``fit`` is free of I/O past reading the frame, so evaluation, tuning and tests call it
+directly; ``training.workflow`` adds the evaluation, the gate and publishing.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,7 +22,7 @@ from training import ingest, matrices
 from training.errors import InputError
 from training.model import AlsParams, train_als
 from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs
-from training.publish import ModelPayload, Publisher
+from training.publish import ModelPayload
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,16 @@ class TrainConfig:
     weighting: matrices.Weighting = "bm25"
     als: AlsParams = field(default_factory=AlsParams)
     method: str = DEFAULT_METHOD
-    top_n: int = 50
+    top_n: int = 100
     popular_n: int = 200
-    ease_lambda: float = 50.0
+    ease_lambda: float = 20.0
     als_weight: float = 0.1
+    recency_half_life_days: float = 90.0
+    """Orders this many days older than the latest count half; 0 counts all orders alike."""
+    negatives: int = 100
+    """Most negative weights kept per item beside the ``top_n`` positive ones."""
+    repurchase_bonus: float = 2.0
+    """The bonus of an item bought before, in units of a strong neighbour's weight."""
 
     def params(self) -> dict[str, Any]:
         return {
@@ -44,6 +51,9 @@ class TrainConfig:
             "top_n": self.top_n,
             "ease_lambda": self.ease_lambda,
             "als_weight": self.als_weight,
+            "recency_half_life_days": self.recency_half_life_days,
+            "negatives": self.negatives,
+            "repurchase_bonus": self.repurchase_bonus,
         }
 
 
@@ -71,13 +81,6 @@ class Stages:
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
-
-
-@dataclass
-class TrainResult:
-    payload: ModelPayload
-    report: ingest.CleanReport
-    version: str | None = None
 
 
 def load(
@@ -113,7 +116,14 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
         pop = matrices.popularity(inter)
         method = METHODS[config.method]
         nb = method(
-            NeighbourInputs(inter.order_item, factors, config.ease_lambda, config.als_weight),
+            NeighbourInputs(
+                inter.order_item,
+                factors,
+                config.ease_lambda,
+                config.als_weight,
+                matrices.order_weights(inter, config.recency_half_life_days),
+                config.negatives,
+            ),
             config.top_n,
         )
         popular = np.argsort(-pop, kind="stable")[: config.popular_n]
@@ -129,12 +139,12 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
             "customer_item_pairs": int(inter.customer_item.nnz),
         },
         "params": config.params(),
-        # Twice a strong neighbour's weight: measured on Online Retail, a bonus at this
-        # scale ranks past purchases first and lifts next-purchase recall above both
-        # past purchases alone and neighbours alone.
+        # A bonus of a few strong neighbours' weight ranks past purchases first: measured
+        # on Online Retail, that lifts next-purchase recall above both past purchases
+        # alone and neighbours alone.
         "serving": {
             "repurchase_weight": repurchase_weight,
-            "repurchase_bonus": 2.0 * repurchase_weight,
+            "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
         },
     }
     if ingest.TIMESTAMP in frame:
@@ -149,17 +159,3 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
         popular_scores=pop[popular].astype(np.float32),
         meta=meta,
     )
-
-
-def train_and_publish(
-    path: Path, config: TrainConfig, publisher: Publisher | None, stages: Stages
-) -> TrainResult:
-    frame, report = load(path, config, stages)
-    payload = fit(frame, config, stages)
-    payload.meta["source"] = {"file": path.name, **asdict(report)}
-    payload.meta["stage_seconds"] = dict(stages.seconds)
-    result = TrainResult(payload, report)
-    if publisher is not None:
-        with stages.stage("publish"):
-            result.version = publisher.publish(payload)
-    return result

@@ -36,6 +36,8 @@ class ModelPayload:
     popular_indices: np.ndarray
     popular_scores: np.ndarray
     meta: dict[str, Any]
+    report: dict[str, Any] | None = None
+    report_html: str | None = None
 
 
 class Publisher:
@@ -132,6 +134,10 @@ class Publisher:
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n)
+        if payload.report is not None:
+            self._call(self.client.set, keys.report(version), lay.encode_json(payload.report))
+        if payload.report_html is not None:
+            self._call(self.client.set, keys.report_html(version), payload.report_html.encode())
         meta = {**payload.meta, "format": lay.FORMAT_VERSION, "version": version}
         self._call(self.client.set, keys.meta(version), lay.encode_json(meta))
 

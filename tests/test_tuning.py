@@ -1,0 +1,50 @@
+"""The parameter search: it sees the training split only, and keeps to its budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.conftest import TEST_CONFIG, grouped_purchases
+from training import evaluate as ev
+from training import pipeline, tuning
+from training.pipeline import Stages, TrainConfig
+
+
+def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = grouped_purchases()
+    split = ev.temporal_split(frame, None, test_fraction=0.2)
+    seen: list[pd.Timestamp] = []
+    real_fit = pipeline.fit
+
+    def spy(train: pd.DataFrame, config: TrainConfig, stages: Stages) -> Any:
+        seen.append(train["timestamp"].max())
+        return real_fit(train, config, stages)
+
+    monkeypatch.setattr(tuning, "fit", spy)
+    result = tuning.tune(split.train, TEST_CONFIG, budget_seconds=2.0, max_trials=3)
+    assert seen and len(seen) == len(result.trials)
+    validation_cutoff = pd.Timestamp(result.validation_cutoff)
+    # Trials fit before the validation cutoff, which lies inside the training split.
+    assert all(t < validation_cutoff for t in seen)
+    assert validation_cutoff < split.cutoff
+
+
+def test_the_budget_bounds_the_search_but_one_trial_always_runs() -> None:
+    frame = grouped_purchases()
+    result = tuning.tune(frame, TEST_CONFIG, budget_seconds=0.0, max_trials=10)
+    assert len(result.trials) == 1
+    assert result.best is result.trials[0]
+    assert result.trials[0].params == tuning.params_of(TEST_CONFIG)
+
+
+def test_a_trial_must_beat_the_given_parameters_clearly_to_be_chosen() -> None:
+    frame = grouped_purchases()
+    result = tuning.tune(frame, TEST_CONFIG, budget_seconds=60.0, max_trials=4, min_gain=10.0)
+    assert len(result.trials) == 4
+    # No trial can score eleven times the first: the given parameters stay.
+    assert result.best is result.trials[0]
+    chosen = tuning.with_params(TEST_CONFIG, result.trials[2].params)
+    assert tuning.params_of(chosen) == result.trials[2].params

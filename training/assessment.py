@@ -1,0 +1,122 @@
+"""Assess a configuration: tune on a validation window, fit before the cutoff, score after.
+
+Both ``python -m training evaluate`` and the quality gate of ``train`` run this, so the
+numbers an operator reads in the report are the numbers the gate decides on.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from training import evaluate as ev
+from training import ingest, matrices, report, tuning
+from training.errors import InputError
+from training.pipeline import Stages, TrainConfig, fit
+
+POPULARITY = "popularity"
+
+
+@dataclass
+class Assessment:
+    config: TrainConfig
+    """The configuration to publish: the given one, or the tuned one."""
+    results: list[ev.MethodResult]
+    tuning: tuning.Tuning | None
+    split: dict[str, Any]
+    seconds: dict[str, float]
+
+    def served(self) -> ev.MethodResult:
+        return next(r for r in self.results if r.name == ev.SERVED)
+
+    def popularity(self) -> ev.MethodResult:
+        return next(r for r in self.results if r.name == POPULARITY)
+
+    def report(self, gate: dict[str, Any] | None = None) -> dict[str, Any]:
+        return report.build(
+            split=self.split,
+            results=self.results,
+            params=self.config.params(),
+            tuning=self.tuning.as_dict() if self.tuning else None,
+            seconds=self.seconds,
+            gate=gate,
+        )
+
+    def evaluation_meta(self) -> dict[str, Any]:
+        """What a published version keeps of its assessment, for the next run's gate."""
+        return {
+            "cutoff": self.split["cutoff"],
+            "served": ev.headline(self.served()),
+            "popularity": ev.headline(self.popularity()),
+            "comparison": report.comparison(self.results),
+            "cases": {"cart": self.split["cart_cases"], "history": self.split["history_cases"]},
+        }
+
+
+def assess(
+    frame: pd.DataFrame,
+    config: TrainConfig,
+    stages: Stages,
+    *,
+    cutoff: pd.Timestamp | None = None,
+    test_fraction: float = 0.1,
+    tune_budget: float = 0.0,
+    seed: int = 0,
+    with_baselines: bool = True,
+) -> Assessment:
+    split = ev.temporal_split(frame, cutoff, test_fraction)
+    tuned: tuning.Tuning | None = None
+    if tune_budget > 0:
+        with stages.stage("tune"):
+            tuned = tuning.tune(
+                split.train,
+                config,
+                tune_budget,
+                test_fraction,
+                seed=seed,
+                on_trial=lambda t: stages.say(
+                    f"  trial {t.number}: score {t.score:.4f} in {t.seconds:.1f}s"
+                ),
+            )
+        if tuned.best is not None:
+            config = tuning.with_params(config, tuned.best.params)
+    with stages.stage("evaluate"):
+        quiet = Stages(io.StringIO())
+        payload = fit(split.train, config, quiet)
+        inter = matrices.build(split.train)
+        cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
+        if not cases.cart and not cases.history:
+            raise InputError(
+                f"nothing to evaluate on: no test order or customer after {split.cutoff} "
+                "involves an item bought before it"
+            )
+        recommenders = [ev.served_from_payload(payload)]
+        if with_baselines:
+            recommenders += ev.baselines(inter)
+        else:
+            pop = matrices.popularity(inter).astype(float)
+            recommenders.append(ev.popularity_recommender(pop))
+        results = []
+        for rec in recommenders:
+            t0 = time.perf_counter()
+            results.append(ev.evaluate(rec, cases))
+            stages.say(f"  {rec.name}: {time.perf_counter() - t0:.1f}s")
+    split_info = {
+        "cutoff": split.cutoff.isoformat(),
+        "train_rows": len(split.train),
+        "test_rows": len(split.test),
+        "train_first": _iso(split.train[ingest.TIMESTAMP].min()),
+        "test_last": _iso(split.test[ingest.TIMESTAMP].max()),
+        "items_ranked": int(inter.n_items),
+        "cart_cases": len(cases.cart),
+        "history_cases": len(cases.history),
+    }
+    return Assessment(config, results, tuned, split_info, dict(stages.seconds))
+
+
+def _iso(value: Any) -> str:
+    return pd.Timestamp(value).isoformat()

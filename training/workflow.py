@@ -1,0 +1,122 @@
+"""The nightly run: read, assess on a holdout (and tune), gate, refit on all data, publish.
+
+Nothing reaches Redis before the gate has passed: a refused or failed run leaves the live
+model exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from training import gate, ingest
+from training.assessment import Assessment, assess
+from training.errors import InputError, RefusedError
+from training.pipeline import Stages, TrainConfig, fit, load
+from training.publish import ModelPayload, Publisher
+from training.report import render_html
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    cutoff: pd.Timestamp | None = None
+    """Test on purchases from here on; None: the last ``test_fraction`` of the time span."""
+    test_fraction: float = 0.1
+    tune_budget: float = 0.0
+    """Seconds for the parameter search; 0 keeps the given parameters."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    rules: gate.GateRules = field(default_factory=gate.GateRules)
+    force: bool = False
+    """Publish even when the gate refuses, or when the candidate cannot be evaluated."""
+
+
+@dataclass
+class TrainResult:
+    payload: ModelPayload
+    report: ingest.CleanReport
+    decision: gate.Decision
+    assessment: Assessment | None
+    version: str | None = None
+
+
+def train(
+    path: Path,
+    config: TrainConfig,
+    publisher: Publisher | None,
+    stages: Stages,
+    evaluation: EvalOptions | None = None,
+    gating: GateOptions | None = None,
+) -> TrainResult:
+    evaluation = evaluation or EvalOptions()
+    gating = gating or GateOptions()
+    frame, clean_report = load(path, config, stages)
+    assessment: Assessment | None = None
+    try:
+        assessment = assess(
+            frame,
+            config,
+            stages,
+            cutoff=evaluation.cutoff,
+            test_fraction=evaluation.test_fraction,
+            tune_budget=evaluation.tune_budget,
+            seed=evaluation.seed,
+        )
+    except InputError as exc:
+        if not gating.force:
+            raise RefusedError(
+                f"the candidate cannot be evaluated ({exc}); --force publishes without the gate"
+            ) from exc
+        stages.say(f"  not evaluated: {exc}")
+        decision = gate.Decision(False, [f"not evaluated: {exc}"])
+    live_meta = None
+    if publisher is not None:
+        live = publisher.live_version()
+        live_meta = publisher.meta(live) if live else None
+    if assessment is not None:
+        measured = assessment.evaluation_meta()
+        decision = gate.check(
+            measured["served"],
+            measured["popularity"],
+            clean_report.rows_kept,
+            live_meta,
+            gating.rules,
+        )
+    for reason in decision.reasons:
+        stages.say(f"  gate: {reason}")
+    if not decision.passed and not gating.force:
+        raise RefusedError("quality gate refused the candidate: " + "; ".join(decision.reasons))
+
+    chosen = assessment.config if assessment else config
+    # The gate judged a model fit before the cutoff; the one served sees every purchase.
+    payload = fit(frame, chosen, stages)
+    gate_meta = {**decision.as_dict(), "forced": not decision.passed}
+    payload.meta["source"] = {
+        "file": path.name,
+        **asdict(clean_report),
+        "rows_kept": clean_report.rows_kept,
+    }
+    payload.meta["gate"] = gate_meta
+    report = None
+    if assessment is not None:
+        payload.meta["evaluation"] = assessment.evaluation_meta()
+        payload.meta["params"]["tuned"] = assessment.tuning is not None
+        report = assessment.report(gate=gate_meta)
+    payload.meta["stage_seconds"] = dict(stages.seconds)
+    payload = replace(
+        payload,
+        report=report,
+        report_html=render_html(report, f"recsvc model evaluation ({path.name})")
+        if report
+        else None,
+    )
+    result = TrainResult(payload, clean_report, decision, assessment)
+    if publisher is not None:
+        with stages.stage("publish"):
+            result.version = publisher.publish(payload)
+    return result
