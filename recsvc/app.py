@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
@@ -14,8 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recsvc import __version__
 from recsvc.config import Settings
 from recsvc.embedded import redis_url_for
-from recsvc.errors import RecsvcError
+from recsvc.errors import RecsvcError, StoreUnavailableError
 from recsvc.layout import Layout
+from recsvc.observability import LOGGER, Metrics, ObservabilityMiddleware, configure_logging
 from recsvc.routes import JSONBytes, router
 from recsvc.store import ModelStore
 
@@ -29,7 +31,17 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONByt
 
 async def _recsvc_error(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, RecsvcError)
+    if isinstance(exc, StoreUnavailableError):
+        request.app.state.metrics.redis_errors.inc()
+        logging.getLogger(LOGGER).warning(
+            "redis unavailable",
+            extra={"fields": {"request_id": _request_id(request), "error": exc.message}},
+        )
     return _error(exc.status_code, exc.code, exc.message)
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONBytes:
@@ -79,6 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONBytes,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
+    logger = configure_logging(settings.log_level)
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=metrics, logger=logger, log=settings.log_requests
+    )
     app.add_exception_handler(RecsvcError, _recsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,17 +1,24 @@
-"""``recsvc``: run the service (``serve``), or train on the bundled sample and serve (``demo``)."""
+"""``recsvc``: serve the live model, train on the bundled sample and serve (``demo``),
+or export suggestions for many customers (``export``)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
 import uvicorn
 
+from recsvc import export
 from recsvc.app import create_app
 from recsvc.config import Settings
+from recsvc.embedded import EmbeddedRedisError
+from recsvc.errors import NoLiveModelError, StoreUnavailableError
+from recsvc.schemas import MAX_K
 
 SAMPLE = "online_retail_sample.csv.gz"
 
@@ -42,7 +49,49 @@ def _serve(settings: Settings) -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    fmt = args.format or ("csv" if args.out.suffix.lower() == ".csv" else "jsonl")
+    if not 1 <= args.k <= MAX_K:
+        print(f"error: -k must be between 1 and {MAX_K}", file=sys.stderr)
+        return 2
+    audience = None
+    if args.audience == "post-purchase":
+        audience = export.Audience(args.days, args.days)
+    elif args.audience == "win-back":
+        audience = export.Audience(args.min_days, args.max_days)
+    if args.customers is not None and not args.customers.is_file():
+        print(f"error: customer file {args.customers} not found", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(
+            export.run(
+                settings,
+                args.out,
+                fmt=fmt,
+                customers=export.iter_ids(args.customers) if args.customers else None,
+                audience=audience,
+                as_of=args.as_of,
+                k=args.k,
+                exclude_purchased=not args.include_purchased,
+                resume=args.resume,
+                progress=sys.stderr,
+            )
+        )
+    except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
+        kept = "; rows written so far are kept, rerun with --resume to go on"
+        print(f"error: {exc}{kept}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"exported: customers={result.written} skipped={result.skipped} "
+        f"seconds={result.seconds:.2f} per_second={result.per_second:.0f} out={args.out}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recsvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
@@ -52,9 +101,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--host", help="default: RECSVC_HOST or 127.0.0.1")
         p.add_argument("--port", type=int, help="default: RECSVC_PORT or 8000")
+    x = sub.add_parser(
+        "export",
+        help="write suggestions for many customers (JSON Lines or CSV), for e-mail",
+        description=export.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = x.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customers", type=Path, help="file of customer ids, one per line")
+    who.add_argument(
+        "--audience",
+        choices=("post-purchase", "win-back"),
+        help="post-purchase: last purchase --days ago; win-back: --min-days ago or more",
+    )
+    x.add_argument("--days", type=int, default=7, help="post-purchase: days since last purchase")
+    x.add_argument("--min-days", type=int, default=30, help="win-back: at least this many days")
+    x.add_argument("--max-days", type=int, help="win-back: at most this many days")
+    x.add_argument(
+        "--as-of", type=date.fromisoformat, help="today for audiences (default: model's last day)"
+    )
+    x.add_argument("--out", type=Path, required=True)
+    x.add_argument("--format", choices=export.FORMATS, help="default: from --out's suffix")
+    x.add_argument("-k", type=int, default=10)
+    x.add_argument(
+        "--include-purchased", action="store_true", help="may suggest items bought before"
+    )
+    x.add_argument("--resume", action="store_true", help="skip customers already in --out")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return _export(args, settings or Settings())
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
+    settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
 
     if args.command == "demo":
         from training.cli import main as train_main

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
+    log_requests: bool = Field(
+        default=True, description="One JSON log line per request, with its request id."
+    )
 
     history_half_life_days: float = Field(
         default=30.0,

@@ -81,6 +81,20 @@ class Layout:
         """Hash: item id -> packed (index, score) pairs, best first."""
         return f"{self.model_prefix(version)}neighbours"
 
+    def customers(self, version: str) -> str:
+        """Hash: customer id -> JSON ``[[item ids, newest first], [days since 1970]]``.
+
+        JSON rather than packed indices so the fetch script can read the item ids and
+        look their neighbour lists up in the same round trip.
+        """
+        return f"{self.model_prefix(version)}customers"
+
+    def customer_fetch_args(self, customer_id: str, extra_items: Sequence[str] = ()) -> list[str]:
+        """ARGV for ``CUSTOMER_FETCH_SCRIPT``."""
+        head, tail = self.neighbours("\x00").split("\x00")
+        customers_tail = self.customers("\x00").split("\x00")[1]
+        return [head, customers_tail, tail, customer_id, *extra_items]
+
     def report(self, version: str) -> str:
         """JSON: the evaluation report the version was published with (optional)."""
         return f"{self.model_prefix(version)}report"
@@ -100,6 +114,7 @@ class Layout:
             self.items(version),
             self.popular(version),
             self.neighbours(version),
+            self.customers(version),
             self.report(version),
             self.report_html(version),
         ]
@@ -160,6 +175,20 @@ if not version then return {false, {}} end
 if #ARGV < 3 then return {version, {}} end
 local key = ARGV[1] .. version .. ARGV[2]
 return {version, redis.call('HMGET', key, unpack(ARGV, 3))}
+"""
+
+# A stored customer's history and its items' neighbour lists, in one round trip.
+# KEYS[1] live pointer; ARGV[1] model key prefix up to the version; ARGV[2] customers
+# hash suffix; ARGV[3] neighbours hash suffix; ARGV[4] customer id.
+# Returns {version, history JSON or false, neighbour lists of the history's items}.
+CUSTOMER_FETCH_SCRIPT = """
+local version = redis.call('GET', KEYS[1])
+if not version then return {false, false, {}} end
+local history = redis.call('HGET', ARGV[1] .. version .. ARGV[2], ARGV[4])
+if not history then return {version, false, {}} end
+local items = cjson.decode(history)[1]
+if #items == 0 then return {version, history, {}} end
+return {version, history, redis.call('HMGET', ARGV[1] .. version .. ARGV[3], unpack(items))}
 """
 
 # Makes a completely written version live, only while the caller still holds the lock:

@@ -6,13 +6,15 @@ costs far more than the rest of a request here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter, ValidationError
 
+from recsvc import recommend as rec
 from recsvc.config import Settings
 from recsvc.errors import (
     NoLiveModelError,
@@ -20,17 +22,23 @@ from recsvc.errors import (
     StoreUnavailableError,
     UnknownItemError,
 )
-from recsvc.ranking import Ranking, Rules, Seed, rank, recency_weights
+from recsvc.observability import Metrics
 from recsvc.schemas import (
+    MAX_CUSTOMER_ID_LENGTH,
     MAX_ITEM_ID_LENGTH,
+    MAX_K,
+    BatchEntry,
+    BatchRequest,
+    BatchResponse,
     CartRequest,
     CartResponse,
+    CustomerResponse,
     ErrorResponse,
     HistoryRequest,
     HistoryResponse,
     SimilarResponse,
 )
-from recsvc.store import ModelStore, ModelView, decode_neighbours
+from recsvc.store import CustomerQuery, ModelStore, decode_neighbours
 
 
 class JSONBytes(Response):
@@ -58,28 +66,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def _seeds(
-    view: ModelView,
-    item_ids: Sequence[str],
-    weights: Sequence[float],
-    blobs: Sequence[bytes | None],
-) -> list[Seed]:
-    seeds = []
-    for item_id, weight, blob in zip(item_ids, weights, blobs, strict=True):
-        if blob is None:
-            continue  # unknown to this model: ignored, as documented
-        indices, scores = decode_neighbours(blob)
-        seeds.append(Seed(item_id, view.index[item_id], weight, indices, scores))
-    return seeds
-
-
-def _suggestions(ranking: Ranking) -> list[dict[str, Any]]:
-    return [
-        {"item_id": s.item_id, "score": s.score, "because": s.because, "source": s.source}
-        for s in ranking.suggestions
-    ]
-
-
 @router.post(
     "/v1/recommendations/cart",
     response_class=JSONBytes,
@@ -88,24 +74,11 @@ def _suggestions(ranking: Ranking) -> list[dict[str, Any]]:
 )
 async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes:
     store, settings = _store(request), _settings(request)
-    lines = body.lines()
-    ids = [line.item_id for line in lines]
+    ids = [line.item_id for line in body.lines()]
     view, blobs = await store.neighbours(ids)
-    seeds = _seeds(view, ids, [1.0] * len(ids), blobs)
-    in_cart = {view.index[i] for i in ids if i in view.index}
-    ranking = rank(
-        seeds,
-        view.item_ids,
-        view.popular,
-        Rules(k=body.k, exclude=in_cart, because_limit=settings.because_limit),
-    )
-    return JSONBytes(
-        {
-            "model_version": view.version,
-            "cross_sell": _suggestions(ranking),
-            "fallback": ranking.fallback,
-        }
-    )
+    ranking = rec.rank_cart(view, settings, ids, blobs, body.k)
+    _count_fallback(request, ranking.fallback)
+    return JSONBytes(rec.render(view, ranking, "cross_sell"))
 
 
 @router.post(
@@ -116,35 +89,92 @@ async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes
 )
 async def history_recommendations(body: HistoryRequest, request: Request) -> JSONBytes:
     store, settings = _store(request), _settings(request)
-    # A repeated item adds up its recency weights: bought often and lately weighs most.
-    weights: dict[str, float] = {}
-    times = [p.purchased_at for p in body.purchases]
-    for purchase, weight in zip(
-        body.purchases, recency_weights(times, settings.history_half_life_days), strict=True
-    ):
-        weights[purchase.item_id] = weights.get(purchase.item_id, 0.0) + weight
-    ids = list(weights)
-    view, blobs = await store.neighbours(ids)
-    seeds = _seeds(view, ids, [weights[i] for i in ids], blobs)
-    bought = {view.index[i] for i in ids if i in view.index}
-    serving = view.meta.get("serving", {})
-    repurchase = float(serving.get("repurchase_weight", 0.0))
-    rules = Rules(
-        k=body.k,
-        exclude=bought if body.exclude_purchased else frozenset(),
-        repurchase_weight=0.0 if body.exclude_purchased else repurchase,
-        repurchase_bonus=float(serving.get("repurchase_bonus", 0.0)),
-        because_limit=settings.because_limit,
-        negatives=False,
+    weights = rec.history_weights(
+        [p.item_id for p in body.purchases],
+        [p.purchased_at for p in body.purchases],
+        settings.history_half_life_days,
     )
-    ranking = rank(seeds, view.item_ids, view.popular, rules)
-    return JSONBytes(
-        {
-            "model_version": view.version,
-            "recommendations": _suggestions(ranking),
-            "fallback": ranking.fallback,
-        }
-    )
+    view, blobs = await store.neighbours(list(weights))
+    ranking = rec.rank_history(view, settings, weights, blobs, body.k, body.exclude_purchased)
+    _count_fallback(request, ranking.fallback)
+    return JSONBytes(rec.render(view, ranking, "recommendations"))
+
+
+@router.get(
+    "/v1/customers/{customer_id}/recommendations",
+    response_class=JSONBytes,
+    responses={200: {"model": CustomerResponse}, **_ERRORS},
+    summary="Suggestions for a customer from their stored purchases",
+)
+async def customer_recommendations(
+    customer_id: Annotated[str, Path(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)],
+    request: Request,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    exclude_purchased: bool = True,
+) -> JSONBytes:
+    store, settings = _store(request), _settings(request)
+    view, (found,) = await store.customers([CustomerQuery(customer_id)])
+    ranking = rec.rank_stored(view, settings, found.history, found.blobs, k, exclude_purchased)
+    _count_fallback(request, ranking.fallback)
+    return JSONBytes(rec.render(view, ranking, "recommendations", customer_id=customer_id))
+
+
+_ENTRY = TypeAdapter(BatchEntry)
+
+
+@router.post(
+    "/v1/recommendations/batch",
+    response_class=JSONBytes,
+    responses={200: {"model": BatchResponse}, **_ERRORS},
+    summary="Many customers or carts in one call, answered in request order",
+)
+async def batch_recommendations(body: BatchRequest, request: Request) -> JSONBytes:
+    store, settings = _store(request), _settings(request)
+    entries: list[BatchEntry | dict[str, Any]] = []
+    for raw in body.requests:
+        try:
+            entries.append(_ENTRY.validate_python(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "entry"
+            entries.append({"code": "invalid_request", "message": f"{where}: {first['msg']}"})
+    queries: list[CustomerQuery | list[str]] = []
+    for entry in entries:
+        if isinstance(entry, BatchEntry):
+            queries.append(
+                CustomerQuery(entry.customer_id) if entry.customer_id else list(entry.items or [])
+            )
+    view, fetched = await store.customers(queries)
+    answers = iter(fetched)
+    results: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, BatchEntry):
+            results.append({"index": index, "error": entry})
+            continue
+        got = next(answers)
+        if entry.customer_id is not None:
+            ranking = rec.rank_stored(
+                view, settings, got.history, got.blobs, body.k, body.exclude_purchased
+            )
+            head: dict[str, Any] = {"index": index, "customer_id": entry.customer_id}
+        else:
+            ranking = rec.rank_cart(view, settings, entry.items or [], got.blobs, body.k)
+            head = {"index": index}
+        _count_fallback(request, ranking.fallback)
+        results.append(
+            {
+                **head,
+                "recommendation_id": rec.new_recommendation_id(),
+                "recommendations": rec.suggestions(ranking),
+                "fallback": ranking.fallback,
+            }
+        )
+    return JSONBytes({"model_version": view.version, "results": results})
+
+
+def _count_fallback(request: Request, fallback: bool) -> None:
+    if fallback:
+        request.app.state.metrics.fallbacks.inc()
 
 
 @router.get(
@@ -201,6 +231,17 @@ async def model_report(
     if format == "html":
         return HTMLResponse(blob)
     return Response(blob, media_type="application/json")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    m: Metrics = request.app.state.metrics
+    try:
+        view = await _store(request).live_view()
+        m.observe_model(view.version, view.meta.get("trained_at"))
+    except (StoreUnavailableError, NoLiveModelError):
+        pass  # the counters are still worth scraping; readiness reports the outage
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", response_class=JSONBytes, summary="Liveness: the process answers")

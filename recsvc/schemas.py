@@ -9,7 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 MAX_K = 100
 MAX_CART_ITEMS = 100
@@ -22,6 +29,17 @@ ItemId = Annotated[
         strip_whitespace=True,
         min_length=1,
         max_length=MAX_ITEM_ID_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    ),
+]
+MAX_BATCH = 1000
+MAX_CUSTOMER_ID_LENGTH = 128
+CustomerId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_CUSTOMER_ID_LENGTH,
         pattern=r"^[^\x00-\x1f\x7f]+$",
     ),
 ]
@@ -71,23 +89,68 @@ class HistoryRequest(_Strict):
     exclude_purchased: bool = True
 
 
+class BatchEntry(_Strict):
+    """One entry of a batch: a stored customer's id, or a cart's item ids."""
+
+    customer_id: CustomerId | None = None
+    items: list[ItemId] | None = Field(default=None, min_length=1, max_length=MAX_CART_ITEMS)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BatchEntry:
+        if (self.customer_id is None) == (self.items is None):
+            raise ValueError("give exactly one of customer_id or items")
+        return self
+
+
+class BatchRequest(_Strict):
+    requests: list[dict[str, object]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description='Each {"customer_id": ...} or {"items": [...]}; validated one by one, '
+        "so one bad entry gets its own error and the rest are answered.",
+    )
+    k: K = 10
+    exclude_purchased: bool = True
+
+
 class SuggestionOut(BaseModel):
     item_id: str
+    position: int = Field(description="1-based rank, for click attribution.")
     score: float
     because: list[str] = Field(description="The input items this suggestion came from.")
     source: str = Field(description="neighbours, repurchase, or popular (filler).")
 
 
 class CartResponse(BaseModel):
+    recommendation_id: str = Field(description="Put it in click URLs to attribute sales.")
     model_version: str
     cross_sell: list[SuggestionOut]
     fallback: bool = Field(description="True when no cart item was known: popular items.")
 
 
 class HistoryResponse(BaseModel):
+    recommendation_id: str
     model_version: str
     recommendations: list[SuggestionOut]
     fallback: bool
+
+
+class CustomerResponse(HistoryResponse):
+    customer_id: str
+
+
+class BatchResult(BaseModel):
+    index: int
+    customer_id: str | None = None
+    recommendation_id: str | None = None
+    recommendations: list[SuggestionOut] | None = None
+    fallback: bool | None = None
+    error: dict[str, object] | None = None
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    results: list[BatchResult]
 
 
 class SimilarOut(BaseModel):

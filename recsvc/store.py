@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
@@ -46,12 +46,45 @@ class ModelView:
         )
 
 
+@dataclass(frozen=True)
+class CustomerQuery:
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class StoredHistory:
+    item_ids: list[str]
+    """Newest first."""
+    days: list[int]
+    """Day of each item's latest purchase, since 1970-01-01 (-1: undated)."""
+
+    @classmethod
+    def decode(cls, blob: bytes) -> StoredHistory:
+        try:
+            items, days = lay.decode_json(blob)
+            return cls([str(i) for i in items], [int(d) for d in days])
+        except (ValueError, TypeError) as exc:
+            raise StoreUnavailableError(f"corrupt stored history: {exc}") from exc
+
+    @property
+    def last_day(self) -> int:
+        return max(self.days, default=-1)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    history: StoredHistory | None
+    blobs: list[bytes | None]
+
+
 class ModelStore:
     def __init__(self, client: aioredis.Redis, layout: lay.Layout) -> None:
         self._client = client
         self._layout = layout
         self._fetch_sha = hashlib.sha1(lay.FETCH_SCRIPT.encode()).hexdigest()
+        self._customer_sha = hashlib.sha1(lay.CUSTOMER_FETCH_SCRIPT.encode()).hexdigest()
         self._views: dict[str, ModelView] = {}
+        self._scripts_loaded = False
         self._load_lock = asyncio.Lock()
 
     async def ping(self) -> None:
@@ -101,6 +134,82 @@ class ModelStore:
                 continue  # two publishes raced past us; read the new pointer again
             return view, list(blobs)
         raise StoreUnavailableError("the live model changed twice during one request")
+
+    async def customers(
+        self, requests: Sequence[CustomerQuery | Sequence[str]]
+    ) -> tuple[ModelView, list[Fetched]]:
+        """Several lookups in one round trip: a stored customer's history, or a cart.
+
+        Each request is a ``CustomerQuery`` or a sequence of item ids; each answer is the
+        history found (None for an unknown customer, or for a cart) and neighbour lists.
+        """
+        if not requests:
+            return await self.live_view(), []
+        for _attempt in range(2):
+            try:
+                replies = await self._pipeline(requests)
+            except RedisError as exc:
+                raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            versions = {r[0] for r in replies}
+            if None in versions:
+                raise NoLiveModelError("no model has been published yet")
+            if len(versions) > 1:
+                continue  # a switch landed between two lookups of the pipeline
+            try:
+                view = await self._view(bytes(replies[0][0]).decode())
+            except _VersionGoneError:
+                continue
+            out = []
+            for reply in replies:
+                if len(reply) == 3:
+                    history = None if reply[1] is None else StoredHistory.decode(reply[1])
+                    out.append(Fetched(history, list(reply[2])))
+                else:
+                    out.append(Fetched(None, list(reply[1])))
+            return view, out
+        raise StoreUnavailableError("the live model changed twice during one request")
+
+    async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
+        try:
+            return await self._run_pipeline(requests)
+        except NoScriptError:
+            self._scripts_loaded = False  # Redis restarted and lost its script cache
+            return await self._run_pipeline(requests)
+
+    async def _run_pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
+        await self._ensure_scripts()
+        live = self._layout.live
+        async with self._client.pipeline(transaction=False) as pipe:
+            for req in requests:
+                if isinstance(req, CustomerQuery):
+                    args = self._layout.customer_fetch_args(req.customer_id)
+                    pipe.evalsha(self._customer_sha, 1, live, *args)
+                else:
+                    pipe.evalsha(self._fetch_sha, 1, live, *self._layout.fetch_args(req))
+            replies = await pipe.execute()
+        # Lua false arrives as None; the script returns 3 parts for a customer, 2 for a cart.
+        return [list(r) for r in replies]
+
+    async def _ensure_scripts(self) -> None:
+        if self._scripts_loaded:
+            return
+        await self._client.script_load(lay.FETCH_SCRIPT)
+        await self._client.script_load(lay.CUSTOMER_FETCH_SCRIPT)
+        self._scripts_loaded = True
+
+    async def scan_customers(self, view: ModelView, count: int = 1000) -> Any:
+        """Every stored customer of ``view``'s version, as (id, history) pairs, in batches."""
+        key = self._layout.customers(view.version)
+        cursor = 0
+        while True:
+            try:
+                cursor, batch = await self._client.hscan(key, cursor, count=count)
+            except RedisError as exc:
+                raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            pairs = cast(dict[bytes, bytes], batch)
+            yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
+            if cursor == 0:
+                return
 
     async def _fetch(self, item_ids: Sequence[str]) -> Any:
         # EVALSHA by hand: redis-py's Script wrapper inspects its arguments on every call,

@@ -32,7 +32,7 @@ def test_every_key_of_a_version_lives_under_its_prefix() -> None:
     layout = lay.Layout("p")
     for key in layout.model_keys("v1"):
         assert key.startswith(layout.model_prefix("v1"))
-    assert len(set(layout.model_keys("v1"))) == 6
+    assert len(set(layout.model_keys("v1"))) == 7
     assert {layout.live, layout.previous, layout.lock, layout.versions}.isdisjoint(
         layout.model_keys("v1")
     )

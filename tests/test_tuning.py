@@ -19,9 +19,9 @@ def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> No
     seen: list[pd.Timestamp] = []
     real_fit = pipeline.fit
 
-    def spy(train: pd.DataFrame, config: TrainConfig, stages: Stages) -> Any:
+    def spy(train: pd.DataFrame, config: TrainConfig, stages: Stages, **kw: bool) -> Any:
         seen.append(train["timestamp"].max())
-        return real_fit(train, config, stages)
+        return real_fit(train, config, stages, **kw)
 
     monkeypatch.setattr(tuning, "fit", spy)
     result = tuning.tune(split.train, TEST_CONFIG, budget_seconds=2.0, max_trials=3)

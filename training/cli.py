@@ -97,6 +97,12 @@ def _data_options() -> argparse.ArgumentParser:
         default=d.repurchase_bonus,
         help="bonus of an item bought before, in strong-neighbour weights",
     )
+    m.add_argument(
+        "--history-items",
+        type=int,
+        default=d.history_items,
+        help="latest distinct items stored per customer for /v1/customers (0: none)",
+    )
     e = p.add_argument_group("evaluation")
     e.add_argument(
         "--cutoff",
@@ -195,6 +201,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         ("--iterations", args.iterations, 1),
         ("--neighbours", args.neighbours, 1),
         ("--negatives", args.negatives, 0),
+        ("--history-items", args.history_items, 0),
     ):
         if value < low:
             raise InputError(f"{flag} must be at least {low}, got {value}")
@@ -225,6 +232,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         recency_half_life_days=args.recency_half_life,
         negatives=args.negatives,
         repurchase_bonus=args.repurchase_bonus,
+        history_items=args.history_items,
     )
 
 

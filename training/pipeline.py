@@ -20,6 +20,7 @@ import pandas as pd
 
 from training import ingest, matrices
 from training.errors import InputError
+from training.histories import recent_items
 from training.model import AlsParams, train_als
 from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs
 from training.publish import ModelPayload
@@ -40,6 +41,8 @@ class TrainConfig:
     """Orders this many days older than the latest count half; 0 counts all orders alike."""
     negatives: int = 100
     """Most negative weights kept per item beside the ``top_n`` positive ones."""
+    history_items: int = 50
+    """Distinct items kept per customer for ``/v1/customers/{id}`` (0: no stored histories)."""
     repurchase_bonus: float = 2.0
     """The bonus of an item bought before, in units of a strong neighbour's weight."""
 
@@ -95,7 +98,9 @@ def load(
     return frame, report
 
 
-def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayload:
+def fit(
+    frame: pd.DataFrame, config: TrainConfig, stages: Stages, with_histories: bool = True
+) -> ModelPayload:
     """Trains on clean purchase lines and returns everything a version publishes."""
     if config.method not in METHODS:
         raise InputError(
@@ -147,6 +152,11 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
             "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
         },
     }
+    histories = {}
+    if with_histories and config.history_items > 0:
+        with stages.stage("histories"):
+            histories = recent_items(frame, config.history_items)
+        meta["customers_stored"] = len(histories)
     if ingest.TIMESTAMP in frame:
         meta["data_period"] = {
             "first": frame[ingest.TIMESTAMP].min().isoformat(),
@@ -158,4 +168,5 @@ def fit(frame: pd.DataFrame, config: TrainConfig, stages: Stages) -> ModelPayloa
         popular_indices=popular,
         popular_scores=pop[popular].astype(np.float32),
         meta=meta,
+        histories=histories,
     )

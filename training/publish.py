@@ -13,7 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ class ModelPayload:
     meta: dict[str, Any]
     report: dict[str, Any] | None = None
     report_html: str | None = None
+    histories: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
+    """Customer id -> (latest distinct items, newest first; the day each was last bought)."""
 
 
 class Publisher:
@@ -134,6 +136,14 @@ class Publisher:
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n)
+        customers = list(payload.histories.items())
+        for start in range(0, len(customers), _WRITE_BATCH):
+            chunk = {
+                customer: lay.encode_json([items, days])
+                for customer, (items, days) in customers[start : start + _WRITE_BATCH]
+            }
+            self._call(lambda m=chunk: self.client.hset(keys.customers(version), mapping=m))
+            self._keep_lock(token)
         if payload.report is not None:
             self._call(self.client.set, keys.report(version), lay.encode_json(payload.report))
         if payload.report_html is not None:

@@ -152,7 +152,7 @@ def tune(
             break
         t0 = time.perf_counter()
         params = draw()
-        payload = fit(split.train, with_params(config, params), quiet)
+        payload = fit(split.train, with_params(config, params), quiet, with_histories=False)
         served = ev.evaluate(ev.served_from_payload(payload), cases)
         headline = ev.headline(served)
         seconds = time.perf_counter() - t0

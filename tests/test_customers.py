@@ -1,0 +1,130 @@
+"""Stored histories, the batch endpoint, attribution ids and /metrics, on a real Redis."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pandas as pd
+
+from tests.conftest import GROUP_A, GROUP_B, block_baskets
+from training.histories import recent_items
+from training.publish import ModelPayload
+
+BATCH = "/v1/recommendations/batch"
+
+
+def test_recent_items_keeps_the_latest_distinct_items_newest_first() -> None:
+    t = pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-02", "2024-01-05"], utc=True)
+    frame = pd.DataFrame(
+        {"customer": ["u", "u", "u", "v"], "item": ["a", "b", "a", "a"], "timestamp": t}
+    )
+    got = recent_items(frame, limit=1)
+    # u bought a twice (latest Jan 2) and b on Jan 3: b is the latest distinct item.
+    assert got["u"] == (["b"], [(t[1] - pd.Timestamp(0, tz="UTC")).days])
+    assert recent_items(frame, limit=5)["u"][0] == ["b", "a"]
+    undated = recent_items(frame.drop(columns="timestamp"), limit=5)
+    assert undated["v"] == (["a"], [-1])
+
+
+def test_the_trained_model_stores_every_customer(block_model: ModelPayload) -> None:
+    customers = set(block_baskets()["customer"])
+    assert set(block_model.histories) == customers
+    items, days = block_model.histories["c0-0"]
+    assert set(items) <= set(GROUP_A) and days == sorted(days, reverse=True)
+
+
+async def test_a_stored_customer_gets_suggestions_without_sending_a_history(
+    api: httpx.AsyncClient, published: str, block_model: ModelPayload
+) -> None:
+    bought = set(block_model.histories["c1-3"][0])
+    r = await api.get("/v1/customers/c1-3/recommendations", params={"k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["customer_id"] == "c1-3" and body["fallback"] is False
+    got = [s["item_id"] for s in body["recommendations"]]
+    learned = [s["item_id"] for s in body["recommendations"] if s["source"] == "neighbours"]
+    # Neighbours of what c1-3 bought are the B items it has not bought; the rest is filler.
+    assert learned and set(learned) <= set(GROUP_B) - bought
+    assert len(got) == 3 and not set(got) & bought
+    again = await api.get(
+        "/v1/customers/c1-3/recommendations", params={"k": 3, "exclude_purchased": "false"}
+    )
+    assert {s["source"] for s in again.json()["recommendations"]} >= {"repurchase"}
+
+
+async def test_an_unknown_customer_gets_popular_items_flagged_as_fallback(
+    api: httpx.AsyncClient, published: str, block_model: ModelPayload
+) -> None:
+    body = (await api.get("/v1/customers/nobody/recommendations", params={"k": 2})).json()
+    assert body["fallback"] is True
+    assert [s["item_id"] for s in body["recommendations"]] == [
+        block_model.item_ids[i] for i in block_model.popular_indices[:2]
+    ]
+
+
+async def test_batch_keeps_request_order_and_isolates_bad_entries(
+    api: httpx.AsyncClient, published: str
+) -> None:
+    entries = [
+        {"customer_id": "c0-1"},
+        {"items": ["B1"]},
+        {"customer_id": "c0-1", "items": ["A1"]},  # both: this entry alone is refused
+        {"customer_id": "nobody"},
+        {"items": []},
+        {"customer_id": "c1-2"},
+    ]
+    r = await api.post(BATCH, json={"requests": entries, "k": 2})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["index"] for x in results] == list(range(6))
+    assert set(i["item_id"] for i in results[0]["recommendations"]) <= set(GROUP_A)
+    assert set(i["item_id"] for i in results[1]["recommendations"]) <= set(GROUP_B)
+    assert "exactly one" in results[2]["error"]["message"]
+    assert results[3]["fallback"] is True and results[3]["customer_id"] == "nobody"
+    assert results[4]["error"]["code"] == "invalid_request"
+    assert set(i["item_id"] for i in results[5]["recommendations"]) <= set(GROUP_B)
+    ids = {x["recommendation_id"] for x in results if "recommendation_id" in x}
+    assert len(ids) == 4  # one per answered entry, all different
+    too_many = await api.post(BATCH, json={"requests": [{"customer_id": "x"}] * 1001})
+    assert too_many.status_code == 422
+
+
+async def test_every_answer_carries_an_id_and_every_suggestion_its_position(
+    api: httpx.AsyncClient, published: str
+) -> None:
+    first = (await api.post("/v1/recommendations/cart", json={"items": ["A1"], "k": 3})).json()
+    second = (await api.post("/v1/recommendations/cart", json={"items": ["A1"], "k": 3})).json()
+    assert re.fullmatch(r"[0-9a-f]{16}", first["recommendation_id"])
+    assert first["recommendation_id"] != second["recommendation_id"]
+    assert [s["position"] for s in first["cross_sell"]] == [1, 2, 3]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_move_when_requests_are_served(
+    api: httpx.AsyncClient, published: str
+) -> None:
+    before = (await api.get("/metrics")).text
+    route = "/v1/recommendations/cart"
+    await api.post(route, json={"items": ["A1"]})
+    await api.post(route, json={"items": ["nope"]})  # a fallback answer
+    await api.post(route, json={"items": []})  # a 422
+    r = await api.get("/metrics", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    after = r.text
+    assert metric(after, "recsvc_responses_total", route=route, status="200") == (
+        metric(before, "recsvc_responses_total", route=route, status="200") + 2
+    )
+    assert metric(after, "recsvc_responses_total", route=route, status="422") >= 1
+    assert metric(after, "recsvc_request_duration_seconds_count", route=route) >= 3
+    assert metric(after, "recsvc_fallback_answers_total") >= 1 + metric(
+        before, "recsvc_fallback_answers_total"
+    )
+    assert metric(after, "recsvc_model_info", version=published) == 1.0
+    assert metric(after, "recsvc_model_age_seconds") > 0
