@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,3 +47,8 @@ class Settings(BaseSettings):
         description="A purchase this many days older than the latest weighs half as much.",
     )
     because_limit: int = Field(default=3, ge=1, le=20)
+
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the admin API (stock, prices); unset disables it.",
+    )
