@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsvc.merch import MerchRules
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "recsvc"
@@ -47,6 +49,14 @@ class Settings(BaseSettings):
         description="A purchase this many days older than the latest weighs half as much.",
     )
     because_limit: int = Field(default=3, ge=1, le=20)
+
+    default_rules: MerchRules = Field(
+        default_factory=MerchRules,
+        description="Merchandising rules every request starts from (JSON in the environment).",
+    )
+    upsell_k: int = Field(default=3, ge=0, le=20, description="Upsell suggestions per cart.")
+    upsell_min_ratio: float = Field(default=1.05, gt=0)
+    upsell_max_ratio: float = Field(default=2.0, gt=0)
 
     admin_token: SecretStr | None = Field(
         default=None,

@@ -6,8 +6,9 @@ reason). Everything a model version owns lives under ``{prefix}:model:{version}:
 single key ``{prefix}:live`` names the version being served, so switching models is one
 atomic write and a reader never sees a half-written or mixed model.
 
-Neighbour lists are packed little-endian ``(uint32 index, float32 score)`` pairs, one hash
-field per item: 8 bytes a neighbour, decoded with one ``numpy.frombuffer`` and no parsing.
+Neighbour lists are packed little-endian ``(uint32 index, float32 score, uint32 count)``
+triples, one hash field per item: 12 bytes a neighbour, decoded with one
+``numpy.frombuffer`` and no parsing.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-FORMAT_VERSION = 1
-"""Bumped whenever an encoding below changes; readers refuse a format they do not know."""
+FORMAT_VERSION = 2
+"""Bumped whenever an encoding below changes; readers refuse a format they do not know.
+2: neighbour lists carry an evidence count; catalog, alternatives and stock keys."""
 
-NEIGHBOUR_DTYPE = np.dtype([("index", "<u4"), ("score", "<f4")])
+NEIGHBOUR_DTYPE = np.dtype([("index", "<u4"), ("score", "<f4"), ("count", "<u4")])
+"""One neighbour: its item index, its weight, and the evidence behind it (orders bought
+together for a complement, customers shared for an alternative)."""
 
 Blob = bytes
 IntArray = npt.NDArray[np.int64]
@@ -81,6 +85,25 @@ class Layout:
         """Hash: item id -> packed (index, score) pairs, best first."""
         return f"{self.model_prefix(version)}neighbours"
 
+    def alternatives(self, version: str) -> str:
+        """Hash: item id -> packed alternatives (bought by similar customers, seldom
+        together), best first; the upsell slot picks the pricier ones."""
+        return f"{self.model_prefix(version)}alternatives"
+
+    def catalog(self, version: str) -> str:
+        """JSON array aligned with ``items``: title, category, price, available, extras."""
+        return f"{self.model_prefix(version)}catalog"
+
+    def stock(self, version: str) -> str:
+        """Hash: item id -> JSON ``{"available": bool, "price": float}`` set by the admin
+        API; overrides the catalog until the next version (which re-reads the catalog)."""
+        return f"{self.model_prefix(version)}stock"
+
+    def stock_epoch(self, version: str) -> str:
+        """Counter bumped on every stock change, read with each request's lists, so a
+        change is seen by the next request without re-reading the stock hash each time."""
+        return f"{self.model_prefix(version)}stock_epoch"
+
     def customers(self, version: str) -> str:
         """Hash: customer id -> JSON ``[[item ids, newest first], [days since 1970]]``.
 
@@ -89,11 +112,19 @@ class Layout:
         """
         return f"{self.model_prefix(version)}customers"
 
-    def customer_fetch_args(self, customer_id: str, extra_items: Sequence[str] = ()) -> list[str]:
+    def _suffix(self, key: str) -> str:
+        return key.split("\x00")[1]
+
+    def customer_fetch_args(self, customer_id: str) -> list[str]:
         """ARGV for ``CUSTOMER_FETCH_SCRIPT``."""
-        head, tail = self.neighbours("\x00").split("\x00")
-        customers_tail = self.customers("\x00").split("\x00")[1]
-        return [head, customers_tail, tail, customer_id, *extra_items]
+        v = "\x00"
+        return [
+            self.model_prefix(v).split(v)[0],
+            self._suffix(self.customers(v)),
+            self._suffix(self.neighbours(v)),
+            self._suffix(self.stock_epoch(v)),
+            customer_id,
+        ]
 
     def report(self, version: str) -> str:
         """JSON: the evaluation report the version was published with (optional)."""
@@ -103,10 +134,16 @@ class Layout:
         """The same report as one self-contained HTML page (optional)."""
         return f"{self.model_prefix(version)}report.html"
 
-    def fetch_args(self, item_ids: Sequence[str]) -> list[str]:
-        """ARGV for ``FETCH_SCRIPT``: the neighbours key around the version, then the ids."""
-        head, tail = self.neighbours("\x00").split("\x00")
-        return [head, tail, *item_ids]
+    def fetch_args(self, item_ids: Sequence[str], alternatives: bool = False) -> list[str]:
+        """ARGV for ``FETCH_SCRIPT``: key parts around the version, then the ids."""
+        v = "\x00"
+        return [
+            self.model_prefix(v).split(v)[0],
+            self._suffix(self.neighbours(v)),
+            self._suffix(self.alternatives(v)) if alternatives else "",
+            self._suffix(self.stock_epoch(v)),
+            *item_ids,
+        ]
 
     def model_keys(self, version: str) -> list[str]:
         return [
@@ -114,6 +151,10 @@ class Layout:
             self.items(version),
             self.popular(version),
             self.neighbours(version),
+            self.alternatives(version),
+            self.catalog(version),
+            self.stock(version),
+            self.stock_epoch(version),
             self.customers(version),
             self.report(version),
             self.report_html(version),
@@ -126,9 +167,12 @@ def new_version(now: datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def encode_pairs(indices: npt.ArrayLike, scores: npt.ArrayLike) -> Blob:
+def encode_pairs(
+    indices: npt.ArrayLike, scores: npt.ArrayLike, counts: npt.ArrayLike | None = None
+) -> Blob:
     idx = np.asarray(indices)
     sc = np.asarray(scores)
+    cnt = np.zeros(idx.shape, np.int64) if counts is None else np.asarray(counts)
     if idx.shape != sc.shape or idx.ndim != 1:
         raise ValueError("indices and scores must be 1-d arrays of the same length")
     if idx.size and (idx.min() < 0 or idx.max() > np.iinfo(np.uint32).max):
@@ -136,14 +180,25 @@ def encode_pairs(indices: npt.ArrayLike, scores: npt.ArrayLike) -> Blob:
     packed = np.empty(idx.size, dtype=NEIGHBOUR_DTYPE)
     packed["index"] = idx
     packed["score"] = sc
+    packed["count"] = np.clip(cnt, 0, np.iinfo(np.uint32).max)
     return packed.tobytes()
 
 
-def decode_pairs(blob: bytes) -> tuple[IntArray, FloatArray]:
+def decode_lists(blob: bytes) -> tuple[IntArray, FloatArray, IntArray]:
+    """Indices, scores and evidence counts of one packed list."""
     if len(blob) % NEIGHBOUR_DTYPE.itemsize:
-        raise ValueError(f"packed pairs must be a multiple of {NEIGHBOUR_DTYPE.itemsize} bytes")
+        raise ValueError(f"packed lists must be a multiple of {NEIGHBOUR_DTYPE.itemsize} bytes")
     packed = np.frombuffer(blob, dtype=NEIGHBOUR_DTYPE)
-    return packed["index"].astype(np.int64), packed["score"].astype(np.float32)
+    return (
+        packed["index"].astype(np.int64),
+        packed["score"].astype(np.float32),
+        packed["count"].astype(np.int64),
+    )
+
+
+def decode_pairs(blob: bytes) -> tuple[IntArray, FloatArray]:
+    idx, sc, _ = decode_lists(blob)
+    return idx, sc
 
 
 def encode_json(value: Any) -> Blob:
@@ -164,31 +219,37 @@ def check_format(meta: dict[str, Any]) -> None:
         raise UnknownFormatError(f"model format {found!r}, this build reads {FORMAT_VERSION}")
 
 
-# Reads the version pointer and the neighbour lists of the requested items in one round
-# trip. Running as a script makes it atomic: the lists come from the version returned,
-# even while a trainer switches the pointer or deletes an old version.
-# KEYS[1] live pointer; ARGV[1] model key prefix up to the version; ARGV[2] hash suffix;
-# ARGV[3..] item ids.
+# Reads the version pointer, the stock epoch and the lists of the requested items in one
+# round trip. Running as a script makes it atomic: the lists come from the version
+# returned, even while a trainer switches the pointer or deletes an old version.
+# KEYS[1] live pointer; ARGV[1] key prefix up to the version; ARGV[2] neighbours suffix;
+# ARGV[3] alternatives suffix ('' for none); ARGV[4] stock epoch suffix; ARGV[5..] ids.
 FETCH_SCRIPT = """
 local version = redis.call('GET', KEYS[1])
-if not version then return {false, {}} end
-if #ARGV < 3 then return {version, {}} end
-local key = ARGV[1] .. version .. ARGV[2]
-return {version, redis.call('HMGET', key, unpack(ARGV, 3))}
+if not version then return {false, false, {}, {}} end
+local base = ARGV[1] .. version
+local epoch = redis.call('GET', base .. ARGV[4])
+if #ARGV < 5 then return {version, epoch, {}, {}} end
+local ids = {unpack(ARGV, 5)}
+local alts = {}
+if ARGV[3] ~= '' then alts = redis.call('HMGET', base .. ARGV[3], unpack(ids)) end
+return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts}
 """
 
 # A stored customer's history and its items' neighbour lists, in one round trip.
-# KEYS[1] live pointer; ARGV[1] model key prefix up to the version; ARGV[2] customers
-# hash suffix; ARGV[3] neighbours hash suffix; ARGV[4] customer id.
-# Returns {version, history JSON or false, neighbour lists of the history's items}.
+# KEYS[1] live pointer; ARGV[1] key prefix up to the version; ARGV[2] customers suffix;
+# ARGV[3] neighbours suffix; ARGV[4] stock epoch suffix; ARGV[5] customer id.
+# Returns {version, epoch, history JSON or false, neighbour lists of the history's items}.
 CUSTOMER_FETCH_SCRIPT = """
 local version = redis.call('GET', KEYS[1])
-if not version then return {false, false, {}} end
-local history = redis.call('HGET', ARGV[1] .. version .. ARGV[2], ARGV[4])
-if not history then return {version, false, {}} end
+if not version then return {false, false, false, {}} end
+local base = ARGV[1] .. version
+local epoch = redis.call('GET', base .. ARGV[4])
+local history = redis.call('HGET', base .. ARGV[2], ARGV[5])
+if not history then return {version, epoch, false, {}} end
 local items = cjson.decode(history)[1]
-if #items == 0 then return {version, history, {}} end
-return {version, history, redis.call('HMGET', ARGV[1] .. version .. ARGV[3], unpack(items))}
+if #items == 0 then return {version, epoch, history, {}} end
+return {version, epoch, history, redis.call('HMGET', base .. ARGV[3], unpack(items))}
 """
 
 # Makes a completely written version live, only while the caller still holds the lock:

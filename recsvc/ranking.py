@@ -6,7 +6,7 @@ its time in one vectorised pass.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,10 +15,13 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
 
 SOURCE_NEIGHBOURS = "neighbours"
 SOURCE_REPURCHASE = "repurchase"
 SOURCE_POPULAR = "popular"
+SOURCE_PINNED = "pinned"
+SOURCE_ALTERNATIVES = "alternatives"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Seed:
     weight: float
     indices: IntArray
     scores: FloatArray
+    counts: IntArray | None = None
+    """Evidence per neighbour (orders bought together); None when not known."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class Suggestion:
     score: float
     because: tuple[str, ...]
     source: str
+    evidence: int = 0
+    """The count behind the strongest ``because`` seed: orders bought together with it."""
+    boosted: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,15 @@ class Rules:
     """Whether negative weights (item i makes j less likely in the same order) count.
     They help a cart, which is one order; across a history of many orders they only
     measured as noise, so the history ranking leaves them out."""
+    allowed: BoolArray | None = None
+    """Per item: may it be suggested at all (in stock, passes the merchandising filters)."""
+    category: IntArray | None = None
+    """Per item: a category code (-1: none), for ``max_per_category``."""
+    max_per_category: int | None = None
+    boost: Mapping[int, float] = field(default_factory=dict)
+    """Item index -> score factor, for a campaign; boosted suggestions are marked."""
+    pins: Sequence[int] = ()
+    """Item indices placed first, in this order, marked as pinned (when allowed)."""
 
 
 def rank(
@@ -72,18 +89,52 @@ def rank(
 ) -> Ranking:
     """Ranks candidates by the weighted sum of their similarity to every seed.
 
-    Each suggestion names the seeds that contributed most (``because``). When the seeds
-    yield fewer than ``k`` candidates the rest are popular items, so a caller always gets
-    ``k`` answers while the catalog allows it.
+    Each suggestion names the seeds that contributed most (``because``). Pinned items come
+    first; when the seeds yield fewer than ``k`` candidates that pass the rules, the rest
+    are popular items that pass them, so a caller gets ``k`` answers while the catalog
+    allows it.
     """
     exclude = set(rules.exclude)
-    chosen: list[Suggestion] = []
+    picker = _Picker(rules, exclude, item_ids)
+    for index in rules.pins:
+        picker.offer(index, Suggestion(item_ids[index], 0.0, (), SOURCE_PINNED))
     if seeds:
-        chosen = _rank_seeds(seeds, item_ids, exclude, rules)
-    if len(chosen) < rules.k:
-        taken = {s.item_id for s in chosen}
-        chosen.extend(_popular_fill(popular, item_ids, exclude, taken, rules.k - len(chosen)))
-    return Ranking(suggestions=tuple(chosen), fallback=not seeds)
+        for suggestion, index in _rank_seeds(seeds, item_ids, exclude, rules):
+            if picker.full():
+                break
+            picker.offer(index, suggestion)
+    if not picker.full():
+        _popular_fill(popular, item_ids, picker)
+    return Ranking(suggestions=tuple(picker.chosen), fallback=not seeds)
+
+
+class _Picker:
+    """Takes suggestions in order while they pass the rules, up to k."""
+
+    def __init__(self, rules: Rules, exclude: set[int], item_ids: Sequence[str]) -> None:
+        self.rules = rules
+        self.exclude = exclude
+        self.taken: set[int] = set()
+        self.per_category: dict[int, int] = {}
+        self.chosen: list[Suggestion] = []
+
+    def full(self) -> bool:
+        return len(self.chosen) >= self.rules.k
+
+    def offer(self, index: int, suggestion: Suggestion) -> bool:
+        rules = self.rules
+        if self.full() or index in self.taken or index in self.exclude:
+            return False
+        if rules.allowed is not None and not rules.allowed[index]:
+            return False
+        cat = -1 if rules.category is None else int(rules.category[index])
+        if rules.max_per_category is not None and cat >= 0:
+            if self.per_category.get(cat, 0) >= rules.max_per_category:
+                return False
+            self.per_category[cat] = self.per_category.get(cat, 0) + 1
+        self.taken.add(index)
+        self.chosen.append(suggestion)
+        return True
 
 
 def _rank_seeds(
@@ -91,29 +142,36 @@ def _rank_seeds(
     item_ids: Sequence[str],
     exclude: set[int],
     rules: Rules,
-) -> list[Suggestion]:
+) -> list[tuple[Suggestion, int]]:
     # One vectorised pass, no Python loop per candidate: a cart touches a few hundred
     # (index, score) pairs, and per-pair Python work was most of a request's time.
+    def counts_of(s: Seed) -> IntArray:
+        return s.counts if s.counts is not None else np.zeros(s.indices.size, np.int64)
+
     if rules.negatives:
         idx_parts = [s.indices for s in seeds]
         score_parts = [s.scores.astype(np.float64) * s.weight for s in seeds]
+        count_parts = [counts_of(s) for s in seeds]
     else:
         kept = [s.scores > 0 for s in seeds]
         idx_parts = [s.indices[k] for s, k in zip(seeds, kept, strict=True)]
         score_parts = [
             s.scores[k].astype(np.float64) * s.weight for s, k in zip(seeds, kept, strict=True)
         ]
+        count_parts = [counts_of(s)[k] for s, k in zip(seeds, kept, strict=True)]
     owner_parts = [np.full(p.size, pos, dtype=np.int64) for pos, p in enumerate(idx_parts)]
     if rules.repurchase_weight > 0:
         idx_parts.append(np.array([s.index for s in seeds], dtype=np.int64))
         score_parts.append(
             np.array([s.weight * rules.repurchase_weight + rules.repurchase_bonus for s in seeds])
         )
+        count_parts.append(np.zeros(len(seeds), np.int64))
         owner_parts.append(np.arange(len(seeds), dtype=np.int64))
     idx = np.concatenate(idx_parts)
     if idx.size == 0:
         return []
     contrib = np.concatenate(score_parts)
+    counts = np.concatenate(count_parts)
     owner = np.concatenate(owner_parts)
     candidates, inverse = np.unique(idx, return_inverse=True)
     totals = np.bincount(inverse, weights=contrib, minlength=candidates.size)
@@ -123,9 +181,21 @@ def _rank_seeds(
         hit = at < candidates.size
         at = at[hit][candidates[at[hit]] == banned[hit]]
         totals[at] = 0.0
+    if rules.allowed is not None:
+        totals[~rules.allowed[candidates]] = 0.0
+    boosted = np.zeros(candidates.size, dtype=bool)
+    for index, factor in rules.boost.items():
+        at_one = int(np.searchsorted(candidates, index))
+        if at_one < candidates.size and candidates[at_one] == index and totals[at_one] > 0:
+            totals[at_one] *= factor
+            boosted[at_one] = True
     allowed = np.flatnonzero(totals > 0)
-    if allowed.size > rules.k:
-        allowed = allowed[np.argpartition(-totals[allowed], rules.k - 1)[: rules.k]]
+    # Room for what the category cap will skip; without a cap exactly k are needed.
+    room = rules.k + len(rules.pins)
+    if rules.max_per_category is not None:
+        room *= 4
+    if allowed.size > room:
+        allowed = allowed[np.argpartition(-totals[allowed], room - 1)[:room]]
     # Highest score first; ties by index keep answers stable across calls.
     chosen = allowed[np.lexsort((candidates[allowed], -totals[allowed]))]
     # Each chosen candidate's contribution from each seed, from the entries naming a
@@ -137,45 +207,132 @@ def _rank_seeds(
     mine = rows >= 0
     by_seed = np.zeros((chosen.size, len(seeds)))
     np.add.at(by_seed, (rows[mine], owner[mine]), contrib[mine])
+    count_by_seed = np.zeros((chosen.size, len(seeds)), dtype=np.int64)
+    np.maximum.at(count_by_seed, (rows[mine], owner[mine]), counts[mine])
     order = np.argsort(-by_seed, axis=1, kind="stable")[:, : rules.because_limit]
     seed_indices = {s.index for s in seeds}
-    out: list[Suggestion] = []
+    out: list[tuple[Suggestion, int]] = []
     for row, (pos, j) in enumerate(zip(chosen.tolist(), candidates[chosen].tolist(), strict=True)):
-        because = tuple(seeds[o].item_id for o in order[row].tolist() if by_seed[row, o] > 0)
+        because_at = [o for o in order[row].tolist() if by_seed[row, o] > 0]
         out.append(
-            Suggestion(
-                item_id=item_ids[j],
-                score=float(totals[pos]),
-                because=because,
-                source=SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS,
+            (
+                Suggestion(
+                    item_id=item_ids[j],
+                    score=float(totals[pos]),
+                    because=tuple(seeds[o].item_id for o in because_at),
+                    source=SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS,
+                    evidence=int(count_by_seed[row, because_at[0]]) if because_at else 0,
+                    boosted=bool(boosted[pos]),
+                ),
+                j,
             )
         )
     return out
 
 
-def _popular_fill(
-    popular: IntArray,
-    item_ids: Sequence[str],
-    exclude: set[int],
-    taken: set[str],
-    wanted: int,
-) -> list[Suggestion]:
-    out: list[Suggestion] = []
+def _popular_fill(popular: IntArray, item_ids: Sequence[str], picker: _Picker) -> None:
     for rank_pos, index in enumerate(popular.tolist()):
-        if len(out) == wanted:
+        if picker.full():
             break
-        item_id = item_ids[index]
-        if index in exclude or item_id in taken:
-            continue
         # Popular items score below every neighbour-based one, in popularity order.
-        out.append(
+        picker.offer(
+            index,
             Suggestion(
-                item_id=item_id,
+                item_id=item_ids[index],
                 score=0.0 - rank_pos * 1e-9,
                 because=(),
                 source=SOURCE_POPULAR,
-            )
+            ),
         )
+
+
+# -- upsell -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upsell:
+    item_id: str
+    score: float
+    upgrades: str
+    """The cart item this is a pricier alternative to."""
+    price_difference: float
+    evidence: int
+    """Customers who bought both."""
+    source: str = SOURCE_ALTERNATIVES
+
+
+@dataclass(frozen=True)
+class PriceBand:
+    low: float = 1.05
+    high: float = 2.0
+
+
+def upsell(
+    sources: Sequence[Seed],
+    item_ids: Sequence[str],
+    popular: IntArray,
+    price: npt.NDArray[np.float64],
+    rules: Rules,
+    band: PriceBand,
+    margin: npt.NDArray[np.float64] | None = None,
+) -> list[Upsell]:
+    """For each cart item, its alternatives priced within the band above it.
+
+    ``sources`` are the cart items with their alternative lists. Same category only, when
+    both items have one; ranked by closeness, times (1 + margin) when the catalog gives a
+    margin. Each entry names the item it upgrades and the price difference. When no
+    alternative qualifies, popular items in the band of a cart item fill in (``popular``
+    source, for the response's fallback mark).
+    """
+    category = rules.category
+    best: dict[int, Upsell] = {}
+    for src in sources:
+        base = float(price[src.index])
+        if not base > 0 or not np.isfinite(base):
+            continue
+        idx, sc = src.indices, src.scores.astype(np.float64)
+        counts = src.counts if src.counts is not None else np.zeros(idx.size, np.int64)
+        p = price[idx]
+        ok = (sc > 0) & (p >= band.low * base) & (p <= band.high * base)
+        if category is not None and category[src.index] >= 0:
+            ok &= (category[idx] == category[src.index]) | (category[idx] < 0)
+        for j, score, count in zip(
+            idx[ok].tolist(), sc[ok].tolist(), counts[ok].tolist(), strict=True
+        ):
+            if margin is not None and np.isfinite(margin[j]):
+                score *= 1.0 + max(float(margin[j]), 0.0)
+            if j not in best or score > best[j].score:
+                best[j] = Upsell(
+                    item_ids[j], score, src.item_id, float(price[j]) - base, int(count)
+                )
+    picker = _Picker(rules, set(rules.exclude), item_ids)
+    out: list[Upsell] = []
+    for j, entry in sorted(best.items(), key=lambda kv: (-kv[1].score, kv[0])):
+        if picker.offer(j, Suggestion(entry.item_id, entry.score, (), SOURCE_ALTERNATIVES)):
+            out.append(entry)
+    if picker.full():
+        return out
+    for rank_pos, j in enumerate(popular.tolist()):
+        if picker.full():
+            break
+        for src in sources:
+            base = float(price[src.index])
+            if not base > 0 or not band.low * base <= price[j] <= band.high * base:
+                continue
+            if category is not None and 0 <= category[src.index] != category[j]:
+                continue
+            if picker.offer(j, Suggestion(item_ids[j], 0.0, (), SOURCE_POPULAR)):
+                out.append(
+                    Upsell(
+                        item_ids[j],
+                        -rank_pos * 1e-9,
+                        src.item_id,
+                        float(price[j]) - base,
+                        0,
+                        SOURCE_POPULAR,
+                    )
+                )
+            break
     return out
 
 

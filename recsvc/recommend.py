@@ -7,14 +7,31 @@ recommendation id per answer and a position per suggestion.
 
 from __future__ import annotations
 
+import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recsvc.config import Settings
-from recsvc.ranking import Ranking, Rules, Seed, rank, recency_weights
-from recsvc.store import ModelView, StoredHistory, decode_neighbours
+from recsvc.layout import decode_lists
+from recsvc.merch import MerchRules
+from recsvc.ranking import (
+    SOURCE_PINNED,
+    SOURCE_POPULAR,
+    SOURCE_REPURCHASE,
+    PriceBand,
+    Ranking,
+    Rules,
+    Seed,
+    Suggestion,
+    Upsell,
+    rank,
+    recency_weights,
+    upsell,
+)
+from recsvc.store import ModelView, StoredHistory
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -34,21 +51,81 @@ def seeds(
     for item_id, weight, blob in zip(item_ids, weights, blobs, strict=True):
         if blob is None:
             continue  # unknown to this model: ignored, as documented
-        indices, scores = decode_neighbours(blob)
-        out.append(Seed(item_id, view.index[item_id], weight, indices, scores))
+        indices, scores, counts = decode_lists(blob)
+        out.append(Seed(item_id, view.index[item_id], weight, indices, scores, counts))
     return out
 
 
-def rank_cart(
-    view: ModelView, settings: Settings, ids: Sequence[str], blobs: Sequence[bytes | None], k: int
-) -> Ranking:
-    in_cart = {view.index[i] for i in ids if i in view.index}
-    return rank(
-        seeds(view, ids, [1.0] * len(ids), blobs),
-        view.item_ids,
-        view.popular,
-        Rules(k=k, exclude=in_cart, because_limit=settings.because_limit),
+def quantity_weight(quantity: int) -> float:
+    """Three of an item pull its complements harder than one, but not three times."""
+    return 1.0 + 0.5 * math.log(max(quantity, 1))
+
+
+def merch_rules(
+    view: ModelView,
+    settings: Settings,
+    request: MerchRules | None,
+    k: int,
+    exclude: Collection[int],
+    **extra: Any,
+) -> Rules:
+    merged = settings.default_rules.merged(request)
+    arrays = view.arrays
+    return Rules(
+        k=k,
+        exclude=exclude,
+        because_limit=settings.because_limit,
+        allowed=view.allowed(merged),
+        category=None if arrays is None else arrays.category,
+        max_per_category=merged.max_per_category,
+        boost={view.index[i]: f for i, f in merged.boost.items() if i in view.index},
+        pins=[view.index[i] for i in merged.pin if i in view.index],
+        **extra,
     )
+
+
+@dataclass(frozen=True)
+class CartAnswer:
+    cross_sell: Ranking
+    upsell: list[Upsell]
+
+
+def rank_cart(
+    view: ModelView,
+    settings: Settings,
+    lines: Sequence[tuple[str, int]],
+    blobs: Sequence[bytes | None],
+    k: int,
+    request_rules: MerchRules | None = None,
+    alternatives: Sequence[bytes | None] | None = None,
+    upsell_k: int = 0,
+    band: PriceBand | None = None,
+) -> CartAnswer:
+    """Cross-sell (complements of the whole cart) and upsell (pricier alternatives).
+
+    The two slots never share an item, and neither holds a cart item: upsell is picked
+    after cross-sell, from what cross-sell did not take.
+    """
+    ids = [i for i, _ in lines]
+    weights = [quantity_weight(q) for _, q in lines]
+    in_cart = {view.index[i] for i in ids if i in view.index}
+    rules = merch_rules(view, settings, request_rules, k, in_cart)
+    cross = rank(seeds(view, ids, weights, blobs), view.item_ids, view.popular, rules)
+    ups: list[Upsell] = []
+    if upsell_k > 0 and alternatives is not None and view.arrays is not None:
+        taken = in_cart | {view.index[s.item_id] for s in cross.suggestions}
+        up_rules = replace(rules, k=upsell_k, exclude=taken, pins=(), boost={})
+        sources = seeds(view, ids, weights, alternatives)
+        ups = upsell(
+            sources,
+            view.item_ids,
+            view.popular,
+            view.arrays.price,
+            up_rules,
+            band or PriceBand(settings.upsell_min_ratio, settings.upsell_max_ratio),
+            view.margin,
+        )
+    return CartAnswer(cross, ups)
 
 
 def history_weights(
@@ -72,16 +149,19 @@ def rank_history(
     blobs: Sequence[bytes | None],
     k: int,
     exclude_purchased: bool,
+    request_rules: MerchRules | None = None,
 ) -> Ranking:
     ids = list(weights)
     bought = {view.index[i] for i in ids if i in view.index}
     serving = view.meta.get("serving", {})
-    rules = Rules(
-        k=k,
-        exclude=bought if exclude_purchased else frozenset(),
+    rules = merch_rules(
+        view,
+        settings,
+        request_rules,
+        k,
+        bought if exclude_purchased else frozenset(),
         repurchase_weight=0.0 if exclude_purchased else float(serving.get("repurchase_weight", 0)),
         repurchase_bonus=float(serving.get("repurchase_bonus", 0.0)),
-        because_limit=settings.because_limit,
         negatives=False,
     )
     return rank(
@@ -96,27 +176,83 @@ def rank_stored(
     blobs: Sequence[bytes | None],
     k: int,
     exclude_purchased: bool,
+    request_rules: MerchRules | None = None,
 ) -> Ranking:
     """A stored customer's suggestions; an unknown customer gets popular items (fallback)."""
     if history is None:
-        return rank([], view.item_ids, view.popular, Rules(k=k))
+        rules = merch_rules(view, settings, request_rules, k, frozenset())
+        return rank([], view.item_ids, view.popular, rules)
     weights = history_weights(
         history.item_ids, stored_times(history), settings.history_half_life_days
     )
-    return rank_history(view, settings, weights, blobs, k, exclude_purchased)
+    return rank_history(view, settings, weights, blobs, k, exclude_purchased, request_rules)
 
 
-def suggestions(ranking: Ranking) -> list[dict[str, Any]]:
+def _facts(view: ModelView, item_id: str) -> dict[str, Any]:
+    at = view.index.get(item_id)
+    facts = view.catalog[at] if at is not None and view.catalog else {}
+    out = {
+        "title": facts.get("title", ""),
+        "price": facts.get("price"),
+        "category": facts.get("category"),
+    }
+    for extra in ("brand", "image_url", "url"):
+        if extra in facts:
+            out[extra] = facts[extra]
+    return out
+
+
+def reason(view: ModelView, s: Suggestion) -> str:
+    if s.source == SOURCE_PINNED:
+        return "campaign"
+    if s.source == SOURCE_POPULAR:
+        n = view.popular_counts.get(view.index.get(s.item_id, -1), 0)
+        return f"popular: bought by {n} customers" if n else "popular"
+    if s.source == SOURCE_REPURCHASE:
+        return "bought before"
+    text = f"bought together with {s.because[0]}" if s.because else "goes with your items"
+    if s.because and s.evidence:
+        text += f" in {s.evidence} orders"
+    return text + (" (campaign boost)" if s.boosted else "")
+
+
+def suggestions(view: ModelView, ranking: Ranking) -> list[dict[str, Any]]:
     return [
         {
             "item_id": s.item_id,
             "position": pos,
+            **_facts(view, s.item_id),
             "score": s.score,
             "because": s.because,
+            "reason": reason(view, s),
             "source": s.source,
+            "boosted": s.boosted,
         }
         for pos, s in enumerate(ranking.suggestions, start=1)
     ]
+
+
+def upsell_entries(view: ModelView, entries: Sequence[Upsell]) -> list[dict[str, Any]]:
+    out = []
+    for pos, u in enumerate(entries, start=1):
+        why = f"alternative to {u.upgrades}, +{u.price_difference:.2f}"
+        if u.evidence:
+            why += f"; {u.evidence} customers bought both"
+        if u.source == SOURCE_POPULAR:
+            why = f"popular, priced +{u.price_difference:.2f} above {u.upgrades}"
+        out.append(
+            {
+                "item_id": u.item_id,
+                "position": pos,
+                **_facts(view, u.item_id),
+                "upgrades": u.upgrades,
+                "price_difference": round(u.price_difference, 4),
+                "score": u.score,
+                "reason": why,
+                "source": u.source,
+            }
+        )
+    return out
 
 
 def render(view: ModelView, ranking: Ranking, slot: str, **extra: Any) -> dict[str, Any]:
@@ -124,6 +260,15 @@ def render(view: ModelView, ranking: Ranking, slot: str, **extra: Any) -> dict[s
         "recommendation_id": new_recommendation_id(),
         "model_version": view.version,
         **extra,
-        slot: suggestions(ranking),
+        slot: suggestions(view, ranking),
         "fallback": ranking.fallback,
+    }
+
+
+def render_cart(view: ModelView, answer: CartAnswer) -> dict[str, Any]:
+    ups = upsell_entries(view, answer.upsell)
+    return {
+        **render(view, answer.cross_sell, "cross_sell"),
+        "upsell": ups,
+        "upsell_fallback": bool(ups) and all(u["source"] == SOURCE_POPULAR for u in ups),
     }

@@ -23,6 +23,7 @@ from recsvc.errors import (
     UnknownItemError,
 )
 from recsvc.observability import Metrics
+from recsvc.ranking import PriceBand
 from recsvc.schemas import (
     MAX_CUSTOMER_ID_LENGTH,
     MAX_ITEM_ID_LENGTH,
@@ -74,11 +75,25 @@ router = APIRouter()
 )
 async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes:
     store, settings = _store(request), _settings(request)
-    ids = [line.item_id for line in body.lines()]
-    view, blobs = await store.neighbours(ids)
-    ranking = rec.rank_cart(view, settings, ids, blobs, body.k)
-    _count_fallback(request, ranking.fallback)
-    return JSONBytes(rec.render(view, ranking, "cross_sell"))
+    lines = [(line.item_id, line.quantity) for line in body.lines()]
+    upsell_k = settings.upsell_k if body.upsell_k is None else body.upsell_k
+    got = await store.lists([i for i, _ in lines], alternatives=upsell_k > 0)
+    band = None
+    if body.upsell_band is not None:
+        band = PriceBand(body.upsell_band.min_ratio, body.upsell_band.max_ratio)
+    answer = rec.rank_cart(
+        got.view,
+        settings,
+        lines,
+        got.complements,
+        body.k,
+        body.rules,
+        got.alternatives,
+        upsell_k,
+        band,
+    )
+    _count_fallback(request, answer.cross_sell.fallback)
+    return JSONBytes(rec.render_cart(got.view, answer))
 
 
 @router.post(
@@ -95,7 +110,9 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> JSO
         settings.history_half_life_days,
     )
     view, blobs = await store.neighbours(list(weights))
-    ranking = rec.rank_history(view, settings, weights, blobs, body.k, body.exclude_purchased)
+    ranking = rec.rank_history(
+        view, settings, weights, blobs, body.k, body.exclude_purchased, body.rules
+    )
     _count_fallback(request, ranking.fallback)
     return JSONBytes(rec.render(view, ranking, "recommendations"))
 
@@ -115,6 +132,7 @@ async def customer_recommendations(
     store, settings = _store(request), _settings(request)
     view, (found,) = await store.customers([CustomerQuery(customer_id)])
     ranking = rec.rank_stored(view, settings, found.history, found.blobs, k, exclude_purchased)
+    # Rules in a GET would need a query encoding; the batch endpoint takes them in a body.
     _count_fallback(request, ranking.fallback)
     return JSONBytes(rec.render(view, ranking, "recommendations", customer_id=customer_id))
 
@@ -154,18 +172,19 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
         got = next(answers)
         if entry.customer_id is not None:
             ranking = rec.rank_stored(
-                view, settings, got.history, got.blobs, body.k, body.exclude_purchased
+                view, settings, got.history, got.blobs, body.k, body.exclude_purchased, body.rules
             )
             head: dict[str, Any] = {"index": index, "customer_id": entry.customer_id}
         else:
-            ranking = rec.rank_cart(view, settings, entry.items or [], got.blobs, body.k)
+            items = [(i, 1) for i in entry.items or []]
+            ranking = rec.rank_cart(view, settings, items, got.blobs, body.k, body.rules).cross_sell
             head = {"index": index}
         _count_fallback(request, ranking.fallback)
         results.append(
             {
                 **head,
                 "recommendation_id": rec.new_recommendation_id(),
-                "recommendations": rec.suggestions(ranking),
+                "recommendations": rec.suggestions(view, ranking),
                 "fallback": ranking.fallback,
             }
         )

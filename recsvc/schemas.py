@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from recsvc.merch import MerchRules
+
 MAX_K = 100
 MAX_CART_ITEMS = 100
 MAX_HISTORY_ITEMS = 500
@@ -55,9 +57,27 @@ class CartLine(_Strict):
     quantity: int = Field(default=1, ge=1, le=1_000_000)
 
 
+class Band(_Strict):
+    min_ratio: float = Field(default=1.05, gt=0, le=100)
+    max_ratio: float = Field(default=2.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError("min_ratio must not exceed max_ratio")
+        return self
+
+
 class CartRequest(_Strict):
     items: list[ItemId | CartLine] = Field(min_length=1, max_length=MAX_CART_ITEMS)
     k: K = 10
+    rules: MerchRules | None = Field(default=None, description="Added to the service defaults.")
+    upsell_k: int | None = Field(
+        default=None, ge=0, le=20, description="Upsell suggestions (default from settings)."
+    )
+    upsell_band: Band | None = Field(
+        default=None, description="Upsell price band relative to the cart item upgraded."
+    )
 
     def lines(self) -> list[CartLine]:
         """Items as lines, a repeated item merged into one with the quantities added."""
@@ -87,6 +107,7 @@ class HistoryRequest(_Strict):
     purchases: list[Purchase] = Field(min_length=1, max_length=MAX_HISTORY_ITEMS)
     k: K = 10
     exclude_purchased: bool = True
+    rules: MerchRules | None = None
 
 
 class BatchEntry(_Strict):
@@ -111,21 +132,42 @@ class BatchRequest(_Strict):
     )
     k: K = 10
     exclude_purchased: bool = True
+    rules: MerchRules | None = None
 
 
 class SuggestionOut(BaseModel):
     item_id: str
     position: int = Field(description="1-based rank, for click attribution.")
+    title: str
+    price: float | None
+    category: str | None
     score: float
+    reason: str = Field(description="Why, with the evidence: orders bought together, etc.")
+    boosted: bool = False
     because: list[str] = Field(description="The input items this suggestion came from.")
     source: str = Field(description="neighbours, repurchase, or popular (filler).")
+
+
+class UpsellOut(BaseModel):
+    item_id: str
+    position: int
+    title: str
+    price: float | None
+    category: str | None
+    upgrades: str = Field(description="The cart item this is a pricier alternative to.")
+    price_difference: float
+    score: float
+    reason: str
+    source: str = Field(description="alternatives, or popular (filler within the band).")
 
 
 class CartResponse(BaseModel):
     recommendation_id: str = Field(description="Put it in click URLs to attribute sales.")
     model_version: str
     cross_sell: list[SuggestionOut]
+    upsell: list[UpsellOut]
     fallback: bool = Field(description="True when no cart item was known: popular items.")
+    upsell_fallback: bool = Field(description="True when every upsell is popular filler.")
 
 
 class HistoryResponse(BaseModel):

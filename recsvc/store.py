@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from recsvc import layout as lay
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
+from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 
 
 @dataclass(frozen=True)
@@ -30,20 +33,84 @@ class ModelView:
     item_ids: tuple[str, ...]
     index: dict[str, int]
     popular: lay.IntArray
+    popular_counts: dict[int, int] = field(default_factory=dict)
+    catalog: tuple[dict[str, Any], ...] = ()
+    """Per item: title, category, price, available and extras, stock changes applied."""
+    arrays: CatalogArrays | None = None
+    margin: npt.NDArray[np.float64] | None = None
+    stock_epoch: bytes | None = None
+    masks: dict[Any, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    """Allowed-item masks by rules, computed once per view (a stock change makes a new one)."""
 
     @classmethod
-    def from_blobs(cls, version: str, meta: bytes, items: bytes, popular: bytes) -> ModelView:
+    def from_blobs(
+        cls,
+        version: str,
+        meta: bytes,
+        items: bytes,
+        popular: bytes,
+        catalog: bytes | None = None,
+        stock: dict[bytes, bytes] | None = None,
+        stock_epoch: bytes | None = None,
+    ) -> ModelView:
         decoded_meta = lay.decode_json(meta)
         lay.check_format(decoded_meta)
         item_ids = tuple(lay.decode_json(items))
-        popular_idx, _ = lay.decode_pairs(popular)
+        popular_idx, _, popular_counts = lay.decode_lists(popular)
+        index = {item: i for i, item in enumerate(item_ids)}
+        facts: list[dict[str, Any]] = (
+            [dict(f) for f in lay.decode_json(catalog)]
+            if catalog
+            else [{"title": "", "available": True} for _ in item_ids]
+        )
+        if len(facts) != len(item_ids):
+            raise ValueError("catalog and items differ in length")
+        for raw_item, raw_change in (stock or {}).items():
+            at = index.get(raw_item.decode())
+            if at is not None:
+                facts[at].update(lay.decode_json(raw_change))
+        categories = sorted({str(f["category"]) for f in facts if f.get("category")})
+        code = {c: n for n, c in enumerate(categories)}
+        arrays = CatalogArrays(
+            price=np.array([float(f.get("price", np.nan)) for f in facts], dtype=np.float64),
+            available=np.array([bool(f.get("available", True)) for f in facts], dtype=bool),
+            category=np.array([code.get(str(f.get("category")), -1) for f in facts], np.int64),
+            categories=categories,
+        )
+        margin = None
+        if any("margin" in f for f in facts):
+            margin = np.array([float(f.get("margin", np.nan)) for f in facts], dtype=np.float64)
         return cls(
             version=version,
             meta=decoded_meta,
             item_ids=item_ids,
-            index={item: i for i, item in enumerate(item_ids)},
+            index=index,
             popular=popular_idx,
+            popular_counts=dict(zip(popular_idx.tolist(), popular_counts.tolist(), strict=True)),
+            catalog=tuple(facts),
+            arrays=arrays,
+            margin=margin,
+            stock_epoch=stock_epoch,
         )
+
+    def allowed(self, rules: MerchRules) -> npt.NDArray[np.bool_]:
+        key = rules.model_dump_json()
+        mask = self.masks.get(key)
+        if mask is None:
+            assert self.arrays is not None
+            mask = allowed_mask(self.arrays, self.index, rules)
+            if len(self.masks) < 64:  # per-request rules vary; keep the common ones
+                self.masks[key] = mask
+        return mask
+
+
+@dataclass(frozen=True)
+class Lists:
+    """A fetch: the view it came from, and per requested item its packed lists."""
+
+    view: ModelView
+    complements: list[bytes | None]
+    alternatives: list[bytes | None]
 
 
 @dataclass(frozen=True)
@@ -104,7 +171,9 @@ class ModelStore:
         version = await self.live_version()
         if version is None:
             raise NoLiveModelError("no model has been published yet")
-        return await self._view(version)
+        cached = self._views.get(version)
+        # Metadata and the index do not change with stock; requests check the epoch.
+        return cached if cached is not None else await self._view(version)
 
     async def report(self, html: bool) -> tuple[str, bytes | None]:
         """The live version and its evaluation report (JSON, or the HTML page), if stored."""
@@ -120,19 +189,24 @@ class ModelStore:
 
     async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[bytes | None]]:
         """The live version and the packed neighbour list of each item (None if unknown)."""
+        got = await self.lists(item_ids)
+        return got.view, got.complements
+
+    async def lists(self, item_ids: Sequence[str], alternatives: bool = False) -> Lists:
+        """The live version, and each item's complements (and alternatives) lists."""
         for _attempt in range(2):
             try:
-                version_raw, blobs = await self._fetch(item_ids)
+                version_raw, epoch, blobs, alts = await self._fetch(item_ids, alternatives)
             except RedisError as exc:
                 raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
             if version_raw is None:
                 raise NoLiveModelError("no model has been published yet")
-            version = version_raw.decode()
             try:
-                view = await self._view(version)
+                view = await self._view(version_raw.decode(), epoch)
             except _VersionGoneError:
                 continue  # two publishes raced past us; read the new pointer again
-            return view, list(blobs)
+            alt_list = list(alts) if alternatives else [None] * len(item_ids)
+            return Lists(view, list(blobs), alt_list)
         raise StoreUnavailableError("the live model changed twice during one request")
 
     async def customers(
@@ -150,24 +224,49 @@ class ModelStore:
                 replies = await self._pipeline(requests)
             except RedisError as exc:
                 raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
-            versions = {r[0] for r in replies}
-            if None in versions:
+            heads = {(r[0], r[1]) for r in replies}
+            if any(v is None for v, _ in heads):
                 raise NoLiveModelError("no model has been published yet")
-            if len(versions) > 1:
-                continue  # a switch landed between two lookups of the pipeline
+            if len(heads) > 1:
+                continue  # a switch or stock change landed between two lookups
+            version, epoch = next(iter(heads))
             try:
-                view = await self._view(bytes(replies[0][0]).decode())
+                view = await self._view(bytes(version).decode(), epoch)
             except _VersionGoneError:
                 continue
             out = []
-            for reply in replies:
-                if len(reply) == 3:
-                    history = None if reply[1] is None else StoredHistory.decode(reply[1])
-                    out.append(Fetched(history, list(reply[2])))
+            for req, reply in zip(requests, replies, strict=True):
+                if isinstance(req, CustomerQuery):
+                    history = None if reply[2] is None else StoredHistory.decode(reply[2])
+                    out.append(Fetched(history, list(reply[3])))
                 else:
-                    out.append(Fetched(None, list(reply[1])))
+                    out.append(Fetched(None, list(reply[2])))
             return view, out
         raise StoreUnavailableError("the live model changed twice during one request")
+
+    async def set_stock(self, changes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Marks items (un)available or reprices them in the live version; returns the
+        ids the live model does not know (left unchanged)."""
+        view = await self.live_view()
+        unknown = [i for i in changes if i not in view.index]
+        known = {i: c for i, c in changes.items() if i in view.index}
+        if not known:
+            return unknown
+        stock_key = self._layout.stock(view.version)
+        try:
+            current = await self._client.hmget(stock_key, list(known))
+            merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
+            for (item, change), old in zip(known.items(), current, strict=True):
+                entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
+                entry.update({k: v for k, v in change.items() if v is not None})
+                merged[item] = lay.encode_json(entry)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hset(stock_key, mapping=merged)
+                pipe.incr(self._layout.stock_epoch(view.version))
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+        return unknown
 
     async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
         try:
@@ -211,23 +310,23 @@ class ModelStore:
             if cursor == 0:
                 return
 
-    async def _fetch(self, item_ids: Sequence[str]) -> Any:
+    async def _fetch(self, item_ids: Sequence[str], alternatives: bool) -> Any:
         # EVALSHA by hand: redis-py's Script wrapper inspects its arguments on every call,
         # which measured as a third of a cart request's time.
-        args = (self._layout.live, *self._layout.fetch_args(item_ids))
+        args = (self._layout.live, *self._layout.fetch_args(item_ids, alternatives))
         try:
             return await self._client.evalsha(self._fetch_sha, 1, *args)
         except NoScriptError:
             await self._client.script_load(lay.FETCH_SCRIPT)
             return await self._client.evalsha(self._fetch_sha, 1, *args)
 
-    async def _view(self, version: str) -> ModelView:
+    async def _view(self, version: str, epoch: bytes | None = None) -> ModelView:
         view = self._views.get(version)
-        if view is not None:
+        if view is not None and view.stock_epoch == epoch:
             return view
         async with self._load_lock:
             view = self._views.get(version)
-            if view is not None:
+            if view is not None and view.stock_epoch == epoch:
                 return view
             view = await self._load(version)
             # Keep the newest two: the live one and the one requests may still be on.
@@ -240,13 +339,16 @@ class ModelStore:
                 pipe.get(self._layout.meta(version))
                 pipe.get(self._layout.items(version))
                 pipe.get(self._layout.popular(version))
-                meta, items, popular = await pipe.execute()
+                pipe.get(self._layout.catalog(version))
+                pipe.hgetall(self._layout.stock(version))
+                pipe.get(self._layout.stock_epoch(version))
+                meta, items, popular, catalog, stock, epoch = await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
         if meta is None or items is None or popular is None:
             raise _VersionGoneError(version)
         try:
-            return ModelView.from_blobs(version, meta, items, popular)
+            return ModelView.from_blobs(version, meta, items, popular, catalog, stock, epoch)
         except ValueError as exc:
             raise StoreUnavailableError(f"model {version} is unreadable: {exc}") from exc
 

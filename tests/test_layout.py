@@ -11,12 +11,14 @@ from recsvc.store import ModelStore
 from training.publish import ModelPayload, Publisher
 
 
-def test_pairs_round_trip_in_eight_bytes_each() -> None:
-    blob = lay.encode_pairs([3, 0, 7], [0.5, 0.25, 0.125])
-    assert len(blob) == 3 * 8
-    idx, scores = lay.decode_pairs(blob)
+def test_lists_round_trip_in_twelve_bytes_each() -> None:
+    blob = lay.encode_pairs([3, 0, 7], [0.5, 0.25, -0.125], [12, 0, 3])
+    assert len(blob) == 3 * 12
+    idx, scores, counts = lay.decode_lists(blob)
     assert idx.tolist() == [3, 0, 7]
-    assert scores.tolist() == [0.5, 0.25, 0.125]
+    assert scores.tolist() == [0.5, 0.25, -0.125]
+    assert counts.tolist() == [12, 0, 3]
+    assert lay.decode_pairs(lay.encode_pairs([1], [0.5]))[0].tolist() == [1]
 
 
 def test_pairs_refuse_bad_shapes_and_truncated_blobs() -> None:
@@ -24,25 +26,30 @@ def test_pairs_refuse_bad_shapes_and_truncated_blobs() -> None:
         lay.encode_pairs([1, 2], [0.1])
     with pytest.raises(ValueError, match="uint32"):
         lay.encode_pairs([-1], [0.1])
-    with pytest.raises(ValueError, match="multiple of 8"):
-        lay.decode_pairs(b"\x00" * 7)
+    with pytest.raises(ValueError, match="multiple of 12"):
+        lay.decode_pairs(b"\x00" * 8)
 
 
 def test_every_key_of_a_version_lives_under_its_prefix() -> None:
     layout = lay.Layout("p")
     for key in layout.model_keys("v1"):
         assert key.startswith(layout.model_prefix("v1"))
-    assert len(set(layout.model_keys("v1"))) == 7
+    assert len(set(layout.model_keys("v1"))) == 11
     assert {layout.live, layout.previous, layout.lock, layout.versions}.isdisjoint(
         layout.model_keys("v1")
     )
 
 
-def test_fetch_args_name_the_neighbours_key_of_any_version() -> None:
+def test_fetch_args_name_the_keys_of_any_version() -> None:
     layout = lay.Layout("p")
-    head, tail, *ids = layout.fetch_args(["x", "y"])
-    assert head + "v9" + tail == layout.neighbours("v9")
+    head, neighbours, alternatives, epoch, *ids = layout.fetch_args(["x", "y"], True)
+    assert head + "v9" + neighbours == layout.neighbours("v9")
+    assert head + "v9" + alternatives == layout.alternatives("v9")
+    assert head + "v9" + epoch == layout.stock_epoch("v9")
     assert ids == ["x", "y"]
+    assert layout.fetch_args(["x"])[2] == ""  # no alternatives asked for
+    head, customers, neighbours, epoch, customer = layout.customer_fetch_args("c1")
+    assert head + "v9" + customers == layout.customers("v9") and customer == "c1"
 
 
 def test_versions_sort_by_time_and_are_unique() -> None:

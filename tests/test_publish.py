@@ -66,7 +66,9 @@ def test_a_reader_during_publishing_never_sees_a_mixed_model(
 
     def read() -> None:
         while not stop.is_set():
-            version, blobs = fetch(keys=[layout.live], args=layout.fetch_args(["A1", "B1", "A3"]))
+            version, _, blobs, _ = fetch(
+                keys=[layout.live], args=layout.fetch_args(["A1", "B1", "A3"])
+            )
             if any(b is None for b in blobs):
                 errors.append(f"missing list in {version!r}")
                 continue

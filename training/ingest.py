@@ -127,6 +127,22 @@ def read_purchases(path: Path, columns: Columns) -> pd.DataFrame:
     return pd.DataFrame({std: raw[col] for std, col in mapping.items()})
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A whole CSV(.gz) or Parquet file, every column as read; for the catalog."""
+    if not path.is_file():
+        raise InputError(f"file not found: {path}")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffixes.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if any(suffixes.endswith(s) for s in (".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
+            sep = "\t" if ".tsv" in suffixes else ","
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"could not read {path}: {exc}") from exc
+    raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")
+
+
 def _parquet_columns(path: Path) -> list[str]:
     import pyarrow.parquet as pq
 

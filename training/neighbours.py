@@ -19,10 +19,30 @@ class Neighbours:
 
     indices: np.ndarray
     scores: np.ndarray
+    counts: np.ndarray | None = None
+    """Evidence per entry (orders bought together, customers shared); None: not counted."""
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         keep = self.indices[i] >= 0
         return self.indices[i][keep], self.scores[i][keep]
+
+    def counts_row(self, i: int) -> np.ndarray:
+        keep = self.indices[i] >= 0
+        if self.counts is None:
+            return np.zeros(int(keep.sum()), np.int64)
+        return np.asarray(self.counts[i][keep])
+
+    def with_counts(self, evidence: sp.csr_matrix) -> Neighbours:
+        """Looks each entry's count up in an items x items evidence matrix."""
+        counts = np.zeros(self.indices.shape, np.int64)
+        block = max(1, 2_000_000 // max(evidence.shape[1], 1))
+        for lo in range(0, self.indices.shape[0], block):
+            hi = min(lo + block, self.indices.shape[0])
+            dense = evidence[lo:hi].toarray()
+            idx = np.maximum(self.indices[lo:hi], 0)
+            got = np.take_along_axis(dense, idx, axis=1)
+            counts[lo:hi] = np.where(self.indices[lo:hi] >= 0, got, 0)
+        return Neighbours(self.indices, self.scores, counts)
 
 
 @dataclass(frozen=True)
@@ -183,6 +203,45 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
         return np.asarray(b[lo:hi] + inputs.als_weight * scale[lo:hi] * evidence * cos**3)
 
     return _blocks(block, b.shape[0], top_n, inputs.negatives)
+
+
+def alternatives(
+    customer_item: sp.csr_matrix,
+    together: sp.csr_matrix,
+    item_factors: np.ndarray,
+    top_n: int,
+    min_shared: int = 2,
+    max_together: float = 0.2,
+) -> Neighbours:
+    """Items bought by the same customers but seldom in the same order: alternatives.
+
+    Score: the mean of the customer-level cosine and the ALS factor cosine (both say
+    "the same people buy these"), over pairs that at least ``min_shared`` customers
+    bought and that share an order in at most ``max_together`` of the rarer item's
+    orders (two items usually bought together complement each other, they are not
+    alternatives). The count is the number of customers who bought both.
+    """
+    x = customer_item.copy()
+    x.data = np.ones_like(x.data)
+    x = sp.csr_matrix(x, dtype=np.float32)
+    shared = (x.T @ x).tocsr()
+    buyers = shared.diagonal()
+    orders = together.diagonal()
+    inv = 1.0 / np.sqrt(np.maximum(buyers, 1.0))
+    f = item_factors.astype(np.float32)
+    unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+
+    def block(lo: int, hi: int) -> np.ndarray:
+        s = shared[lo:hi].toarray()
+        t = together[lo:hi].toarray()
+        cos_customers = s * inv[lo:hi, None] * inv[None, :]
+        cos_als = np.maximum(unit[lo:hi] @ unit.T, 0.0)
+        rarer = np.maximum(np.minimum(orders[lo:hi, None], orders[None, :]), 1.0)
+        ok = (s >= min_shared) & (t / rarer <= max_together)
+        return np.where(ok, 0.5 * (cos_customers + cos_als), 0.0)
+
+    nb = _blocks(block, shared.shape[0], top_n)
+    return nb.with_counts(shared)
 
 
 METHODS: dict[str, NeighbourMethod] = {

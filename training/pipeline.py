@@ -22,7 +22,8 @@ from training import ingest, matrices
 from training.errors import InputError
 from training.histories import recent_items
 from training.model import AlsParams, train_als
-from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs
+from training.catalog import align, from_purchases
+from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs, alternatives
 from training.publish import ModelPayload
 
 
@@ -41,6 +42,8 @@ class TrainConfig:
     """Orders this many days older than the latest count half; 0 counts all orders alike."""
     negatives: int = 100
     """Most negative weights kept per item beside the ``top_n`` positive ones."""
+    alternatives_n: int = 30
+    """Alternatives kept per item, for the upsell slot."""
     history_items: int = 50
     """Distinct items kept per customer for ``/v1/customers/{id}`` (0: no stored histories)."""
     repurchase_bonus: float = 2.0
@@ -99,7 +102,11 @@ def load(
 
 
 def fit(
-    frame: pd.DataFrame, config: TrainConfig, stages: Stages, with_histories: bool = True
+    frame: pd.DataFrame,
+    config: TrainConfig,
+    stages: Stages,
+    with_histories: bool = True,
+    catalog: pd.DataFrame | None = None,
 ) -> ModelPayload:
     """Trains on clean purchase lines and returns everything a version publishes."""
     if config.method not in METHODS:
@@ -132,6 +139,11 @@ def fit(
             config.top_n,
         )
         popular = np.argsort(-pop, kind="stable")[: config.popular_n]
+        binary = inter.order_item.copy()
+        binary.data = np.ones_like(binary.data)
+        together = (binary.T @ binary).tocsr()
+        nb = nb.with_counts(together)
+        alts = alternatives(inter.customer_item, together, factors, config.alternatives_n)
     first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
     # An item bought before scores like a strong neighbour when repurchases are wanted.
     repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0
@@ -162,11 +174,22 @@ def fit(
             "first": frame[ingest.TIMESTAMP].min().isoformat(),
             "last": frame[ingest.TIMESTAMP].max().isoformat(),
         }
+    item_ids = [str(i) for i in inter.items]
+    with stages.stage("catalog"):
+        facts = align(item_ids, catalog, from_purchases(frame))
+    meta["catalog"] = {
+        "source": "file" if catalog is not None else "purchases",
+        "with_price": sum(1 for f in facts if "price" in f),
+        "with_category": sum(1 for f in facts if "category" in f),
+    }
     return ModelPayload(
-        item_ids=[str(i) for i in inter.items],
+        item_ids=item_ids,
         neighbours=nb,
         popular_indices=popular,
         popular_scores=pop[popular].astype(np.float32),
         meta=meta,
         histories=histories,
+        alternatives=alts,
+        catalog=facts,
+        popular_counts=pop[popular].astype(np.int64),
     )

@@ -38,6 +38,11 @@ class ModelPayload:
     meta: dict[str, Any]
     report: dict[str, Any] | None = None
     report_html: str | None = None
+    alternatives: Neighbours | None = None
+    catalog: list[dict[str, Any]] | None = None
+    """Aligned with ``item_ids``: title, category, price, available, extras."""
+    popular_counts: np.ndarray | None = None
+    """Customers who bought each popular item: the evidence of a popular suggestion."""
     histories: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
     """Customer id -> (latest distinct items, newest first; the day each was last bought)."""
 
@@ -124,15 +129,25 @@ class Publisher:
         self._call(
             self.client.set,
             keys.popular(version),
-            lay.encode_pairs(payload.popular_indices, payload.popular_scores),
+            lay.encode_pairs(
+                payload.popular_indices, payload.popular_scores, payload.popular_counts
+            ),
         )
+        if payload.catalog is not None:
+            self._call(self.client.set, keys.catalog(version), lay.encode_json(payload.catalog))
         for start in range(0, n, _WRITE_BATCH):
             stop = min(n, start + _WRITE_BATCH)
-            mapping = {}
-            for i in range(start, stop):
-                idx, sc = payload.neighbours.row(i)
-                mapping[payload.item_ids[i]] = lay.encode_pairs(idx, sc)
-            self._call(lambda m=mapping: self.client.hset(keys.neighbours(version), mapping=m))
+            for key, lists in (
+                (keys.neighbours(version), payload.neighbours),
+                (keys.alternatives(version), payload.alternatives),
+            ):
+                if lists is None:
+                    continue
+                mapping = {}
+                for i in range(start, stop):
+                    idx, sc = lists.row(i)
+                    mapping[payload.item_ids[i]] = lay.encode_pairs(idx, sc, lists.counts_row(i))
+                self._call(lambda k=key, m=mapping: self.client.hset(k, mapping=m))
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n)
