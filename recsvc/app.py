@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recsvc import __version__
 from recsvc.config import Settings
 from recsvc.embedded import redis_url_for
-from recsvc.errors import RecsvcError, StoreUnavailableError
+from recsvc.errors import RecsvcError, StoreUnavailableError, UnauthorizedError
 from recsvc.layout import Layout
 from recsvc.observability import LOGGER, Metrics, ObservabilityMiddleware, configure_logging
 from recsvc.routes import JSONBytes, router
@@ -37,7 +37,10 @@ async def _recsvc_error(request: Request, exc: Exception) -> JSONBytes:
             "redis unavailable",
             extra={"fields": {"request_id": _request_id(request), "error": exc.message}},
         )
-    return _error(exc.status_code, exc.code, exc.message)
+    response = _error(exc.status_code, exc.code, exc.message)
+    if isinstance(exc, UnauthorizedError):
+        response.headers["www-authenticate"] = "Bearer"
+    return response
 
 
 def _request_id(request: Request) -> str:

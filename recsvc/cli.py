@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import sys
 from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from pathlib import Path
 
+import redis.asyncio as aioredis
 import uvicorn
 
 from recsvc import export
 from recsvc.app import create_app
 from recsvc.config import Settings
-from recsvc.embedded import EmbeddedRedisError
+from recsvc.embedded import EmbeddedRedisError, redis_url_for
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
+from recsvc.layout import Layout
 from recsvc.schemas import MAX_K
+from recsvc.store import ModelStore
 
 SAMPLE = "online_retail_sample.csv.gz"
 
@@ -91,6 +95,79 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _stock(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        changes = stock_changes(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        unknown = asyncio.run(_apply_stock(settings, changes))
+    except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    for item in unknown:
+        print(f"warning: item {item} is not in the live model; left unchanged", file=sys.stderr)
+    print(f"stock: updated={len(changes) - len(unknown)} unknown={len(unknown)}")
+    return 0 if len(unknown) < len(changes) else 2
+
+
+def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The changes the flags or the file ask for; ValueError says what is wrong."""
+    changes: dict[str, dict[str, object]] = {}
+    if args.file is not None:
+        if not args.file.is_file():
+            raise ValueError(f"stock file {args.file} not found")
+        with args.file.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            cols = {c.strip().lower() for c in reader.fieldnames or []}
+            if "item_id" not in cols or not cols & {"available", "price"}:
+                raise ValueError("the stock file needs item_id and available and/or price")
+            for n, row in enumerate(reader, start=2):
+                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                change: dict[str, object] = {}
+                if row.get("available"):
+                    flag = row["available"].lower()
+                    if flag not in {"true", "false", "1", "0", "yes", "no"}:
+                        raise ValueError(f"line {n}: available must be true or false")
+                    change["available"] = flag in {"true", "1", "yes"}
+                if row.get("price"):
+                    try:
+                        price = float(row["price"])
+                    except ValueError:
+                        raise ValueError(
+                            f"line {n}: price {row['price']!r} is not a number"
+                        ) from None
+                    if price < 0:
+                        raise ValueError(f"line {n}: price must not be negative")
+                    change["price"] = price
+                if row.get("item_id") and change:
+                    changes[row["item_id"]] = change
+    for item in args.item:
+        change = {}
+        if args.available is not None:
+            change["available"] = args.available
+        if args.price is not None:
+            if args.price < 0:
+                raise ValueError("--price must not be negative")
+            change["price"] = args.price
+        if not change:
+            raise ValueError("say --available, --unavailable or --price for --item")
+        changes[item] = change
+    if not changes:
+        raise ValueError("nothing to change: give --item with a change, or --file")
+    return changes
+
+
+async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]) -> list[str]:
+    with redis_url_for(settings.redis_url, settings.data_dir) as url:
+        client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
+        try:
+            return await ModelStore(client, Layout(settings.key_prefix)).set_stock(changes)
+        finally:
+            await client.aclose()
+
+
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recsvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,7 +204,21 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         "--include-purchased", action="store_true", help="may suggest items bought before"
     )
     x.add_argument("--resume", action="store_true", help="skip customers already in --out")
+    st = sub.add_parser(
+        "stock",
+        help="mark items (un)available or reprice them in the live model, until retraining",
+    )
+    st.add_argument("--item", action="append", default=[], help="an item id (repeatable)")
+    avail = st.add_mutually_exclusive_group()
+    avail.add_argument("--available", dest="available", action="store_const", const=True)
+    avail.add_argument("--unavailable", dest="available", action="store_const", const=False)
+    st.add_argument("--price", type=float)
+    st.add_argument(
+        "--file", type=Path, help="CSV with item_id and available and/or price columns, in bulk"
+    )
     args = parser.parse_args(argv)
+    if args.command == "stock":
+        return _stock(args, settings or Settings())
     if args.command == "export":
         return _export(args, settings or Settings())
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}

@@ -40,3 +40,13 @@ class BadRequestError(RecsvcError):
 class NotFoundError(RecsvcError):
     status_code = 404
     code = "not_found"
+
+
+class UnauthorizedError(RecsvcError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(RecsvcError):
+    status_code = 403
+    code = "forbidden"

@@ -6,6 +6,7 @@ costs far more than the rest of a request here.
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any, Literal, cast
 
 import orjson
@@ -17,9 +18,11 @@ from pydantic import TypeAdapter, ValidationError
 from recsvc import recommend as rec
 from recsvc.config import Settings
 from recsvc.errors import (
+    ForbiddenError,
     NoLiveModelError,
     NotFoundError,
     StoreUnavailableError,
+    UnauthorizedError,
     UnknownItemError,
 )
 from recsvc.observability import Metrics
@@ -38,6 +41,8 @@ from recsvc.schemas import (
     HistoryRequest,
     HistoryResponse,
     SimilarResponse,
+    StockChange,
+    StockRequest,
 )
 from recsvc.store import CustomerQuery, ModelStore, decode_neighbours
 
@@ -189,6 +194,57 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
             }
         )
     return JSONBytes({"model_version": view.version, "results": results})
+
+
+def _require_admin(request: Request) -> None:
+    """Bearer token from settings, compared in constant time."""
+    token = _settings(request).admin_token
+    if token is None:
+        raise ForbiddenError("the admin API is disabled: set RECSVC_ADMIN_TOKEN to enable it")
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
+        raise UnauthorizedError("a valid bearer token is required")
+
+
+@router.patch(
+    "/v1/admin/items/{item_id}",
+    response_class=JSONBytes,
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, **_ERRORS},
+    summary="Mark one item (un)available or reprice it, until the next training",
+)
+async def admin_item(
+    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    body: StockChange,
+    request: Request,
+) -> JSONBytes:
+    _require_admin(request)
+    store = _store(request)
+    unknown = await store.set_stock({item_id: body.model_dump(exclude_none=True)})
+    if unknown:
+        raise UnknownItemError(f"item {item_id!r} is not in the live model")
+    view = await store.live_view()
+    return JSONBytes({"model_version": view.version, "updated": [item_id]})
+
+
+@router.post(
+    "/v1/admin/stock",
+    response_class=JSONBytes,
+    responses={401: {"model": ErrorResponse}, **_ERRORS},
+    summary="Availability and prices of many items at once, until the next training",
+)
+async def admin_stock(body: StockRequest, request: Request) -> JSONBytes:
+    _require_admin(request)
+    store = _store(request)
+    changes = {
+        line.item_id: line.model_dump(exclude_none=True, exclude={"item_id"}) for line in body.items
+    }
+    unknown = await store.set_stock(changes)
+    view = await store.live_view()
+    return JSONBytes(
+        {"model_version": view.version, "updated": len(changes) - len(unknown), "unknown": unknown}
+    )
 
 
 def _count_fallback(request: Request, fallback: bool) -> None:

@@ -135,6 +135,25 @@ class BatchRequest(_Strict):
     rules: MerchRules | None = None
 
 
+class StockChange(_Strict):
+    available: bool | None = None
+    price: float | None = Field(default=None, ge=0, le=1e9)
+
+    @model_validator(mode="after")
+    def _something(self) -> StockChange:
+        if self.available is None and self.price is None:
+            raise ValueError("give available, price, or both")
+        return self
+
+
+class StockLine(StockChange):
+    item_id: ItemId
+
+
+class StockRequest(_Strict):
+    items: list[StockLine] = Field(min_length=1, max_length=10_000)
+
+
 class SuggestionOut(BaseModel):
     item_id: str
     position: int = Field(description="1-based rank, for click attribution.")

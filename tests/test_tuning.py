@@ -19,7 +19,7 @@ def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> No
     seen: list[pd.Timestamp] = []
     real_fit = pipeline.fit
 
-    def spy(train: pd.DataFrame, config: TrainConfig, stages: Stages, **kw: bool) -> Any:
+    def spy(train: pd.DataFrame, config: TrainConfig, stages: Stages, **kw: Any) -> Any:
         seen.append(train["timestamp"].max())
         return real_fit(train, config, stages, **kw)
 

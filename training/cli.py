@@ -47,6 +47,12 @@ def _data_options() -> argparse.ArgumentParser:
     cols = p.add_argument_group("columns (override the preset)")
     for name in COLUMN_NAMES:
         cols.add_argument(f"--{name}-col", dest=f"{name}_col", metavar="NAME")
+    p.add_argument(
+        "--catalog",
+        type=Path,
+        help="CSV or Parquet: item_id, title, category, price, available (+ brand, margin,"
+        " cost, image_url, url); default: titles and prices from the purchases",
+    )
     c = p.add_argument_group("cleaning")
     c.add_argument(
         "--cancelled-prefix",
@@ -233,6 +239,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         negatives=args.negatives,
         repurchase_bonus=args.repurchase_bonus,
         history_items=args.history_items,
+        catalog=args.catalog,
     )
 
 

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from training import ingest, matrices
+from training.catalog import align, from_purchases
 from training.errors import InputError
 from training.histories import recent_items
 from training.model import AlsParams, train_als
-from training.catalog import align, from_purchases
 from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs, alternatives
 from training.publish import ModelPayload
 
@@ -42,6 +42,8 @@ class TrainConfig:
     """Orders this many days older than the latest count half; 0 counts all orders alike."""
     negatives: int = 100
     """Most negative weights kept per item beside the ``top_n`` positive ones."""
+    catalog: Path | None = None
+    """Catalog file; None derives titles and prices from the purchase lines."""
     alternatives_n: int = 30
     """Alternatives kept per item, for the upsell slot."""
     history_items: int = 50

@@ -13,6 +13,7 @@ import pandas as pd
 
 from training import gate, ingest
 from training.assessment import Assessment, assess
+from training.catalog import read_catalog
 from training.errors import InputError, RefusedError
 from training.pipeline import Stages, TrainConfig, fit, load
 from training.publish import ModelPayload, Publisher
@@ -55,6 +56,13 @@ def train(
 ) -> TrainResult:
     evaluation = evaluation or EvalOptions()
     gating = gating or GateOptions()
+    catalog = None
+    if config.catalog is not None:
+        # Read first: a catalog without the required columns fails before any training.
+        with stages.stage("catalog file"):
+            catalog, catalog_report = read_catalog(config.catalog)
+        for line in catalog_report.lines():
+            stages.say("  " + line)
     frame, clean_report = load(path, config, stages)
     assessment: Assessment | None = None
     try:
@@ -94,7 +102,7 @@ def train(
 
     chosen = assessment.config if assessment else config
     # The gate judged a model fit before the cutoff; the one served sees every purchase.
-    payload = fit(frame, chosen, stages)
+    payload = fit(frame, chosen, stages, catalog=catalog)
     gate_meta = {**decision.as_dict(), "forced": not decision.passed}
     payload.meta["source"] = {
         "file": path.name,
