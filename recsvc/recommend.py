@@ -103,21 +103,19 @@ def rank_cart(
 ) -> CartAnswer:
     """Cross-sell (complements of the whole cart) and upsell (pricier alternatives).
 
-    The two slots never share an item, and neither holds a cart item: upsell is picked
-    after cross-sell, from what cross-sell did not take.
+    The two slots never share an item, and neither holds a cart item. Upsell is picked
+    first: its candidates are few (alternatives within a price band), while cross-sell
+    has many complements and popular filler that could otherwise take them all.
     """
     ids = [i for i, _ in lines]
     weights = [quantity_weight(q) for _, q in lines]
     in_cart = {view.index[i] for i in ids if i in view.index}
     rules = merch_rules(view, settings, request_rules, k, in_cart)
-    cross = rank(seeds(view, ids, weights, blobs), view.item_ids, view.popular, rules)
     ups: list[Upsell] = []
     if upsell_k > 0 and alternatives is not None and view.arrays is not None:
-        taken = in_cart | {view.index[s.item_id] for s in cross.suggestions}
-        up_rules = replace(rules, k=upsell_k, exclude=taken, pins=(), boost={})
-        sources = seeds(view, ids, weights, alternatives)
+        up_rules = replace(rules, k=upsell_k, pins=(), boost={})
         ups = upsell(
-            sources,
+            seeds(view, ids, weights, alternatives),
             view.item_ids,
             view.popular,
             view.arrays.price,
@@ -125,6 +123,9 @@ def rank_cart(
             band or PriceBand(settings.upsell_min_ratio, settings.upsell_max_ratio),
             view.margin,
         )
+    if ups:
+        rules = replace(rules, exclude=in_cart | {view.index[u.item_id] for u in ups})
+    cross = rank(seeds(view, ids, weights, blobs), view.item_ids, view.popular, rules)
     return CartAnswer(cross, ups)
 
 

@@ -204,3 +204,38 @@ GROUPED_ARGS = [
     "--description-col", "description",
 ]  # fmt: skip
 """Trainer CLI flags naming the columns of ``grouped_purchases``."""
+
+
+SHOP_CATALOG = (
+    "item_id,title,category,price,available,margin\n"
+    "M1,Plain mug,mugs,5.00,true,0.2\n"
+    "M2,Glazed mug,mugs,8.00,true,0.3\n"
+    "M3,Artisan mug,mugs,12.00,true,0.4\n"
+    "T1,Breakfast tea,tea,3.00,true,\n"
+    "SP,Tea spoon,cutlery,1.00,yes,\n"
+)
+"""Prices and categories for ``shop_purchases``: M2 is within 2x of M1, M3 is not."""
+
+
+def shop_purchases(customers: int = 60) -> pd.DataFrame:
+    """Mugs are alternatives (the same customers buy each, never two in one order); tea
+    and a spoon complement every mug (bought in the same orders)."""
+    rows: list[dict[str, object]] = []
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for c in range(customers):
+        for o in range(4):
+            mug = f"M{(c + o) % 3 + 1}"
+            items = [mug, "T1"] + (["SP"] if o % 2 else [])
+            for item in items:
+                rows.append(
+                    {
+                        "customer": f"s{c}",
+                        "item": item,
+                        "order": f"s{c}-{o}",
+                        "quantity": 1.0,
+                        "timestamp": start + pd.Timedelta(days=c % 30 + 30 * o),
+                        "price": 1.0,
+                        "description": f"desc {item}",
+                    }
+                )
+    return pd.DataFrame(rows)

@@ -1,0 +1,262 @@
+"""Catalog, cross-sell and upsell slots, merchandising rules, reasons, live stock."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import SecretStr
+
+from recsvc.app import create_app
+from recsvc.cli import main as recsvc_main
+from recsvc.config import Settings
+from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
+from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
+from tests.conftest import SHOP_CATALOG, TEST_CONFIG, shop_purchases
+from training import catalog as cat
+from training.cli import main as train_main
+from training.errors import EXIT_BAD_INPUT, InputError
+from training.pipeline import Stages, fit
+from training.publish import ModelPayload, Publisher
+
+CART = "/v1/recommendations/cart"
+TOKEN = "s3cret-token"
+
+
+# -- catalog --------------------------------------------------------------------------
+
+
+def test_malformed_catalog_rows_are_counted_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        SHOP_CATALOG
+        + ",No id,mugs,1.0,true,\n"
+        + "X1,Bad price,mugs,abc,true,\n"
+        + "X2,Bad flag,mugs,1.0,maybe,\n"
+        + "M1,Duplicate,mugs,9.0,true,\n"
+    )
+    frame, report = cat.read_catalog(path)
+    assert sorted(frame["item_id"]) == ["M1", "M2", "M3", "SP", "T1"]
+    assert report.skipped == {
+        "missing_item_id": 1,
+        "bad_price": 1,
+        "bad_available": 1,
+        "duplicate_item_id": 1,
+    }
+    assert frame.set_index("item_id").loc["M1", "title"] == "Plain mug"
+
+
+def test_a_catalog_without_required_columns_fails_before_anything_is_published(
+    tmp_path: Path, settings: Settings, publisher: Publisher, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "catalog.csv"
+    bad.write_text("item_id,title\nM1,Plain mug\n")
+    with pytest.raises(InputError, match="category, price, available"):
+        cat.read_catalog(bad)
+    purchases = tmp_path / "p.parquet"
+    shop_purchases().to_parquet(purchases)
+    args = ["train", "--purchases", str(purchases), "--customer-col", "customer"]
+    args += ["--item-col", "item", "--order-col", "order", "--catalog", str(bad), "--force"]
+    assert train_main(args, settings) == EXIT_BAD_INPUT
+    assert "lacks the column(s) category, price, available" in capsys.readouterr().err
+    assert publisher.live_version() is None
+
+
+def test_without_a_catalog_titles_and_prices_come_from_the_purchases() -> None:
+    t = pd.to_datetime(["2024-01-01", "2024-05-01", "2024-05-02", "2024-05-03"], utc=True)
+    frame = pd.DataFrame(
+        {"item": ["a", "a", "a", "a"], "description": ["old", "new", "", "new"],
+         "price": [100.0, 2.0, 3.0, 4.0], "timestamp": t}
+    )  # fmt: skip
+    derived = cat.from_purchases(frame).set_index("item_id")
+    assert derived.loc["a", "title"] == "new"
+    # The January sale is older than 90 days before the last one: not the current price.
+    assert derived.loc["a", "price"] == 3.0
+
+
+# -- pure ranking rules ----------------------------------------------------------------
+
+ITEMS = ["a", "b", "c", "d", "e"]
+POPULAR = np.array([4, 3, 2, 1, 0], dtype=np.int64)
+
+
+def seed(item: str, neighbours: dict[str, float], counts: list[int] | None = None) -> Seed:
+    idx = np.array([ITEMS.index(n) for n in neighbours], dtype=np.int64)
+    scores = np.array(list(neighbours.values()), np.float32)
+    cnt = np.array(counts, np.int64) if counts is not None else None
+    return Seed(item, ITEMS.index(item), 1.0, idx, scores, cnt)
+
+
+def test_rules_filter_diversify_boost_and_pin() -> None:
+    s = [seed("a", {"b": 0.9, "c": 0.8, "d": 0.7, "e": 0.1}, [40, 30, 20, 1])]
+    category = np.array([0, 1, 1, 2, 2], dtype=np.int64)
+    allowed = np.array([True, True, True, False, True])
+    out = rank(s, ITEMS, POPULAR, Rules(k=3, exclude={0}, allowed=allowed))
+    assert [x.item_id for x in out.suggestions] == ["b", "c", "e"]  # d is not allowed
+    assert out.suggestions[0].evidence == 40
+    capped = rank(s, ITEMS, POPULAR, Rules(k=3, exclude={0}, category=category, max_per_category=1))
+    # One per category: c and e lose to b and d, and the popular filler may not break it.
+    assert [x.item_id for x in capped.suggestions] == ["b", "d"]
+    boosted = rank(s, ITEMS, POPULAR, Rules(k=2, exclude={0}, boost={4: 100.0}))
+    assert boosted.suggestions[0].item_id == "e" and boosted.suggestions[0].boosted
+    pinned = rank(s, ITEMS, POPULAR, Rules(k=2, exclude={0}, pins=[3]))
+    assert [(x.item_id, x.source) for x in pinned.suggestions] == [
+        ("d", "pinned"),
+        ("b", "neighbours"),
+    ]
+    # Popular filler obeys the rules too.
+    filled = rank(
+        [], ITEMS, POPULAR, Rules(k=2, allowed=np.array([True, False, True, True, False]))
+    )
+    assert [x.item_id for x in filled.suggestions] == ["d", "c"]
+
+
+def test_upsell_stays_in_the_band_and_the_category_and_names_what_it_upgrades() -> None:
+    price = np.array([10.0, 11.0, 25.0, 15.0, 19.0])
+    category = np.array([0, 0, 0, 1, 0], dtype=np.int64)
+    alts = seed("a", {"b": 0.9, "c": 0.8, "d": 0.7, "e": 0.5}, [5, 4, 3, 2])
+    rules = Rules(k=3, exclude={0}, category=category)
+    got = upsell([alts], ITEMS, POPULAR, price, rules, PriceBand(1.05, 2.0))
+    # c is over 2x, d is another category: b and e remain, closest first.
+    assert [(u.item_id, u.upgrades) for u in got] == [("b", "a"), ("e", "a")]
+    assert got[0].price_difference == pytest.approx(1.0) and got[0].evidence == 5
+    margin = np.array([0.0, 0.0, 0.0, 0.0, 5.0])
+    by_margin = upsell([alts], ITEMS, POPULAR, price, rules, PriceBand(), margin)
+    assert by_margin[0].item_id == "e"
+
+
+def test_the_allowed_mask_applies_every_filter() -> None:
+    arrays = CatalogArrays(
+        price=np.array([1.0, 5.0, np.nan, 9.0]),
+        available=np.array([True, True, True, False]),
+        category=np.array([0, 1, -1, 0], dtype=np.int64),
+        categories=["mugs", "tea"],
+    )
+    index = {k: i for i, k in enumerate("wxyz")}
+    assert allowed_mask(arrays, index, MerchRules()).tolist() == [True, True, True, False]
+    assert allowed_mask(arrays, index, MerchRules(available_only=False)).tolist() == [True] * 4
+    rules = MerchRules(exclude_categories=["tea"], exclude_items=["w"])
+    assert allowed_mask(arrays, index, rules).tolist() == [False, False, True, False]
+    assert allowed_mask(arrays, index, MerchRules(only_categories=["tea"])).tolist() == [
+        False, True, False, False
+    ]  # fmt: skip
+    priced = MerchRules(min_price=2.0, max_price=6.0, available_only=False)
+    assert allowed_mask(arrays, index, priced).tolist() == [False, True, False, False]
+    merged = MerchRules(max_per_category=2, exclude_items=["w"]).merged(
+        MerchRules(exclude_items=["x"], max_per_category=1)
+    )
+    assert merged.exclude_items == ["w", "x"] and merged.max_per_category == 1
+
+
+# -- through the API ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shop_model(tmp_path_factory: pytest.TempPathFactory) -> ModelPayload:
+    path = tmp_path_factory.mktemp("shop") / "catalog.csv"
+    path.write_text(SHOP_CATALOG)
+    catalog, _ = cat.read_catalog(path)
+    return fit(shop_purchases(), TEST_CONFIG, Stages(io.StringIO()), catalog=catalog)
+
+
+@pytest.fixture
+async def shop(
+    settings: Settings, publisher: Publisher, shop_model: ModelPayload
+) -> AsyncIterator[httpx.AsyncClient]:
+    publisher.publish(shop_model)
+    app = create_app(settings.model_copy(update={"admin_token": SecretStr(TOKEN)}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
+            yield c
+
+
+def item_ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["item_id"] for r in rows]
+
+
+async def test_cart_gets_complements_and_a_pricier_alternative_in_two_slots(
+    shop: httpx.AsyncClient,
+) -> None:
+    r = await shop.post(CART, json={"items": ["M1"], "k": 2, "upsell_k": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert item_ids(body["cross_sell"]) == ["T1", "SP"]
+    first = body["cross_sell"][0]
+    assert first["title"] == "Breakfast tea" and first["price"] == 3.0
+    assert first["category"] == "tea"
+    assert first["reason"] == "bought together with M1 in 80 orders"
+    # M2 costs 1.6x M1 (in the band), M3 2.4x (not).
+    assert [(u["item_id"], u["upgrades"]) for u in body["upsell"]] == [("M2", "M1")]
+    assert body["upsell"][0]["price_difference"] == 3.0
+    assert body["upsell"][0]["reason"].startswith("alternative to M1, +3.00")
+    slots = item_ids(body["cross_sell"]) + item_ids(body["upsell"])
+    assert len(slots) == len(set(slots)) and "M1" not in slots
+    wide = await shop.post(
+        CART, json={"items": ["M1"], "upsell_band": {"min_ratio": 1.05, "max_ratio": 3.0}}
+    )
+    assert set(item_ids(wide.json()["upsell"])) == {"M2", "M3"}
+
+
+async def test_request_rules_and_live_stock_change_the_next_answer(
+    shop: httpx.AsyncClient,
+) -> None:
+    no_tea = await shop.post(
+        CART, json={"items": ["M1"], "k": 2, "rules": {"exclude_categories": ["tea"]}}
+    )
+    assert "T1" not in item_ids(no_tea.json()["cross_sell"])
+    denied = await shop.patch("/v1/admin/items/T1", json={"available": False})
+    assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+    wrong = await shop.patch(
+        "/v1/admin/items/T1", json={"available": False}, headers={"authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    ok = await shop.patch("/v1/admin/items/T1", json={"available": False}, headers=auth)
+    assert ok.status_code == 200, ok.text
+    after = (await shop.post(CART, json={"items": ["M1"], "k": 2})).json()
+    assert "T1" not in item_ids(after["cross_sell"])
+    # A new price moves M3 into M1's band at the next request.
+    bulk = await shop.post(
+        "/v1/admin/stock",
+        json={"items": [{"item_id": "M3", "price": 9.5}, {"item_id": "nope", "available": True}]},
+        headers=auth,
+    )
+    assert bulk.json()["updated"] == 1 and bulk.json()["unknown"] == ["nope"]
+    moved = (await shop.post(CART, json={"items": ["M1"], "upsell_k": 3})).json()
+    assert "M3" in item_ids(moved["upsell"])
+    assert (
+        await shop.patch("/v1/admin/items/zzz", json={"price": 1}, headers=auth)
+    ).status_code == 404
+    assert (await shop.patch("/v1/admin/items/M1", json={}, headers=auth)).status_code == 422
+
+
+async def test_the_admin_api_is_off_without_a_token(api: httpx.AsyncClient, published: str) -> None:
+    r = await api.post("/v1/admin/stock", json={"items": [{"item_id": "A1", "available": False}]})
+    assert r.status_code == 403 and "RECSVC_ADMIN_TOKEN" in r.json()["error"]["message"]
+
+
+def test_the_stock_command_changes_the_live_model(
+    settings: Settings,
+    publisher: Publisher,
+    shop_model: ModelPayload,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live = publisher.publish(shop_model)
+    assert recsvc_main(["stock", "--item", "SP", "--unavailable"], settings) == 0
+    sheet = tmp_path / "stock.csv"
+    sheet.write_text("item_id,available,price\nM2,,7.5\nghost,false,\n")
+    assert recsvc_main(["stock", "--file", str(sheet)], settings) == 0
+    assert "unknown=1" in capsys.readouterr().out
+    raw = publisher.client.hgetall(publisher.layout.stock(live))
+    assert {bytes(k).decode() for k in raw} == {"SP", "M2"}
+    sheet.write_text("item_id,price\nM2,cheap\n")
+    assert recsvc_main(["stock", "--file", str(sheet)], settings) == 2
+    assert "not a number" in capsys.readouterr().err
