@@ -15,7 +15,8 @@ trap 'kill $(jobs -p) 2>/dev/null; $PY -c "import redis; redis.Redis(port=$RPORT
 $PY -m training train --purchases "$PURCHASES" --preset online-retail 2>/dev/null | tail -1
 $PY -c "import redis; r=redis.Redis(port=$RPORT); print('redis used_memory bytes:', r.info('memory')['used_memory'])"
 # One uvicorn worker each, pinned to core 0; wrk on core 1.
-taskset -c 0 $PY -m uvicorn --factory recsvc.app:app_from_environment --port $APORT --log-level warning --no-access-log &
+# recsvc logs one JSON line per request (its default); they go to a file, as in production.
+taskset -c 0 $PY -m uvicorn --factory recsvc.app:app_from_environment --port $APORT --log-level warning --no-access-log 2>"$OUT/recsvc.log" &
 taskset -c 0 $PY -m uvicorn --factory benchmarks.baseline_app:create --port $BPORT --log-level warning --no-access-log &
 sleep 4
 # Alternating runs so both see the same machine noise. -c1: one request at a time, the

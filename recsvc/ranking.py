@@ -6,6 +6,7 @@ its time in one vectorised pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,22 +174,19 @@ def _rank_seeds(
     contrib = np.concatenate(score_parts)
     counts = np.concatenate(count_parts)
     owner = np.concatenate(owner_parts)
-    candidates, inverse = np.unique(idx, return_inverse=True)
-    totals = np.bincount(inverse, weights=contrib, minlength=candidates.size)
+    # Dense over the catalog: bincount and masks over a few thousand floats cost less
+    # than sorting the entries (np.unique measured as the largest single step).
+    n_items = len(item_ids)
+    totals = np.bincount(idx, weights=contrib, minlength=n_items)
     if exclude:
-        banned = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
-        at = np.searchsorted(candidates, banned)
-        hit = at < candidates.size
-        at = at[hit][candidates[at[hit]] == banned[hit]]
-        totals[at] = 0.0
+        totals[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = 0.0
     if rules.allowed is not None:
-        totals[~rules.allowed[candidates]] = 0.0
-    boosted = np.zeros(candidates.size, dtype=bool)
+        totals[~rules.allowed] = 0.0
+    boosted = np.zeros(n_items, dtype=bool)
     for index, factor in rules.boost.items():
-        at_one = int(np.searchsorted(candidates, index))
-        if at_one < candidates.size and candidates[at_one] == index and totals[at_one] > 0:
-            totals[at_one] *= factor
-            boosted[at_one] = True
+        if totals[index] > 0:
+            totals[index] *= factor
+            boosted[index] = True
     allowed = np.flatnonzero(totals > 0)
     # Room for what the category cap will skip; without a cap exactly k are needed.
     room = rules.k + len(rules.pins)
@@ -197,13 +195,13 @@ def _rank_seeds(
     if allowed.size > room:
         allowed = allowed[np.argpartition(-totals[allowed], room - 1)[:room]]
     # Highest score first; ties by index keep answers stable across calls.
-    chosen = allowed[np.lexsort((candidates[allowed], -totals[allowed]))]
+    chosen = allowed[np.lexsort((allowed, -totals[allowed]))]
     # Each chosen candidate's contribution from each seed, from the entries naming a
     # chosen candidate only: a one-hot product over all entries and seeds was most of a
     # long history's time.
-    row_of = np.full(candidates.size, -1, dtype=np.int64)
+    row_of = np.full(n_items, -1, dtype=np.int64)
     row_of[chosen] = np.arange(chosen.size)
-    rows = row_of[inverse]
+    rows = row_of[idx]
     mine = rows >= 0
     by_seed = np.zeros((chosen.size, len(seeds)))
     np.add.at(by_seed, (rows[mine], owner[mine]), contrib[mine])
@@ -212,17 +210,18 @@ def _rank_seeds(
     order = np.argsort(-by_seed, axis=1, kind="stable")[:, : rules.because_limit]
     seed_indices = {s.index for s in seeds}
     out: list[tuple[Suggestion, int]] = []
-    for row, (pos, j) in enumerate(zip(chosen.tolist(), candidates[chosen].tolist(), strict=True)):
-        because_at = [o for o in order[row].tolist() if by_seed[row, o] > 0]
+    positive = (np.take_along_axis(by_seed, order, axis=1) > 0).tolist()
+    for row, j in enumerate(chosen.tolist()):
+        because_at = [o for o, ok in zip(order[row].tolist(), positive[row], strict=True) if ok]
         out.append(
             (
                 Suggestion(
                     item_id=item_ids[j],
-                    score=float(totals[pos]),
+                    score=float(totals[j]),
                     because=tuple(seeds[o].item_id for o in because_at),
                     source=SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS,
                     evidence=int(count_by_seed[row, because_at[0]]) if because_at else 0,
-                    boosted=bool(boosted[pos]),
+                    boosted=bool(boosted[j]),
                 ),
                 j,
             )
@@ -261,6 +260,10 @@ class Upsell:
     source: str = SOURCE_ALTERNATIVES
 
 
+_ALT = Suggestion("", 0.0, (), SOURCE_ALTERNATIVES)
+"""What the upsell picker is offered: only the index matters to it."""
+
+
 @dataclass(frozen=True)
 class PriceBand:
     low: float = 1.05
@@ -285,31 +288,47 @@ def upsell(
     source, for the response's fallback mark).
     """
     category = rules.category
-    best: dict[int, Upsell] = {}
-    for src in sources:
+    parts: list[tuple[IntArray, npt.NDArray[np.float64], IntArray, IntArray]] = []
+    for pos, src in enumerate(sources):
         base = float(price[src.index])
-        if not base > 0 or not np.isfinite(base):
+        if not (base > 0 and math.isfinite(base)):
             continue
-        idx, sc = src.indices, src.scores.astype(np.float64)
-        counts = src.counts if src.counts is not None else np.zeros(idx.size, np.int64)
+        idx = src.indices
         p = price[idx]
-        ok = (sc > 0) & (p >= band.low * base) & (p <= band.high * base)
+        ok = (src.scores > 0) & (p >= band.low * base) & (p <= band.high * base)
         if category is not None and category[src.index] >= 0:
             ok &= (category[idx] == category[src.index]) | (category[idx] < 0)
-        for j, score, count in zip(
-            idx[ok].tolist(), sc[ok].tolist(), counts[ok].tolist(), strict=True
-        ):
-            if margin is not None and np.isfinite(margin[j]):
-                score *= 1.0 + max(float(margin[j]), 0.0)
-            if j not in best or score > best[j].score:
-                best[j] = Upsell(
-                    item_ids[j], score, src.item_id, float(price[j]) - base, int(count)
-                )
+        counts = src.counts if src.counts is not None else np.zeros(idx.size, np.int64)
+        parts.append(
+            (idx[ok], src.scores[ok].astype(np.float64), counts[ok], np.full(int(ok.sum()), pos))
+        )
     picker = _Picker(rules, set(rules.exclude), item_ids)
     out: list[Upsell] = []
-    for j, entry in sorted(best.items(), key=lambda kv: (-kv[1].score, kv[0])):
-        if picker.offer(j, Suggestion(entry.item_id, entry.score, (), SOURCE_ALTERNATIVES)):
-            out.append(entry)
+    if parts:
+        cand = np.concatenate([x[0] for x in parts])
+        score = np.concatenate([x[1] for x in parts])
+        count = np.concatenate([x[2] for x in parts])
+        origin = np.concatenate([x[3] for x in parts])
+        if margin is not None:
+            m = margin[cand]
+            score = score * (1.0 + np.where(np.isfinite(m), np.maximum(m, 0.0), 0.0))
+        # Best first; an item reached from two cart items keeps its best entry.
+        order = np.lexsort((cand, -score))
+        for at in order.tolist():
+            if picker.full():
+                break
+            j = int(cand[at])
+            src = sources[int(origin[at])]
+            if picker.offer(j, _ALT):
+                out.append(
+                    Upsell(
+                        item_ids[j],
+                        float(score[at]),
+                        src.item_id,
+                        float(price[j] - price[src.index]),
+                        int(count[at]),
+                    )
+                )
     if picker.full():
         return out
     for rank_pos, j in enumerate(popular.tolist()):
