@@ -36,7 +36,9 @@ PY = sys.executable
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("purchases", nargs="?", default=str(ROOT.parent / "shared/data/online_retail.parquet"))
+    ap.add_argument(
+        "purchases", nargs="?", default=str(ROOT.parent / "shared/data/online_retail.parquet")
+    )
     ap.add_argument("--port-base", type=int, default=8200)
     args = ap.parse_args()
     rport, aport = args.port_base, args.port_base + 1
@@ -55,7 +57,8 @@ def main() -> None:
     try:
         time.sleep(0.5)
         train = subprocess.run(
-            [PY, "-m", "training", "train", "--purchases", args.purchases, "--preset", "online-retail"],
+            [PY, "-m", "training", "train", "--purchases", args.purchases,
+             "--preset", "online-retail"],
             env=env, capture_output=True, text=True, check=True, cwd=ROOT,
         )  # fmt: skip
         print(train.stdout.strip().splitlines()[-1])
@@ -114,7 +117,9 @@ def main() -> None:
         for _ in range(1000):
             cart = rng.sample(items, rng.choice([1, 2, 3]))
             body = client.post("/v1/recommendations/cart", json={"items": cart, "k": 5}).json()
-            slots = [s["item_id"] for s in body["cross_sell"]] + [u["item_id"] for u in body["upsell"]]
+            slots = [s["item_id"] for s in body["cross_sell"]] + [
+                u["item_id"] for u in body["upsell"]
+            ]
             assert len(slots) == len(set(slots)) and not set(slots) & set(cart)
             with_upsell += bool(body["upsell"])
             for u in body["upsell"]:

@@ -6,7 +6,6 @@ through an extra task and stream, which costs more than the cart endpoint's rank
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -15,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,7 +70,7 @@ class Metrics:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": record.created,
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -78,7 +78,8 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # orjson: the standard encoder measured as most of a request log line's cost.
+        return orjson.dumps(entry, default=str).decode()
 
 
 def configure_logging(level: str) -> logging.Logger:

@@ -38,7 +38,7 @@ class Seed:
     """Evidence per neighbour (orders bought together); None when not known."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Suggestion:
     item_id: str
     score: float
@@ -146,34 +146,27 @@ def _rank_seeds(
 ) -> list[tuple[Suggestion, int]]:
     # One vectorised pass, no Python loop per candidate: a cart touches a few hundred
     # (index, score) pairs, and per-pair Python work was most of a request's time.
-    def counts_of(s: Seed) -> IntArray:
-        return s.counts if s.counts is not None else np.zeros(s.indices.size, np.int64)
-
-    if rules.negatives:
-        idx_parts = [s.indices for s in seeds]
-        score_parts = [s.scores.astype(np.float64) * s.weight for s in seeds]
-        count_parts = [counts_of(s) for s in seeds]
-    else:
-        kept = [s.scores > 0 for s in seeds]
-        idx_parts = [s.indices[k] for s, k in zip(seeds, kept, strict=True)]
-        score_parts = [
-            s.scores[k].astype(np.float64) * s.weight for s, k in zip(seeds, kept, strict=True)
-        ]
-        count_parts = [counts_of(s)[k] for s, k in zip(seeds, kept, strict=True)]
-    owner_parts = [np.full(p.size, pos, dtype=np.int64) for pos, p in enumerate(idx_parts)]
+    sizes = np.fromiter((x.indices.size for x in seeds), dtype=np.int64, count=len(seeds))
+    owner = np.repeat(np.arange(len(seeds), dtype=np.int64), sizes)
+    idx = np.concatenate([x.indices for x in seeds])
+    weights = np.fromiter((x.weight for x in seeds), dtype=np.float64, count=len(seeds))
+    contrib = np.concatenate([x.scores for x in seeds]).astype(np.float64) * weights[owner]
+    counts = np.concatenate(
+        [x.counts if x.counts is not None else np.zeros(x.indices.size, np.int64) for x in seeds]
+    )
+    if not rules.negatives:
+        keep = contrib > 0
+        idx, contrib, counts, owner = idx[keep], contrib[keep], counts[keep], owner[keep]
     if rules.repurchase_weight > 0:
-        idx_parts.append(np.array([s.index for s in seeds], dtype=np.int64))
-        score_parts.append(
-            np.array([s.weight * rules.repurchase_weight + rules.repurchase_bonus for s in seeds])
+        own = np.arange(len(seeds), dtype=np.int64)
+        idx = np.concatenate([idx, [x.index for x in seeds]])
+        contrib = np.concatenate(
+            [contrib, weights * rules.repurchase_weight + rules.repurchase_bonus]
         )
-        count_parts.append(np.zeros(len(seeds), np.int64))
-        owner_parts.append(np.arange(len(seeds), dtype=np.int64))
-    idx = np.concatenate(idx_parts)
+        counts = np.concatenate([counts, np.zeros(len(seeds), np.int64)])
+        owner = np.concatenate([owner, own])
     if idx.size == 0:
         return []
-    contrib = np.concatenate(score_parts)
-    counts = np.concatenate(count_parts)
-    owner = np.concatenate(owner_parts)
     # Dense over the catalog: bincount and masks over a few thousand floats cost less
     # than sorting the entries (np.unique measured as the largest single step).
     n_items = len(item_ids)
@@ -210,7 +203,7 @@ def _rank_seeds(
     order = np.argsort(-by_seed, axis=1, kind="stable")[:, : rules.because_limit]
     seed_indices = {s.index for s in seeds}
     out: list[tuple[Suggestion, int]] = []
-    positive = (np.take_along_axis(by_seed, order, axis=1) > 0).tolist()
+    positive = (by_seed[np.arange(chosen.size)[:, None], order] > 0).tolist()
     for row, j in enumerate(chosen.tolist()):
         because_at = [o for o, ok in zip(order[row].tolist(), positive[row], strict=True) if ok]
         out.append(
@@ -248,7 +241,7 @@ def _popular_fill(popular: IntArray, item_ids: Sequence[str], picker: _Picker) -
 # -- upsell -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Upsell:
     item_id: str
     score: float
@@ -288,27 +281,30 @@ def upsell(
     source, for the response's fallback mark).
     """
     category = rules.category
-    parts: list[tuple[IntArray, npt.NDArray[np.float64], IntArray, IntArray]] = []
-    for pos, src in enumerate(sources):
-        base = float(price[src.index])
-        if not (base > 0 and math.isfinite(base)):
-            continue
-        idx = src.indices
-        p = price[idx]
-        ok = (src.scores > 0) & (p >= band.low * base) & (p <= band.high * base)
-        if category is not None and category[src.index] >= 0:
-            ok &= (category[idx] == category[src.index]) | (category[idx] < 0)
-        counts = src.counts if src.counts is not None else np.zeros(idx.size, np.int64)
-        parts.append(
-            (idx[ok], src.scores[ok].astype(np.float64), counts[ok], np.full(int(ok.sum()), pos))
-        )
     picker = _Picker(rules, set(rules.exclude), item_ids)
     out: list[Upsell] = []
-    if parts:
-        cand = np.concatenate([x[0] for x in parts])
-        score = np.concatenate([x[1] for x in parts])
-        count = np.concatenate([x[2] for x in parts])
-        origin = np.concatenate([x[3] for x in parts])
+    if sources:
+        # All cart items' alternatives in one pass: numpy calls per source were most of
+        # the upsell's time.
+        sizes = np.fromiter((x.indices.size for x in sources), np.int64, count=len(sources))
+        origin = np.repeat(np.arange(len(sources), dtype=np.int64), sizes)
+        cand = np.concatenate([x.indices for x in sources])
+        score = np.concatenate([x.scores for x in sources]).astype(np.float64)
+        count = np.concatenate(
+            [
+                x.counts if x.counts is not None else np.zeros(x.indices.size, np.int64)
+                for x in sources
+            ]
+        )
+        src_index = np.fromiter((x.index for x in sources), np.int64, count=len(sources))
+        base = price[src_index][origin]
+        p = price[cand]
+        with np.errstate(invalid="ignore"):
+            ok = (score > 0) & (base > 0) & (p >= band.low * base) & (p <= band.high * base)
+        if category is not None:
+            own = category[src_index][origin]
+            ok &= (own < 0) | (category[cand] == own) | (category[cand] < 0)
+        cand, score, count, origin = cand[ok], score[ok], count[ok], origin[ok]
         if margin is not None:
             m = margin[cand]
             score = score * (1.0 + np.where(np.isfinite(m), np.maximum(m, 0.0), 0.0))
@@ -325,33 +321,32 @@ def upsell(
                         item_ids[j],
                         float(score[at]),
                         src.item_id,
-                        float(price[j] - price[src.index]),
+                        float(price[j]) - float(price[src.index]),
                         int(count[at]),
                     )
                 )
     if picker.full():
         return out
-    for rank_pos, j in enumerate(popular.tolist()):
+    # Popular filler, per cart item: the popular items within its band (and category).
+    pop_price = price[popular]
+    for src in sources:
+        src_price = float(price[src.index])
         if picker.full():
             break
-        for src in sources:
-            base = float(price[src.index])
-            if not base > 0 or not band.low * base <= price[j] <= band.high * base:
-                continue
-            if category is not None and 0 <= category[src.index] != category[j]:
-                continue
-            if picker.offer(j, Suggestion(item_ids[j], 0.0, (), SOURCE_POPULAR)):
+        if not (src_price > 0 and math.isfinite(src_price)):
+            continue
+        fits = (pop_price >= band.low * src_price) & (pop_price <= band.high * src_price)
+        if category is not None and category[src.index] >= 0:
+            fits &= category[popular] == category[src.index]
+        for rank_pos in np.flatnonzero(fits).tolist():
+            if picker.full():
+                break
+            j = int(popular[rank_pos])
+            if picker.offer(j, _ALT):
+                diff = float(price[j]) - src_price
                 out.append(
-                    Upsell(
-                        item_ids[j],
-                        -rank_pos * 1e-9,
-                        src.item_id,
-                        float(price[j]) - base,
-                        0,
-                        SOURCE_POPULAR,
-                    )
+                    Upsell(item_ids[j], -rank_pos * 1e-9, src.item_id, diff, 0, SOURCE_POPULAR)
                 )
-            break
     return out
 
 

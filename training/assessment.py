@@ -57,17 +57,26 @@ class Assessment:
         }
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    cutoff: pd.Timestamp | None = None
+    """Test on purchases from here on; None: the last ``test_fraction`` of the time span."""
+    test_fraction: float = 0.1
+    tune_budget: float = 0.0
+    """Seconds for the parameter search; 0 keeps the given parameters."""
+    seed: int = 0
+
+
 def assess(
     frame: pd.DataFrame,
     config: TrainConfig,
     stages: Stages,
-    *,
-    cutoff: pd.Timestamp | None = None,
-    test_fraction: float = 0.1,
-    tune_budget: float = 0.0,
-    seed: int = 0,
+    options: EvalOptions | None = None,
     with_baselines: bool = True,
 ) -> Assessment:
+    options = options or EvalOptions()
+    cutoff, test_fraction = options.cutoff, options.test_fraction
+    tune_budget, seed = options.tune_budget, options.seed
     split = ev.temporal_split(frame, cutoff, test_fraction)
     tuned: tuning.Tuning | None = None
     if tune_budget > 0:

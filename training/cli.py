@@ -21,7 +21,7 @@ from recsvc.embedded import EmbeddedRedisError, redis_url_for
 from recsvc.layout import Layout
 from training import evaluate as ev
 from training import ingest, matrices, workflow
-from training.assessment import assess
+from training.assessment import EvalOptions, assess
 from training.errors import EXIT_OK, InputError, StoreUnavailableError, TrainingError
 from training.gate import GATED, GateRules
 from training.model import AlsParams
@@ -30,7 +30,7 @@ from training.pipeline import Stages, TrainConfig, load
 from training.publish import Publisher
 from training.report import render_html
 from training.tuning import params_of
-from training.workflow import EvalOptions, GateOptions
+from training.workflow import GateOptions
 
 COLUMN_NAMES = ("customer", "item", "order", "quantity", "timestamp", "price", "description")
 DEFAULT_TUNE_BUDGET = 120.0
@@ -294,15 +294,7 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     config = _config(args)
     evaluation = _eval_options(args, default_budget=DEFAULT_TUNE_BUDGET)
     frame, _ = load(args.purchases, config, stages)
-    result = assess(
-        frame,
-        config,
-        stages,
-        cutoff=evaluation.cutoff,
-        test_fraction=evaluation.test_fraction,
-        tune_budget=evaluation.tune_budget,
-        seed=evaluation.seed,
-    )
+    result = assess(frame, config, stages, evaluation)
     doc = result.report()
     try:
         args.out.mkdir(parents=True, exist_ok=True)

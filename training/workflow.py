@@ -9,25 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import pandas as pd
-
 from training import gate, ingest
-from training.assessment import Assessment, assess
+from training.assessment import Assessment, EvalOptions, assess
 from training.catalog import read_catalog
 from training.errors import InputError, RefusedError
 from training.pipeline import Stages, TrainConfig, fit, load
 from training.publish import ModelPayload, Publisher
 from training.report import render_html
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    cutoff: pd.Timestamp | None = None
-    """Test on purchases from here on; None: the last ``test_fraction`` of the time span."""
-    test_fraction: float = 0.1
-    tune_budget: float = 0.0
-    """Seconds for the parameter search; 0 keeps the given parameters."""
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,15 +54,7 @@ def train(
     frame, clean_report = load(path, config, stages)
     assessment: Assessment | None = None
     try:
-        assessment = assess(
-            frame,
-            config,
-            stages,
-            cutoff=evaluation.cutoff,
-            test_fraction=evaluation.test_fraction,
-            tune_budget=evaluation.tune_budget,
-            seed=evaluation.seed,
-        )
+        assessment = assess(frame, config, stages, evaluation)
     except InputError as exc:
         if not gating.force:
             raise RefusedError(
