@@ -238,6 +238,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
             f"  curl -s {base}/v1/recommendations/cart -H 'content-type: application/json' \\\n"
             '       -d \'{"items": ["85123A", "71053"], "k": 5}\'\n'
             f"  curl -s {base}/v1/items/85123A/similar?k=5\n"
+            f"  curl -s {base}/v1/customers/17420/recommendations?k=5\n"
+            f"  open {base}/v1/model/report?format=html for the evaluation report\n"
             f"  open {base}/docs for the API\n",
             file=sys.stderr,
             flush=True,
