@@ -211,7 +211,7 @@ def alternatives(
     item_factors: np.ndarray,
     top_n: int,
     min_shared: int = 2,
-    max_together: float = 0.2,
+    max_together: float = 0.05,
 ) -> Neighbours:
     """Items bought by the same customers but seldom in the same order: alternatives.
 
@@ -220,6 +220,12 @@ def alternatives(
     bought and that share an order in at most ``max_together`` of the rarer item's
     orders (two items usually bought together complement each other, they are not
     alternatives). The count is the number of customers who bought both.
+
+    Measured on Online Retail (train before 2011-11-09, top 10 per item, pairs seen in
+    the following month): complements were bought in the same order 46% of the time and
+    by the same customer in other orders only 32%; alternatives at a 5% cap 22% and 19%;
+    at 20%, 37% and 27% (too close to complements); at 0%, 10% and 11% (substitutes, but
+    rarely bought at all).
     """
     x = customer_item.copy()
     x.data = np.ones_like(x.data)

@@ -234,7 +234,12 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
         "next_new_recall@10",
     ]
     rows = [
-        [m["name"], *(m["headline"].get(c, float("nan")) for c in cols), m["coverage"][ev.CART]]
+        [
+            m["name"],
+            *(m["headline"].get(c, float("nan")) for c in cols),
+            m["coverage"][ev.CART],
+            m.get("fallback_share", 0.0),
+        ]
         for m in methods
     ]
     verdict = [
@@ -265,7 +270,7 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
     parts += [
         "<h2>Each method's metrics</h2>",
         bar_chart(methods),
-        _table(rows, ["method", *cols, "coverage"]),
+        _table(rows, ["method", *cols, "coverage", "popular-filled share"]),
         "<h2>Metrics by k</h2>",
         '<div style="display:flex;flex-wrap:wrap;gap:12px">',
         "<div><h3>cart completion, HR@k</h3>" + line_chart(methods, ev.CART, "hr") + "</div>",
