@@ -239,3 +239,12 @@ def shop_purchases(customers: int = 60) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def tiny_train_args(csv: Path, *extra: str) -> list[str]:
+    """``train`` on a tiny undated CSV with columns c (customer) and i (item).
+
+    Undated lines cannot be evaluated, so the gate would refuse them: ``--force``.
+    """
+    return ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i",
+            "--force", *extra]  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from recsvc.embedded import EmbeddedRedis, EmbeddedRedisError
+from tests.conftest import tiny_train_args
 
 
 @pytest.fixture
@@ -57,16 +58,7 @@ async def test_trainer_and_service_share_the_embedded_redis(data_dir: Path, tmp_
     async with app.router.lifespan_context(app):
         assert (
             main(
-                [
-                    "train",
-                    "--purchases",
-                    str(csv),
-                    "--customer-col",
-                    "c",
-                    "--item-col",
-                    "i",
-                    "--force",
-                ],
+                tiny_train_args(csv),
                 settings,
             )
             == 0

@@ -12,7 +12,7 @@ import redis
 from recsvc.cli import sample_path
 from recsvc.config import Settings
 from recsvc.layout import Layout
-from tests.conftest import free_port
+from tests.conftest import free_port, tiny_train_args
 from training.cli import main
 from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_REDIS_UNAVAILABLE
 from training.publish import ModelPayload, Publisher
@@ -43,23 +43,7 @@ def test_dry_run_publishes_nothing(
 ) -> None:
     csv = tmp_path / "p.csv"
     csv.write_text("c,i\n1,a\n1,b\n2,a\n2,c\n")
-    assert (
-        main(
-            [
-                "train",
-                "--purchases",
-                str(csv),
-                "--customer-col",
-                "c",
-                "--item-col",
-                "i",
-                "--dry-run",
-                "--force",  # six undated lines cannot be evaluated
-            ],
-            settings,
-        )
-        == 0
-    )
+    assert main(tiny_train_args(csv, "--dry-run"), settings) == 0
     assert publisher.live_version() is None
 
 
@@ -109,7 +93,7 @@ def test_a_held_lock_exits_4(
     csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
     client.set(layout.lock, "other", px=10_000)
     code = main(
-        ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i", "--force"],
+        tiny_train_args(csv),
         settings,
     )
     assert code == EXIT_LOCKED
@@ -120,7 +104,7 @@ def test_rollback_and_status(
 ) -> None:
     csv = tmp_path / "p.csv"
     csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
-    train = ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i", "--force"]
+    train = tiny_train_args(csv)
     assert main(["rollback"], settings) == 1
     assert main(train, settings) == 0
     first = publisher.live_version()
