@@ -82,14 +82,16 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _axis(width: int, height: int, pad: int, top: float, ticks: int = 4) -> list[str]:
+def _axis(
+    width: int, height: int, pad: int, top: float, ticks: int = 4, bottom: float = 0.0
+) -> list[str]:
     parts = []
     for t in range(ticks + 1):
-        v = top * t / ticks
+        v = bottom + (top - bottom) * t / ticks
         y = height - pad - (height - 2 * pad) * t / ticks
         parts.append(
             f'<line x1="{pad}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{pad - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{v:.2f}</text>'
+            f'<text x="{pad - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{v:.3f}</text>'
         )
     return parts
 
@@ -173,12 +175,14 @@ def trials_chart(trials: Sequence[Mapping[str, Any]], best: int | None) -> str:
     if not trials:
         return "<p>No tuning trials were run.</p>"
     scores = [float(t["score"]) for t in trials]
-    top = _nice_top(max(scores))
-    parts = _axis(width, height, pad, top)
+    # Trials differ by a few percent: zoom on their range, or every point sits on one line.
+    spread = max(max(scores) - min(scores), 1e-3)
+    bottom, top = max(min(scores) - spread, 0.0), max(scores) + spread
+    parts = _axis(width, height, pad, top, bottom=bottom)
     n = len(trials)
     for i, t in enumerate(trials):
         x = pad + (width - pad - 20) * (i + 0.5) / n
-        y = height - pad - (height - 2 * pad) * scores[i] / top
+        y = height - pad - (height - 2 * pad) * (scores[i] - bottom) / (top - bottom)
         chosen = t["number"] == best
         tip = ", ".join(f"{k}={v}" for k, v in t["params"].items())
         parts.append(
