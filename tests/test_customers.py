@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
+import orjson
 import pandas as pd
 
+from recsvc.observability import LOGGER, JsonFormatter
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
 from training.histories import recent_items
 from training.publish import ModelPayload
@@ -128,3 +131,28 @@ async def test_metrics_move_when_requests_are_served(
     )
     assert metric(after, "recsvc_model_info", version=published) == 1.0
     assert metric(after, "recsvc_model_age_seconds") > 0
+
+
+async def test_each_request_is_logged_as_json_with_its_request_id(
+    api: httpx.AsyncClient, published: str
+) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger(LOGGER)
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        r = await api.post(
+            "/v1/recommendations/cart", json={"items": ["A1"]}, headers={"x-request-id": "req-42"}
+        )
+    finally:
+        logger.removeHandler(handler)
+    assert r.headers["x-request-id"] == "req-42"
+    (line,) = [JsonFormatter().format(x) for x in records if x.getMessage() == "request"]
+    entry = orjson.loads(line)
+    assert entry["request_id"] == "req-42" and entry["status"] == 200
+    assert entry["route"] == "/v1/recommendations/cart" and entry["duration_ms"] > 0

@@ -31,7 +31,9 @@ def test_exports_a_customer_list_as_json_lines(
     assert rows[1]["fallback"] is True and rows[0]["fallback"] is False
     assert all(r["model_version"] == published for r in rows)
     assert all(len(r["recommendations"]) == 3 for r in rows)  # type: ignore[arg-type]
-    assert "exported: customers=3" in capsys.readouterr().out
+    printed, progress = capsys.readouterr()
+    assert "exported: customers=3" in printed
+    assert "exported 3 customers" in progress
 
 
 def test_exports_an_audience_by_recency_as_csv(

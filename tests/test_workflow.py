@@ -123,3 +123,16 @@ def test_comparison_names_the_best_baseline_per_task() -> None:
     assert c["cart"]["best_baseline"] == "b" and c["cart"]["at_least_as_good"] is False
     assert c["next"]["best_baseline"] == "a"
     assert c["next"]["margin"] == pytest.approx(-0.02)
+
+
+def test_tuning_in_train_stores_the_trials_and_says_so(
+    settings: Settings, publisher: Publisher
+) -> None:
+    assert main([*write(settings.data_dir, "good"), "--tune-budget", "1"], settings) == 0
+    live = publisher.live_version()
+    meta = publisher.meta(live or "")
+    assert meta is not None and meta["params"]["tuned"] is True
+    report = publisher.client.get(publisher.layout.report(live or ""))
+    assert report is not None
+    trials = orjson.loads(report)["tuning"]["trials"]
+    assert trials and trials[0]["params"]["ease_lambda"] == meta["params"]["ease_lambda"]
