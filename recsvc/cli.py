@@ -163,7 +163,8 @@ async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]
     with redis_url_for(settings.redis_url, settings.data_dir) as url:
         client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
         try:
-            return await ModelStore(client, Layout(settings.key_prefix)).set_stock(changes)
+            _, unknown = await ModelStore(client, Layout(settings.key_prefix)).set_stock(changes)
+            return unknown
         finally:
             await client.aclose()
 

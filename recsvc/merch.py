@@ -102,7 +102,3 @@ def allowed_mask(
     if rules.max_price is not None:
         mask &= arrays.price <= rules.max_price
     return mask
-
-
-def indices(index: Mapping[str, int], items: Sequence[str]) -> list[int]:
-    return [index[i] for i in items if i in index]

@@ -70,13 +70,12 @@ def merch_rules(
     **extra: Any,
 ) -> Rules:
     merged = settings.default_rules.merged(request)
-    arrays = view.arrays
     return Rules(
         k=k,
         exclude=exclude,
         because_limit=settings.because_limit,
         allowed=view.allowed(merged),
-        category=None if arrays is None else arrays.category,
+        category=view.arrays.category,
         max_per_category=merged.max_per_category,
         boost={view.index[i]: f for i, f in merged.boost.items() if i in view.index},
         pins=[view.index[i] for i in merged.pin if i in view.index],
@@ -112,7 +111,7 @@ def rank_cart(
     in_cart = {view.index[i] for i in ids if i in view.index}
     rules = merch_rules(view, settings, request_rules, k, in_cart)
     ups: list[Upsell] = []
-    if upsell_k > 0 and alternatives is not None and view.arrays is not None:
+    if upsell_k > 0 and alternatives is not None:
         up_rules = replace(rules, k=upsell_k, pins=(), boost={})
         ups = upsell(
             seeds(view, ids, weights, alternatives),

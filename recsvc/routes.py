@@ -220,12 +220,12 @@ async def admin_item(
     request: Request,
 ) -> JSONBytes:
     _require_admin(request)
-    store = _store(request)
-    unknown = await store.set_stock({item_id: body.model_dump(exclude_none=True)})
+    version, unknown = await _store(request).set_stock(
+        {item_id: body.model_dump(exclude_none=True)}
+    )
     if unknown:
         raise UnknownItemError(f"item {item_id!r} is not in the live model")
-    view = await store.live_view()
-    return JSONBytes({"model_version": view.version, "updated": [item_id]})
+    return JSONBytes({"model_version": version, "updated": [item_id]})
 
 
 @router.post(
@@ -236,15 +236,12 @@ async def admin_item(
 )
 async def admin_stock(body: StockRequest, request: Request) -> JSONBytes:
     _require_admin(request)
-    store = _store(request)
     changes = {
         line.item_id: line.model_dump(exclude_none=True, exclude={"item_id"}) for line in body.items
     }
-    unknown = await store.set_stock(changes)
-    view = await store.live_view()
-    return JSONBytes(
-        {"model_version": view.version, "updated": len(changes) - len(unknown), "unknown": unknown}
-    )
+    version, unknown = await _store(request).set_stock(changes)
+    updated = len(changes) - len(unknown)
+    return JSONBytes({"model_version": version, "updated": updated, "unknown": unknown})
 
 
 def _count_fallback(request: Request, fallback: bool) -> None:
@@ -261,7 +258,7 @@ def _count_fallback(request: Request, fallback: bool) -> None:
 async def similar_items(
     item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
     request: Request,
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> JSONBytes:
     view, (blob,) = await _store(request).neighbours([item_id])
     if blob is None:

@@ -33,12 +33,13 @@ class ModelView:
     item_ids: tuple[str, ...]
     index: dict[str, int]
     popular: lay.IntArray
-    popular_counts: dict[int, int] = field(default_factory=dict)
-    catalog: tuple[dict[str, Any], ...] = ()
+    popular_counts: dict[int, int]
+    catalog: tuple[dict[str, Any], ...]
     """Per item: title, category, price, available and extras, stock changes applied."""
-    arrays: CatalogArrays | None = None
-    margin: npt.NDArray[np.float64] | None = None
-    stock_epoch: bytes | None = None
+    arrays: CatalogArrays
+    margin: npt.NDArray[np.float64] | None
+    """Per item, when the catalog gives margins."""
+    stock_epoch: bytes | None
     masks: dict[Any, npt.NDArray[np.bool_]] = field(default_factory=dict)
     """Allowed-item masks by rules, computed once per view (a stock change makes a new one)."""
 
@@ -97,7 +98,6 @@ class ModelView:
         key = rules.model_dump_json()
         mask = self.masks.get(key)
         if mask is None:
-            assert self.arrays is not None
             mask = allowed_mask(self.arrays, self.index, rules)
             if len(self.masks) < 64:  # per-request rules vary; keep the common ones
                 self.masks[key] = mask
@@ -244,14 +244,14 @@ class ModelStore:
             return view, out
         raise StoreUnavailableError("the live model changed twice during one request")
 
-    async def set_stock(self, changes: Mapping[str, Mapping[str, Any]]) -> list[str]:
-        """Marks items (un)available or reprices them in the live version; returns the
-        ids the live model does not know (left unchanged)."""
+    async def set_stock(self, changes: Mapping[str, Mapping[str, Any]]) -> tuple[str, list[str]]:
+        """Marks items (un)available or reprices them in the live version; returns that
+        version and the ids it does not know (left unchanged)."""
         view = await self.live_view()
         unknown = [i for i in changes if i not in view.index]
         known = {i: c for i, c in changes.items() if i in view.index}
         if not known:
-            return unknown
+            return view.version, unknown
         stock_key = self._layout.stock(view.version)
         try:
             current = await self._client.hmget(stock_key, list(known))
@@ -266,7 +266,7 @@ class ModelStore:
                 await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
-        return unknown
+        return view.version, unknown
 
     async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
         try:

@@ -95,7 +95,7 @@ def assess(
             config = tuning.with_params(config, tuned.best.params)
     with stages.stage("evaluate"):
         quiet = Stages(io.StringIO())
-        payload = fit(split.train, config, quiet, with_histories=False)
+        payload = fit(split.train, config, quiet, for_serving=False)
         inter = matrices.build(split.train)
         cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
         if not cases.cart and not cases.history:

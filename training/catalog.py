@@ -44,7 +44,7 @@ def read_catalog(path: Path) -> tuple[pd.DataFrame, CatalogReport]:
     A file without the required columns is refused as a whole, before anything is trained
     or published.
     """
-    raw = read_table(path)
+    raw = read_table(path, what="catalog file")
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:

@@ -27,11 +27,15 @@ from implicit.nearest_neighbours import BM25Recommender
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
-from recsvc.ranking import SOURCE_POPULAR, Ranking, Rules, Seed, rank, recency_weights
+from recsvc import layout as lay
+from recsvc import recommend as rec
+from recsvc.config import Settings
+from recsvc.ranking import SOURCE_POPULAR, Ranking, recency_weights
+from recsvc.store import ModelView
 from training import ingest, matrices
 from training.errors import InputError
 from training.model import AlsParams, train_als
-from training.neighbours import Neighbours, ease_weights
+from training.neighbours import ease_weights
 from training.publish import ModelPayload
 
 KS = (1, 5, 10, 20)
@@ -221,59 +225,44 @@ def similarity_recommender(name: str, sim: np.ndarray | sp.csr_matrix) -> Recomm
     return Recommender(name, cart, history)
 
 
-def served_recommender(
-    nb: Neighbours,
-    popular: np.ndarray,
-    n_items: int,
-    repurchase_weight: float,
-    repurchase_bonus: float = 0.0,
+def served_from_payload(
+    payload: ModelPayload, name: str = SERVED, settings: Settings | None = None
 ) -> Recommender:
-    """The service's own ranking over the neighbour lists it would serve."""
-    ids = [str(i) for i in range(n_items)]
-    rows = [nb.row(i) for i in range(n_items)]
+    """The service's own answers, from a payload packed exactly as it would be published.
 
+    The lists are encoded with the layout's packing and read back through ``ModelView``
+    and ``recsvc.recommend``, the functions behind the cart and history endpoints, so a
+    change to how the service ranks (rules, weights, repurchase) is what gets measured.
+    """
+    settings = settings or Settings()
+    ids = payload.item_ids
+    view = ModelView.from_blobs(
+        "candidate",
+        lay.encode_json({**payload.meta, "format": lay.FORMAT_VERSION}),
+        lay.encode_json(ids),
+        lay.encode_pairs(payload.popular_indices, payload.popular_scores, payload.popular_counts),
+        None if payload.catalog is None else lay.encode_json(payload.catalog),
+    )
+    nb = payload.neighbours
+    blobs = [lay.encode_pairs(*nb.row(i), nb.counts_row(i)) for i in range(len(ids))]
     stats = {"answers": 0, "filled": 0}
-
-    def seeds(items: Sequence[int], weights: Sequence[float]) -> list[Seed]:
-        return [Seed(ids[i], i, w, *rows[i]) for i, w in zip(items, weights, strict=True)]
 
     def count(ranking: Ranking) -> list[int]:
         stats["answers"] += 1
-        top = ranking.suggestions[:K_MAIN]
-        stats["filled"] += any(s.source == SOURCE_POPULAR for s in top)
-        return [int(s.item_id) for s in ranking.suggestions]
+        stats["filled"] += any(s.source == SOURCE_POPULAR for s in ranking.suggestions[:K_MAIN])
+        return [view.index[s.item_id] for s in ranking.suggestions]
 
     def cart(items: list[int]) -> list[int]:
-        ranking = rank(
-            seeds(items, [1.0] * len(items)), ids, popular, Rules(k=TOP, exclude=set(items))
-        )
-        return count(ranking)
+        lines = [(ids[i], 1) for i in items]
+        answer = rec.rank_cart(view, settings, lines, [blobs[i] for i in items], TOP)
+        return count(answer.cross_sell)
 
     def history(case: HistoryCase, exclude: bool) -> list[int]:
-        rules = Rules(
-            k=TOP,
-            exclude=set(case.items) if exclude else set(),
-            repurchase_weight=0.0 if exclude else repurchase_weight,
-            repurchase_bonus=repurchase_bonus,
-            negatives=False,
-        )
-        return count(rank(seeds(case.items, case.weights), ids, popular, rules))
+        weights = {ids[i]: w for i, w in zip(case.items, case.weights, strict=True)}
+        seeds = [blobs[i] for i in case.items]
+        return count(rec.rank_history(view, settings, weights, seeds, TOP, exclude))
 
-    return Recommender(SERVED, cart, history, stats)
-
-
-def served_from_payload(payload: ModelPayload, name: str = SERVED) -> Recommender:
-    """The served recommender exactly as a published payload would answer."""
-    serving = payload.meta.get("serving", {})
-    rec = served_recommender(
-        payload.neighbours,
-        payload.popular_indices,
-        len(payload.item_ids),
-        float(serving.get("repurchase_weight", 0.0)),
-        float(serving.get("repurchase_bonus", 0.0)),
-    )
-    rec.name = name
-    return rec
+    return Recommender(name, cart, history, stats)
 
 
 @dataclass

@@ -101,43 +101,33 @@ class CleanReport:
 
 def read_purchases(path: Path, columns: Columns) -> pd.DataFrame:
     """Reads the file and renames its columns to the standard names."""
-    if not path.exists():
-        raise InputError(f"purchases file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"purchases path is a directory, not a file: {path}")
     mapping = columns.mapping()
-    wanted = list(dict.fromkeys(mapping.values()))
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    try:
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-            available = _parquet_columns(path)
-            _require(available, wanted, path)
-            raw = pd.read_parquet(path, columns=wanted)
-        elif any(suffixes.endswith(s) for s in (".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
-            sep = "\t" if ".tsv" in suffixes else ","
-            header = pd.read_csv(path, sep=sep, nrows=0)
-            _require(list(header.columns), wanted, path)
-            raw = pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
-        else:
-            raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")
-    except InputError:
-        raise
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"could not read {path}: {exc}") from exc
+    raw = read_table(path, list(dict.fromkeys(mapping.values())), what="purchases file")
     return pd.DataFrame({std: raw[col] for std, col in mapping.items()})
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A whole CSV(.gz) or Parquet file, every column as read; for the catalog."""
-    if not path.is_file():
-        raise InputError(f"file not found: {path}")
+def read_table(path: Path, wanted: list[str] | None = None, what: str = "file") -> pd.DataFrame:
+    """A CSV(.gz), TSV or Parquet file: the ``wanted`` columns (all when None), as read.
+
+    CSV cells stay text: ids such as "00123" must not turn into numbers.
+    """
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{what} path is a directory, not a file: {path}")
     suffixes = "".join(path.suffixes[-2:]).lower()
     try:
         if suffixes.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        if any(suffixes.endswith(s) for s in (".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
+            if wanted is not None:
+                _require(_parquet_columns(path), wanted, path)
+            return pd.read_parquet(path, columns=wanted)
+        if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
             sep = "\t" if ".tsv" in suffixes else ","
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            if wanted is not None:
+                _require(list(pd.read_csv(path, sep=sep, nrows=0).columns), wanted, path)
+            return pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
+    except InputError:
+        raise
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"could not read {path}: {exc}") from exc
     raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")

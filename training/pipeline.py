@@ -107,10 +107,15 @@ def fit(
     frame: pd.DataFrame,
     config: TrainConfig,
     stages: Stages,
-    with_histories: bool = True,
+    for_serving: bool = True,
     catalog: pd.DataFrame | None = None,
 ) -> ModelPayload:
-    """Trains on clean purchase lines and returns everything a version publishes."""
+    """Trains on clean purchase lines and returns everything a version publishes.
+
+    ``for_serving=False`` stops at what the evaluation scores (complements, popularity,
+    serving weights): evidence counts, alternatives, stored histories and the catalog
+    only serve answers, and tuning fits a model per trial.
+    """
     if config.method not in METHODS:
         raise InputError(
             f"unknown neighbour method {config.method!r}; choose from {', '.join(METHODS)}"
@@ -141,11 +146,13 @@ def fit(
             config.top_n,
         )
         popular = np.argsort(-pop, kind="stable")[: config.popular_n]
-        binary = inter.order_item.copy()
-        binary.data = np.ones_like(binary.data)
-        together = (binary.T @ binary).tocsr()
-        nb = nb.with_counts(together)
-        alts = alternatives(inter.customer_item, together, factors, config.alternatives_n)
+        alts = None
+        if for_serving:
+            binary = inter.order_item.copy()
+            binary.data = np.ones_like(binary.data)
+            together = (binary.T @ binary).tocsr()
+            nb = nb.with_counts(together)
+            alts = alternatives(inter.customer_item, together, factors, config.alternatives_n)
     first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
     # An item bought before scores like a strong neighbour when repurchases are wanted.
     repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0
@@ -167,7 +174,7 @@ def fit(
         },
     }
     histories = {}
-    if with_histories and config.history_items > 0:
+    if for_serving and config.history_items > 0:
         with stages.stage("histories"):
             histories = recent_items(frame, config.history_items)
         meta["customers_stored"] = len(histories)
@@ -177,13 +184,15 @@ def fit(
             "last": frame[ingest.TIMESTAMP].max().isoformat(),
         }
     item_ids = [str(i) for i in inter.items]
-    with stages.stage("catalog"):
-        facts = align(item_ids, catalog, from_purchases(frame))
-    meta["catalog"] = {
-        "source": "file" if catalog is not None else "purchases",
-        "with_price": sum(1 for f in facts if "price" in f),
-        "with_category": sum(1 for f in facts if "category" in f),
-    }
+    facts = None
+    if for_serving:
+        with stages.stage("catalog"):
+            facts = align(item_ids, catalog, from_purchases(frame))
+        meta["catalog"] = {
+            "source": "file" if catalog is not None else "purchases",
+            "with_price": sum(1 for f in facts if "price" in f),
+            "with_category": sum(1 for f in facts if "category" in f),
+        }
     return ModelPayload(
         item_ids=item_ids,
         neighbours=nb,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -152,7 +152,7 @@ def tune(
             break
         t0 = time.perf_counter()
         params = draw()
-        payload = fit(split.train, with_params(config, params), quiet, with_histories=False)
+        payload = fit(split.train, with_params(config, params), quiet, for_serving=False)
         served = ev.evaluate(ev.served_from_payload(payload), cases)
         headline = ev.headline(served)
         seconds = time.perf_counter() - t0
@@ -165,11 +165,3 @@ def tune(
             on_trial(trial)
     result.seconds = time.perf_counter() - start
     return result
-
-
-def describe(trials: Sequence[Trial]) -> str:
-    lines = []
-    for t in trials:
-        shown = " ".join(f"{k}={v}" for k, v in t.params.items())
-        lines.append(f"  trial {t.number:3d} score={t.score:.4f} ({t.seconds:.1f}s) {shown}")
-    return "\n".join(lines)
