@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,16 +101,25 @@ class CleanReport:
 
 
 def read_purchases(path: Path, columns: Columns) -> pd.DataFrame:
-    """Reads the file and renames its columns to the standard names."""
+    """Reads the file and renames its columns to the standard names.
+
+    Text columns arrive dictionary-encoded (pandas categoricals): tens of millions of
+    lines hold integer codes and one string per distinct id, not one Python object a row.
+    """
     mapping = columns.mapping()
-    raw = read_table(path, list(dict.fromkeys(mapping.values())), what="purchases file")
+    raw = read_table(
+        path, list(dict.fromkeys(mapping.values())), what="purchases file", categorical=True
+    )
     return pd.DataFrame({std: raw[col] for std, col in mapping.items()})
 
 
-def read_table(path: Path, wanted: list[str] | None = None, what: str = "file") -> pd.DataFrame:
+def read_table(
+    path: Path, wanted: list[str] | None = None, what: str = "file", categorical: bool = False
+) -> pd.DataFrame:
     """A CSV(.gz), TSV or Parquet file: the ``wanted`` columns (all when None), as read.
 
-    CSV cells stay text: ids such as "00123" must not turn into numbers.
+    CSV cells stay text: ids such as "00123" must not turn into numbers. With
+    ``categorical``, text columns are read dictionary-encoded, through pyarrow.
     """
     if not path.exists():
         raise InputError(f"{what} not found: {path}")
@@ -120,17 +130,60 @@ def read_table(path: Path, wanted: list[str] | None = None, what: str = "file") 
         if suffixes.endswith((".parquet", ".pq")):
             if wanted is not None:
                 _require(_parquet_columns(path), wanted, path)
+            if categorical:
+                return _read_parquet_encoded(path, wanted)
             return pd.read_parquet(path, columns=wanted)
         if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
             sep = "\t" if ".tsv" in suffixes else ","
             if wanted is not None:
                 _require(list(pd.read_csv(path, sep=sep, nrows=0).columns), wanted, path)
+            if categorical:
+                return _read_csv_encoded(path, sep, wanted)
             return pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
     except InputError:
         raise
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"could not read {path}: {exc}") from exc
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid for malformed files
+        if type(exc).__module__.startswith("pyarrow"):
+            raise InputError(f"could not read {path}: {exc}") from exc
+        raise
     raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")
+
+
+def _encoded_frame(table: Any) -> pd.DataFrame:
+    import pyarrow as pa
+
+    columns = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            col = col.dictionary_encode()
+        columns[name] = col
+    return pa.table(columns).to_pandas()  # type: ignore[no-any-return]
+
+
+def _read_parquet_encoded(path: Path, wanted: list[str] | None) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return _encoded_frame(pq.read_table(path, columns=wanted))
+
+
+def _read_csv_encoded(path: Path, sep: str, wanted: list[str] | None) -> pd.DataFrame:
+    import pyarrow as pa
+    from pyarrow import csv
+
+    names = wanted if wanted is not None else list(pd.read_csv(path, sep=sep, nrows=0).columns)
+    table = csv.read_csv(
+        path,
+        parse_options=csv.ParseOptions(delimiter=sep),
+        convert_options=csv.ConvertOptions(
+            include_columns=names,
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+        ),
+    )
+    return _encoded_frame(table)
 
 
 def _parquet_columns(path: Path) -> list[str]:
@@ -151,7 +204,7 @@ def _require(available: list[str], wanted: list[str], path: Path) -> None:
         )
 
 
-def _ids(values: pd.Series) -> pd.Series:
+def _normal_ids(values: pd.Series) -> pd.Series:
     """Ids as trimmed strings; float-typed ids (17850.0, from a NaN-holding column) lose .0."""
     if pd.api.types.is_float_dtype(values):
         ints = values.astype("Int64")
@@ -163,26 +216,72 @@ def _ids(values: pd.Series) -> pd.Series:
     return out.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
 
 
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as trimmed strings, one per row (catalogs: a row per item)."""
+    return _normal_ids(values)
+
+
+def id_codes(values: pd.Series) -> pd.Series:
+    """Ids as a categorical of normalised strings, categories sorted; missing ids are NaN.
+
+    The string work runs once per distinct value, never once per line.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    normal = _normal_ids(pd.Series(np.asarray(uniques))).to_numpy(dtype=object)
+    categories = np.array(sorted({v for v in normal if v}), dtype=object)
+    lookup = pd.Index(categories).get_indexer(normal).astype(np.int32)
+    row_codes = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1).astype(np.int32)
+    cat = pd.Categorical.from_codes(row_codes, categories=pd.Index(categories, dtype=object))
+    return pd.Series(cat, index=values.index)
+
+
+def _per_value(values: pd.Series, convert: Any) -> pd.Series:
+    """Applies a vectorised conversion to each distinct value of a categorical only."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = convert(pd.Series(values.cat.categories))
+        codes = values.cat.codes.to_numpy()
+        out = cats.iloc[np.maximum(codes, 0)].reset_index(drop=True)
+        out = out.where(pd.Series(codes >= 0))
+        out.index = values.index
+        return pd.Series(out)
+    return pd.Series(convert(values))
+
+
 def _numbers(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce")
+    return _per_value(values, lambda v: pd.to_numeric(v, errors="coerce"))
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    return _per_value(
+        values, lambda v: pd.to_datetime(v, errors="coerce", utc=True, format="mixed")
+    )
+
+
+def _category_mask(values: pd.Series, test: Any) -> np.ndarray:
+    """Row mask of a categorical from a boolean test over its categories (NaN: False)."""
+    cats = np.asarray(test(pd.Series(values.cat.categories)), dtype=bool)
+    codes = values.cat.codes.to_numpy()
+    return np.where(codes >= 0, cats[np.maximum(codes, 0)], False)
 
 
 def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, CleanReport]:
     """Drops unusable rows, counting each reason once, in a fixed order."""
     report = CleanReport(rows_read=len(frame))
     df = frame.copy()
-    df[CUSTOMER] = _ids(df[CUSTOMER])
-    df[ITEM] = _ids(df[ITEM])
+    df[CUSTOMER] = id_codes(df[CUSTOMER])
+    df[ITEM] = id_codes(df[ITEM])
     if ORDER in df:
-        df[ORDER] = _ids(df[ORDER])
+        df[ORDER] = id_codes(df[ORDER])
     if QUANTITY in df:
         df[QUANTITY] = _numbers(df[QUANTITY])
     if PRICE in df:
         df[PRICE] = _numbers(df[PRICE])
     if TIMESTAMP in df:
-        df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], errors="coerce", utc=True, format="mixed")
+        df[TIMESTAMP] = _timestamps(df[TIMESTAMP])
     if DESCRIPTION in df:
-        df[DESCRIPTION] = df[DESCRIPTION].astype(str).where(df[DESCRIPTION].notna(), "").str.strip()
+        df[DESCRIPTION] = _per_value(
+            df[DESCRIPTION], lambda v: v.astype(str).where(v.notna(), "").str.strip()
+        ).astype("category")
 
     def drop(reason: str, mask: pd.Series | np.ndarray) -> None:
         nonlocal df
@@ -190,17 +289,18 @@ def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, Clea
         report.dropped[reason] = int(mask_arr.sum())
         df = df.loc[~mask_arr]
 
-    drop("missing_customer", df[CUSTOMER] == "")
-    drop("missing_item", df[ITEM] == "")
+    drop("missing_customer", df[CUSTOMER].isna())
+    drop("missing_item", df[ITEM].isna())
     if ORDER in df and rules.cancelled_order_prefix:
-        drop("cancelled_order", df[ORDER].str.startswith(rules.cancelled_order_prefix))
+        prefix = rules.cancelled_order_prefix
+        drop("cancelled_order", _category_mask(df[ORDER], lambda c: c.str.startswith(prefix)))
     if QUANTITY in df:
         drop("non_positive_or_missing_quantity", ~(df[QUANTITY] > 0))
     if PRICE in df:
         drop("non_positive_or_missing_price", ~(df[PRICE] > 0))
     if TIMESTAMP in df:
         drop("bad_timestamp", df[TIMESTAMP].isna())
-    non_product = df[ITEM].isin(rules.non_product_items)
+    non_product = _category_mask(df[ITEM], lambda c: c.isin(rules.non_product_items))
     if rules.non_product_pattern:
         try:
             pattern = re.compile(rules.non_product_pattern, re.IGNORECASE)
@@ -208,17 +308,25 @@ def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, Clea
             raise InputError(
                 f"bad non-product pattern {rules.non_product_pattern!r}: {exc}"
             ) from exc
-        non_product |= df[ITEM].map(lambda s: pattern.fullmatch(s) is not None).astype(bool)
+        non_product |= _category_mask(
+            df[ITEM], lambda c: c.map(lambda s: pattern.fullmatch(s) is not None).astype(bool)
+        )
     drop("non_product", non_product)
     if rules.drop_duplicates:
         drop("exact_duplicate", df.duplicated(keep="first"))
 
+    for col in (CUSTOMER, ITEM, ORDER):
+        if col in df:
+            df[col] = df[col].cat.remove_unused_categories()
     if df.empty:
         raise InputError("no rows left after cleaning: " + "; ".join(report.lines()))
     if QUANTITY not in df:
         df[QUANTITY] = 1.0
     if ORDER not in df:
         # Without order ids, a customer's lines at one moment are one order.
-        key = df[CUSTOMER] + "@" + (df[TIMESTAMP].astype(str) if TIMESTAMP in df else "")
-        df[ORDER] = key
+        keys = [df[CUSTOMER].cat.codes] + ([df[TIMESTAMP]] if TIMESTAMP in df else [])
+        number = df.groupby(keys, sort=True, observed=True).ngroup().to_numpy()
+        df[ORDER] = pd.Categorical.from_codes(
+            number, categories=pd.Index([f"o{i}" for i in range(int(number.max()) + 1)])
+        )
     return df.reset_index(drop=True), report

@@ -33,25 +33,56 @@ class Interactions:
         return int(self.items.size)
 
 
+def codes_of(values: pd.Series, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..k-1 per row and the distinct ids (str) they stand for.
+
+    Categoricals (what ``ingest.clean`` returns) are used as they are: no string is
+    touched per row. With ``sort`` the ids come sorted, so item order is deterministic.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.cat.remove_unused_categories()
+        ids = np.asarray(cat.cat.categories.astype(str), dtype=object)
+        codes = cat.cat.codes.to_numpy().astype(np.int64)
+    else:
+        raw, uniques = pd.factorize(values.astype(str), sort=False)
+        ids, codes = np.asarray(uniques, dtype=object), raw.astype(np.int64)
+    if sort and ids.size:
+        order = np.argsort(ids.astype(str), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        ids, codes = ids[order], rank[codes]
+    return codes.astype(np.int32), ids.astype(str)
+
+
 def build(frame: pd.DataFrame) -> Interactions:
-    items, item_idx = np.unique(frame[ITEM].to_numpy(dtype=str), return_inverse=True)
-    customers, cust_idx = np.unique(frame[CUSTOMER].to_numpy(dtype=str), return_inverse=True)
-    orders, order_idx = np.unique(frame[ORDER].to_numpy(dtype=str), return_inverse=True)
+    """Sparse matrices from integer codes: memory grows with lines, not with strings."""
+    item_idx, items = codes_of(frame[ITEM])
+    cust_idx, customers = codes_of(frame[CUSTOMER])
+    order_idx, orders = codes_of(frame[ORDER], sort=False)
+    n_orders, n_items = orders.size, items.size
     # Several lines of one item in one order count once.
-    pairs = np.unique(np.stack([order_idx, item_idx, cust_idx], axis=1), axis=0)
-    ones = np.ones(len(pairs), dtype=np.float32)
     order_item = sp.csr_matrix(
-        (ones, (pairs[:, 0], pairs[:, 1])), shape=(orders.size, items.size), dtype=np.float32
+        (np.ones(item_idx.size, np.float32), (order_idx, item_idx)),
+        shape=(n_orders, n_items),
+        dtype=np.float32,
     )
+    order_item.sum_duplicates()
     order_item.data[:] = 1.0
+    # An order belongs to one customer (its first line's, should an export disagree).
+    order_customer = np.zeros(n_orders, np.int32)
+    order_customer[order_idx[::-1]] = cust_idx[::-1]
+    rows = np.repeat(order_customer, np.diff(order_item.indptr))
     customer_item = sp.csr_matrix(
-        (ones, (pairs[:, 2], pairs[:, 1])), shape=(customers.size, items.size), dtype=np.float32
+        (np.ones(order_item.nnz, np.float32), (rows, order_item.indices)),
+        shape=(customers.size, n_items),
+        dtype=np.float32,
     )
     customer_item.sum_duplicates()
     order_days = None
     if TIMESTAMP in frame:
-        placed = frame.groupby(order_idx)[TIMESTAMP].max().sort_index()
-        order_days = ((placed.max() - placed).dt.total_seconds() / 86400.0).to_numpy(np.float64)
+        nanos = frame[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        placed = pd.Series(nanos).groupby(order_idx).max().sort_index().to_numpy()
+        order_days = (placed.max() - placed).astype(np.float64) / 86_400e9
     return Interactions(items, customers, customer_item, order_item, order_days)
 
 

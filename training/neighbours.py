@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from training import gram
+
 
 @dataclass(frozen=True)
 class Neighbours:
@@ -32,16 +34,8 @@ class Neighbours:
             return np.zeros(int(keep.sum()), np.int64)
         return np.asarray(self.counts[i][keep])
 
-    def with_counts(self, evidence: sp.csr_matrix) -> Neighbours:
-        """Looks each entry's count up in an items x items evidence matrix."""
-        counts = np.zeros(self.indices.shape, np.int64)
-        block = max(1, 2_000_000 // max(evidence.shape[1], 1))
-        for lo in range(0, self.indices.shape[0], block):
-            hi = min(lo + block, self.indices.shape[0])
-            dense = evidence[lo:hi].toarray()
-            idx = np.maximum(self.indices[lo:hi], 0)
-            got = np.take_along_axis(dense, idx, axis=1)
-            counts[lo:hi] = np.where(self.indices[lo:hi] >= 0, got, 0)
+    def with_counts(self, counts: np.ndarray) -> Neighbours:
+        """The same lists with their evidence counts (``pair_counts``)."""
         return Neighbours(self.indices, self.scores, counts)
 
 
@@ -56,13 +50,27 @@ class NeighbourInputs:
     """Per order row: how much that order counts (recency decay); None counts all alike."""
     negatives: int = 0
     """Also keep this many most negative weights per item (methods that learn them)."""
+    memory_bytes: int = 2 << 30
+    """What this stage may use on top of its inputs: picks EASE's solver and block sizes."""
+    ease_candidates: int = 64
+    """Local EASE: each item's regression runs over this many co-occurring items."""
 
     def weighted_orders(self) -> sp.csr_matrix:
         """Order rows scaled so that the Gram matrix X^T X weighs each order by its weight."""
-        x = self.order_item.astype(np.float64)
+        x = sp.csr_matrix(self.order_item, dtype=np.float32)
         if self.order_weights is None:
-            return sp.csr_matrix(x)
-        return sp.csr_matrix(sp.diags(np.sqrt(self.order_weights)) @ x)
+            return x
+        return sp.csr_matrix(
+            sp.diags(np.sqrt(self.order_weights).astype(np.float32)) @ x, dtype=np.float32
+        )
+
+    @property
+    def max_entries(self) -> int:
+        """Gram entries one block may hold: half of this stage's memory."""
+        return max(100_000, self.memory_bytes // 2 // gram.BYTES_PER_ENTRY)
+
+    def ease_solver(self) -> str:
+        return ease_solver(self.order_item.shape[1], self.memory_bytes)
 
 
 NeighbourMethod = Callable[[NeighbourInputs, int], Neighbours]
@@ -141,18 +149,41 @@ def als_cosine(inputs: NeighbourInputs, top_n: int) -> Neighbours:
 
 
 def cooccurrence(inputs: NeighbourInputs, top_n: int) -> Neighbours:
-    """Orders holding both items over the geometric mean of orders holding each (cosine)."""
-    x = inputs.weighted_orders()
-    co = (x.T @ x).tocsr()
-    counts = co.diagonal()
-    inv = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    co = sp.diags(inv) @ co @ sp.diags(inv)
-    co = co.tocsr()
-    return _blocks(lambda a, b: co[a:b].toarray(), co.shape[0], top_n)
+    """Orders holding both items over the geometric mean of orders holding each (cosine).
+
+    Sparse, a block of item rows at a time: memory grows with the block and items x N.
+    """
+    return cosine_lists(inputs.weighted_orders(), top_n, inputs.max_entries)
 
 
-EASE_MAX_ITEMS = 25_000
-"""EASE inverts a dense items x items matrix: past this it needs more memory than a node has."""
+def cosine_lists(x: sp.csr_matrix, top_n: int, max_entries: int) -> Neighbours:
+    g = gram.Gram(x, max_entries)
+    inv = 1.0 / np.sqrt(np.maximum(g.diagonal(), 1e-12))
+    idx_parts, score_parts = [], []
+    for lo, hi, block in g.blocks():
+        rows, cols, vals = gram.entries(block, lo)
+        cos = vals * inv[rows] * inv[cols]
+        idx, sc = gram.top_per_row(rows, cols, cos, hi - lo, lo, top_n)
+        idx_parts.append(idx)
+        score_parts.append(sc)
+    return Neighbours(np.vstack(idx_parts), np.vstack(score_parts))
+
+
+DENSE_EASE_COPIES = 3
+"""Dense EASE holds the Gram matrix, its inverse and the weights: three items^2 float64s."""
+
+
+def dense_ease_bytes(n_items: int) -> int:
+    return DENSE_EASE_COPIES * 8 * n_items * n_items
+
+
+def ease_solver(n_items: int, memory_bytes: int) -> str:
+    """"dense" (exact EASE) while its items^2 matrices fit the memory, else "local".
+
+    Measured on Online Retail (README, "Choosing the neighbours"), exact EASE scores a
+    little higher than the local solver, so it stays wherever it fits.
+    """
+    return "dense" if dense_ease_bytes(n_items) <= memory_bytes else "local"
 
 
 def ease_weights(order_item: sp.csr_matrix, lam: float) -> np.ndarray:
@@ -160,23 +191,139 @@ def ease_weights(order_item: sp.csr_matrix, lam: float) -> np.ndarray:
 
     B[i, j] is how much having i in an order predicts j, learned jointly for all items, so
     summing rows of B over a cart scores what completes it. Orders, not customers, are the
-    rows, because a cart widget asks what goes in the same order.
+    rows, because a cart widget asks what goes in the same order. Dense: small catalogs.
     """
-    n = order_item.shape[1]
-    if n > EASE_MAX_ITEMS:
-        raise ValueError(f"EASE supports up to {EASE_MAX_ITEMS:,} items, got {n:,}")
     x = order_item.astype(np.float64)
-    gram = (x.T @ x).toarray()
-    gram[np.diag_indices_from(gram)] += lam
-    p = np.linalg.inv(gram)
+    gram_matrix = (x.T @ x).toarray()
+    gram_matrix[np.diag_indices_from(gram_matrix)] += lam
+    p = np.linalg.inv(gram_matrix)
     b = -p / np.diag(p)
     b[np.diag_indices_from(b)] = 0.0
     return np.asarray(b, dtype=np.float32)
 
 
+def local_ease_weights(
+    x: sp.csr_matrix,
+    lam: float,
+    candidates: int,
+    max_entries: int,
+    max_universe: int = 4_000,
+) -> sp.csr_matrix:
+    """EASE solved per item over its strongest co-occurring items: sparse B, rows predict.
+
+    EASE's column j is a ridge regression of item j's orders on every other item's
+    (B[:, j] = (G_{-j} + lam I)^-1 G_{-j, j}). Items that never share an order with j
+    add little but their correlation with j's true regressors, so each column is solved
+    over j's candidates only: its ``candidates`` largest co-occurrences and its
+    ``candidates`` largest cosines (popular and specific partners), deduplicated.
+
+    The candidates' Gram entries among themselves must be exact (a pruned Gram matrix is
+    not positive definite, and its solves blow up), so targets are taken in groups that
+    share candidates (sorted by their strongest partner), and each group's candidates'
+    exact Gram block is computed from the data: at most ``max_universe`` items square.
+    Cost: linear in the catalog, items x candidates^3 flops for the solves.
+    """
+    g = gram.Gram(x, max_entries)
+    n = g.n_items
+    diag = g.diagonal()
+    inv = 1.0 / np.sqrt(np.maximum(diag, 1e-12))
+    width = 2 * candidates
+    cand = np.full((n, width), -1, np.int64)
+    for lo, hi, block in g.blocks():
+        rows, cols, vals = gram.entries(block, lo)
+        by_count, _ = gram.top_per_row(rows, cols, vals, hi - lo, lo, candidates)
+        by_cos, _ = gram.top_per_row(rows, cols, vals * inv[rows] * inv[cols], hi - lo, lo,
+                                     candidates)  # fmt: skip
+        both = np.hstack([by_count, by_cos]).astype(np.int64)
+        # Deduplicate each row: sort, blank repeats, keep -1 padding last.
+        both = np.sort(np.where(both < 0, n, both), axis=1)
+        dup = np.zeros_like(both, dtype=bool)
+        dup[:, 1:] = both[:, 1:] == both[:, :-1]
+        both[dup] = n
+        both = np.sort(both, axis=1)
+        cand[lo:hi] = np.where(both < n, both, -1)
+    csc = sp.csc_matrix(x, dtype=np.float64)
+    # Group targets that share their strongest partner, so their candidates overlap.
+    lead = np.where(cand[:, 0] >= 0, cand[:, 0], np.arange(n))
+    order = np.lexsort((np.arange(n), lead))
+    out_rows: list[np.ndarray] = []
+    out_cols: list[np.ndarray] = []
+    out_vals: list[np.ndarray] = []
+    start = 0
+    while start < n:
+        # Grow the group while its candidates (and the targets) fit the universe.
+        seen: set[int] = set()
+        stop = start
+        while stop < n:
+            j = int(order[stop])
+            new = {int(c) for c in cand[j] if c >= 0} | {j}
+            if stop > start and len(seen | new) > max_universe:
+                break
+            seen |= new
+            stop += 1
+        targets = order[start:stop]
+        universe = np.array(sorted(seen), np.int64)
+        sub = csc[:, universe]
+        g_uu = (sub.T @ sub).toarray()
+        where = np.full(n, -1, np.int64)
+        where[universe] = np.arange(universe.size)
+        c = cand[targets]
+        valid = c >= 0
+        pos = where[np.maximum(c, 0)]
+        a_mat = g_uu[pos[:, :, None], pos[:, None, :]]
+        a_mat *= valid[:, :, None] & valid[:, None, :]
+        ar = np.arange(width)
+        a_mat[:, ar, ar] = np.where(valid, diag[np.maximum(c, 0)] + lam, 1.0)
+        rhs = np.where(valid, g_uu[pos, where[targets][:, None]], 0.0)
+        w = np.linalg.solve(a_mat, rhs[:, :, None])[:, :, 0]
+        t_of, a_of = np.nonzero(valid)
+        out_rows.append(c[t_of, a_of])
+        out_cols.append(targets[t_of].astype(np.int64))
+        out_vals.append(w[t_of, a_of])
+        start = stop
+    b = sp.csr_matrix(
+        (
+            np.concatenate(out_vals).astype(np.float32),
+            (np.concatenate(out_rows), np.concatenate(out_cols)),
+        ),
+        shape=(n, n),
+    )
+    b.sort_indices()
+    return b
+
+
+def _sparse_top(
+    b: sp.csr_matrix, top_n: int, negatives: int
+) -> Neighbours:
+    """Top positive (and most negative) weights per row of a sparse weight matrix."""
+    rows = np.repeat(np.arange(b.shape[0], dtype=np.int64), np.diff(b.indptr))
+    cols = b.indices.astype(np.int64)
+    vals = np.asarray(b.data, np.float64)
+    keep = rows != cols
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    n = b.shape[0]
+    pos_idx, pos_sc = gram.top_per_row(rows, cols, vals, n, 0, top_n)
+    if negatives <= 0:
+        return Neighbours(pos_idx, pos_sc)
+    neg_idx, neg_sc = gram.top_per_row(rows, cols, vals, n, 0, negatives, largest=False)
+    return Neighbours(np.hstack([pos_idx, neg_idx]), np.hstack([pos_sc, neg_sc]))
+
+
 def ease(inputs: NeighbourInputs, top_n: int) -> Neighbours:
-    b = ease_weights(inputs.weighted_orders(), inputs.ease_lambda)
-    return _blocks(lambda lo, hi: b[lo:hi], b.shape[0], top_n, inputs.negatives)
+    """EASE: exact where it fits the memory, solved locally per item where it does not."""
+    x = inputs.weighted_orders()
+    if inputs.ease_solver() == "dense":
+        b = ease_weights(x, inputs.ease_lambda)
+        return _blocks(lambda lo, hi: b[lo:hi], b.shape[0], top_n, inputs.negatives)
+    sparse_b = local_ease_weights(
+        x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries
+    )
+    return _sparse_top(sparse_b, top_n, inputs.negatives)
+
+
+def _unit(factors: np.ndarray) -> np.ndarray:
+    f = factors.astype(np.float32)
+    return np.asarray(f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12))
 
 
 def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
@@ -190,28 +337,64 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     """
     if inputs.item_factors is None:
         raise ValueError("ease-als needs item factors")
-    b = ease_weights(inputs.weighted_orders(), inputs.ease_lambda)
-    scale = np.abs(b).max(axis=1, keepdims=True)
-    f = inputs.item_factors.astype(np.float32)
-    unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    x = inputs.order_item.astype(np.float32)
-    together = (x.T @ x).tocsr()
+    unit = _unit(inputs.item_factors)
+    x = inputs.weighted_orders()
+    if inputs.ease_solver() == "dense":
+        b = ease_weights(x, inputs.ease_lambda)
+        scale = np.abs(b).max(axis=1, keepdims=True)
+        binary = sp.csr_matrix(inputs.order_item, dtype=np.float32)
+        together = (binary.T @ binary).tocsr()
 
-    def block(lo: int, hi: int) -> np.ndarray:
-        cos = np.maximum(unit[lo:hi] @ unit.T, 0.0)
-        evidence = together[lo:hi].toarray() > 0
-        return np.asarray(b[lo:hi] + inputs.als_weight * scale[lo:hi] * evidence * cos**3)
+        def block(lo: int, hi: int) -> np.ndarray:
+            cos = np.maximum(unit[lo:hi] @ unit.T, 0.0)
+            evidence = together[lo:hi].toarray() > 0
+            return np.asarray(b[lo:hi] + inputs.als_weight * scale[lo:hi] * evidence * cos**3)
 
-    return _blocks(block, b.shape[0], top_n, inputs.negatives)
+        return _blocks(block, b.shape[0], top_n, inputs.negatives)
+    # Local EASE: every weight sits on a co-occurring pair, so the blend adds ALS there.
+    sparse_b = local_ease_weights(
+        x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries
+    )
+    rows = np.repeat(np.arange(sparse_b.shape[0]), np.diff(sparse_b.indptr))
+    cols = sparse_b.indices
+    scale = np.zeros(sparse_b.shape[0], np.float64)
+    np.maximum.at(scale, rows, np.abs(sparse_b.data))
+    cos = np.empty(cols.size, np.float64)
+    step = 1_000_000
+    for lo in range(0, cols.size, step):
+        hi = min(cols.size, lo + step)
+        cos[lo:hi] = np.einsum("ij,ij->i", unit[rows[lo:hi]], unit[cols[lo:hi]])
+    sparse_b.data = (
+        sparse_b.data + inputs.als_weight * scale[rows] * np.maximum(cos, 0.0) ** 3
+    ).astype(np.float32)
+    return _sparse_top(sparse_b, top_n, inputs.negatives)
+
+
+def pair_counts(x: sp.csr_matrix, indices: np.ndarray, max_entries: int) -> np.ndarray:
+    """For each (item row, listed item): the entry of binary ``X^T X``, in row blocks.
+
+    With ``x`` the order x item matrix, that is how many orders held both items: the
+    evidence a published list carries.
+    """
+    binary = sp.csr_matrix((np.ones(x.nnz, np.float32), x.indices, x.indptr), shape=x.shape)
+    counts = np.zeros(indices.shape, np.int64)
+    for lo, hi, block in gram.Gram(binary, max_entries).blocks():
+        idx = indices[lo:hi]
+        rows = np.repeat(np.arange(lo, hi), idx.shape[1])
+        got = gram.lookup(block, lo, rows, np.maximum(idx, 0).ravel()).reshape(idx.shape)
+        counts[lo:hi] = np.where(idx >= 0, np.rint(got), 0).astype(np.int64)
+    return counts
 
 
 def alternatives(
     customer_item: sp.csr_matrix,
-    together: sp.csr_matrix,
+    order_item: sp.csr_matrix,
     item_factors: np.ndarray,
     top_n: int,
     min_shared: int = 2,
     max_together: float = 0.05,
+    max_entries: int = gram.DEFAULT_MAX_ENTRIES,
+    shortlist: int = 4,
 ) -> Neighbours:
     """Items bought by the same customers but seldom in the same order: alternatives.
 
@@ -219,7 +402,9 @@ def alternatives(
     "the same people buy these"), over pairs that at least ``min_shared`` customers
     bought and that share an order in at most ``max_together`` of the rarer item's
     orders (two items usually bought together complement each other, they are not
-    alternatives). The count is the number of customers who bought both.
+    alternatives). The count is the number of customers who bought both. Sparse, in row
+    blocks: the ALS cosine re-ranks each item's ``shortlist`` x ``top_n`` best pairs by
+    customer cosine, so no items x items array is ever made.
 
     Measured on Online Retail (train before 2011-11-09, top 10 per item, pairs seen in
     the following month): complements were bought in the same order 46% of the time and
@@ -227,27 +412,48 @@ def alternatives(
     at 20%, 37% and 27% (too close to complements); at 0%, 10% and 11% (substitutes, but
     rarely bought at all).
     """
-    x = customer_item.copy()
-    x.data = np.ones_like(x.data)
-    x = sp.csr_matrix(x, dtype=np.float32)
-    shared = (x.T @ x).tocsr()
+    cx = sp.csr_matrix(
+        (np.ones(customer_item.nnz, np.float32), customer_item.indices, customer_item.indptr),
+        shape=customer_item.shape,
+    )
+    ox = sp.csr_matrix(
+        (np.ones(order_item.nnz, np.float32), order_item.indices, order_item.indptr),
+        shape=order_item.shape,
+    )
+    shared = gram.Gram(cx, max_entries)
+    together = gram.Gram(ox, max_entries)
     buyers = shared.diagonal()
     orders = together.diagonal()
     inv = 1.0 / np.sqrt(np.maximum(buyers, 1.0))
-    f = item_factors.astype(np.float32)
-    unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-
-    def block(lo: int, hi: int) -> np.ndarray:
-        s = shared[lo:hi].toarray()
-        t = together[lo:hi].toarray()
-        cos_customers = s * inv[lo:hi, None] * inv[None, :]
-        cos_als = np.maximum(unit[lo:hi] @ unit.T, 0.0)
-        rarer = np.maximum(np.minimum(orders[lo:hi, None], orders[None, :]), 1.0)
-        ok = (s >= min_shared) & (t / rarer <= max_together)
-        return np.where(ok, 0.5 * (cos_customers + cos_als), 0.0)
-
-    nb = _blocks(block, shared.shape[0], top_n)
-    return nb.with_counts(shared)
+    unit = _unit(item_factors)
+    n = shared.n_items
+    idx_out = np.full((n, top_n), -1, np.int32)
+    sc_out = np.zeros((n, top_n), np.float32)
+    cnt_out = np.zeros((n, top_n), np.int64)
+    cost = shared.cost + together.cost
+    for lo, hi in gram.block_bounds(cost, max_entries):
+        s_block = shared.rows(lo, hi)
+        rows, cols, s = gram.entries(s_block, lo)
+        keep = s >= min_shared
+        rows, cols, s = rows[keep], cols[keep], s[keep]
+        t = gram.lookup(together.rows(lo, hi), lo, rows, cols)
+        rarer = np.maximum(np.minimum(orders[rows], orders[cols]), 1.0)
+        keep = t / rarer <= max_together
+        rows, cols, s = rows[keep], cols[keep], s[keep]
+        cos_c = s * inv[rows] * inv[cols]
+        short, _ = gram.top_per_row(rows, cols, cos_c, hi - lo, lo, shortlist * top_n)
+        r_local, k = np.nonzero(short >= 0)
+        c = short[r_local, k].astype(np.int64)
+        r = r_local + lo
+        s_rc = gram.lookup(s_block, lo, r, c)
+        cos_als = np.maximum(np.einsum("ij,ij->i", unit[r], unit[c]), 0.0)
+        score = 0.5 * (s_rc * inv[r] * inv[c] + cos_als)
+        idx, sc = gram.top_per_row(r, c, score, hi - lo, lo, top_n)
+        idx_out[lo:hi], sc_out[lo:hi] = idx, sc
+        got = gram.lookup(s_block, lo, np.repeat(np.arange(lo, hi), top_n),
+                          np.maximum(idx, 0).ravel())  # fmt: skip
+        cnt_out[lo:hi] = np.where(idx >= 0, np.rint(got.reshape(idx.shape)), 0)
+    return Neighbours(idx_out, sc_out, cnt_out)
 
 
 METHODS: dict[str, NeighbourMethod] = {

@@ -23,7 +23,13 @@ from training.catalog import align, from_purchases
 from training.errors import InputError
 from training.histories import recent_items
 from training.model import AlsParams, train_als
-from training.neighbours import DEFAULT_METHOD, METHODS, NeighbourInputs, alternatives
+from training.neighbours import (
+    DEFAULT_METHOD,
+    METHODS,
+    NeighbourInputs,
+    alternatives,
+    pair_counts,
+)
 from training.publish import ModelPayload
 
 
@@ -50,6 +56,10 @@ class TrainConfig:
     """Distinct items kept per customer for ``/v1/customers/{id}`` (0: no stored histories)."""
     repurchase_bonus: float = 2.0
     """The bonus of an item bought before, in units of a strong neighbour's weight."""
+    ease_candidates: int = 64
+    """Local EASE (large catalogs): co-occurring items each item's regression runs over."""
+    neighbour_memory_bytes: int = 2 << 30
+    """Memory the neighbour stage may use: EASE's solver and block sizes follow from it."""
 
     def params(self) -> dict[str, Any]:
         return {
@@ -134,25 +144,29 @@ def fit(
     with stages.stage("neighbours"):
         pop = matrices.popularity(inter)
         method = METHODS[config.method]
-        nb = method(
-            NeighbourInputs(
-                inter.order_item,
-                factors,
-                config.ease_lambda,
-                config.als_weight,
-                matrices.order_weights(inter, config.recency_half_life_days),
-                config.negatives,
-            ),
-            config.top_n,
+        inputs = NeighbourInputs(
+            inter.order_item,
+            factors,
+            config.ease_lambda,
+            config.als_weight,
+            matrices.order_weights(inter, config.recency_half_life_days),
+            config.negatives,
+            memory_bytes=config.neighbour_memory_bytes,
+            ease_candidates=config.ease_candidates,
         )
+        max_entries = inputs.max_entries
+        nb = method(inputs, config.top_n)
         popular = np.argsort(-pop, kind="stable")[: config.popular_n]
         alts = None
         if for_serving:
-            binary = inter.order_item.copy()
-            binary.data = np.ones_like(binary.data)
-            together = (binary.T @ binary).tocsr()
-            nb = nb.with_counts(together)
-            alts = alternatives(inter.customer_item, together, factors, config.alternatives_n)
+            nb = nb.with_counts(pair_counts(inter.order_item, nb.indices, max_entries))
+            alts = alternatives(
+                inter.customer_item,
+                inter.order_item,
+                factors,
+                config.alternatives_n,
+                max_entries=max_entries,
+            )
     first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
     # An item bought before scores like a strong neighbour when repurchases are wanted.
     repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0

@@ -1,0 +1,143 @@
+"""Item x item products of sparse purchase matrices, one bounded block of item rows at a time.
+
+Every item-item quantity the trainer needs (co-occurrence, shared customers, EASE's Gram
+matrix, evidence counts) is a row of ``X^T X`` for some sparse ``X``. Computed whole,
+it can hold up to items^2 entries; computed a block of rows at a time and reduced at once
+to each row's top-N, memory stays at one block plus items x N.
+
+A block's size is set from an exact upper bound on its entries (the sum over the rows of
+``X`` that hold an item of their lengths) and a cap in entries that the memory budget
+sets, so no block grows past its share of memory whatever the data looks like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+BYTES_PER_ENTRY = 64
+"""Peak bytes per Gram entry of a block, while it is multiplied, sorted and reduced."""
+
+DEFAULT_MAX_ENTRIES = 8_000_000
+
+
+def row_cost(x: sp.csr_matrix) -> np.ndarray:
+    """Per item (column of ``x``): an upper bound on the entries of its row of ``X^T X``."""
+    lengths = np.diff(x.indptr).astype(np.float64)
+    binary = sp.csr_matrix((np.ones(x.nnz, np.float64), x.indices, x.indptr), shape=x.shape)
+    return np.asarray(binary.T @ lengths).ravel()
+
+
+def block_bounds(cost: np.ndarray, max_entries: int) -> list[tuple[int, int]]:
+    """Consecutive item ranges whose summed cost stays under ``max_entries`` (one row at least)."""
+    bounds: list[tuple[int, int]] = []
+    n = cost.size
+    cum = np.cumsum(cost)
+    lo = 0
+    while lo < n:
+        base = cum[lo - 1] if lo else 0.0
+        hi = int(np.searchsorted(cum, base + max_entries, side="right"))
+        hi = min(max(hi, lo + 1), n)
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
+
+
+@dataclass
+class Gram:
+    """Rows of ``X^T X`` on demand, for a (rows x items) sparse ``X``."""
+
+    x: sp.csr_matrix
+    max_entries: int = DEFAULT_MAX_ENTRIES
+
+    def __post_init__(self) -> None:
+        self.x = sp.csr_matrix(self.x)
+        self._csc = self.x.tocsc()
+        self.cost = row_cost(self.x)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.x.shape[1])
+
+    def diagonal(self) -> np.ndarray:
+        sq = self.x.copy()
+        sq.data = sq.data.astype(np.float64) ** 2
+        return np.asarray(sq.sum(axis=0)).ravel()
+
+    def rows(self, lo: int, hi: int) -> sp.csr_matrix:
+        """Rows lo..hi-1 of ``X^T X``, column indices sorted within each row."""
+        block = (self._csc[:, lo:hi].T @ self.x).tocsr()
+        block.sort_indices()
+        return block
+
+    def blocks(self) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+        for lo, hi in block_bounds(self.cost, self.max_entries):
+            yield lo, hi, self.rows(lo, hi)
+
+    def peak_entries(self) -> int:
+        """The largest block's bound: what one block costs in entries."""
+        bounds = block_bounds(self.cost, self.max_entries)
+        cum = np.concatenate([[0.0], np.cumsum(self.cost)])
+        return int(max(cum[hi] - cum[lo] for lo, hi in bounds)) if bounds else 0
+
+
+def entries(block: sp.csr_matrix, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's (global row, column, value) triples, diagonal left out."""
+    rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), np.diff(block.indptr)) + offset
+    cols = block.indices.astype(np.int64)
+    keep = rows != cols
+    return rows[keep], cols[keep], np.asarray(block.data)[keep]
+
+
+def lookup(block: sp.csr_matrix, offset: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Values of ``block`` (rows offset.. of a sorted CSR) at (rows, cols); 0 where absent."""
+    n = block.shape[1]
+    local = np.repeat(np.arange(block.shape[0], dtype=np.int64), np.diff(block.indptr))
+    keys = local * n + block.indices.astype(np.int64)
+    want = (rows.astype(np.int64) - offset) * n + cols.astype(np.int64)
+    if keys.size == 0:
+        return np.zeros(want.size, np.float64)
+    pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+    found = keys[pos] == want
+    return np.where(found, np.asarray(block.data, np.float64)[pos], 0.0)
+
+
+def top_per_row(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    scores: np.ndarray,
+    n_rows: int,
+    offset: int,
+    n_keep: int,
+    largest: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (rows offset..offset+n_rows-1): the ``n_keep`` best (col, score), best first.
+
+    Largest keeps positive scores only, highest first; not largest keeps negative scores
+    only, ordered so that the most negative comes last. -1 and 0 pad a short row.
+    """
+    idx = np.full((n_rows, n_keep), -1, np.int32)
+    out = np.zeros((n_rows, n_keep), np.float32)
+    if n_keep <= 0:
+        return idx, out
+    sel = scores > 0 if largest else scores < 0
+    r, c, s = rows[sel] - offset, cols[sel], scores[sel]
+    if r.size == 0:
+        return idx, out
+    # Sort by row, then by score (best first); rank within the row by position.
+    order = np.lexsort((-s if largest else s, r))
+    r, c, s = r[order], c[order], s[order]
+    starts = np.searchsorted(r, np.arange(n_rows))
+    rank = np.arange(r.size) - starts[r]
+    keep = rank < n_keep
+    r, c, s, rank = r[keep], c[keep], s[keep], rank[keep]
+    if not largest:
+        # Most negative last: lists stay sorted best first from end to end.
+        counts = np.bincount(r, minlength=n_rows)
+        rank = (n_keep - counts[r]) + (counts[r] - 1 - rank)
+    idx[r, rank] = c
+    out[r, rank] = s
+    return idx, out
