@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     upsell_min_ratio: float = Field(default=1.05, gt=0)
     upsell_max_ratio: float = Field(default=2.0, gt=0)
 
+    train_memory_budget: str = Field(
+        default="3.5GiB",
+        pattern=r"^\s*[0-9]*\.?[0-9]+\s*[A-Za-z]*\s*$",
+        description="Memory the trainer may use (3.5GiB, 4Gi, 3500MB): it plans its stages "
+        "to fit and refuses cleanly (exit 2) what cannot. Keep it under the pod's limit.",
+    )
+
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token of the admin API (stock, prices); unset disables it.",

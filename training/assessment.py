@@ -7,7 +7,9 @@ numbers an operator reads in the report are the numbers the gate decides on.
 from __future__ import annotations
 
 import io
+import itertools
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,11 +92,16 @@ def assess(
                 on_trial=lambda t: stages.say(
                     f"  trial {t.number}: score {t.score:.4f} in {t.seconds:.1f}s"
                 ),
+                budget=stages.budget,
             )
+        stages.say(
+            f"  tuned on {tuned.sample['lines']:,} of {tuned.sample['of']:,} lines, "
+            f"{len(tuned.trials)} trials"
+        )
         if tuned.best is not None:
             config = tuning.with_params(config, tuned.best.params)
     with stages.stage("evaluate"):
-        quiet = Stages(io.StringIO())
+        quiet = Stages(io.StringIO(), stages.budget)
         payload = fit(split.train, config, quiet, for_serving=False)
         inter = matrices.build(split.train)
         cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
@@ -103,14 +110,18 @@ def assess(
                 f"nothing to evaluate on: no test order or customer after {split.cutoff} "
                 "involves an item bought before it"
             )
-        recommenders = [ev.served_from_payload(payload)]
-        if with_baselines:
-            recommenders += ev.baselines(inter)
-        else:
-            pop = matrices.popularity(inter).astype(float)
-            recommenders.append(ev.popularity_recommender(pop))
+        stages.say(
+            f"  cases: {len(cases.cart):,} of {cases.population.get('cart', 0):,} cart orders, "
+            f"{len(cases.history):,} of {cases.population.get('history', 0):,} customers"
+        )
+        pop = matrices.popularity(inter).astype(float)
+        recommenders: Iterable[ev.Recommender] = (
+            ev.baselines(inter, memory_bytes=stages.budget.available())
+            if with_baselines
+            else [ev.popularity_recommender(pop)]
+        )
         results = []
-        for rec in recommenders:
+        for rec in itertools.chain([ev.served_from_payload(payload)], recommenders):
             t0 = time.perf_counter()
             results.append(ev.evaluate(rec, cases))
             stages.say(f"  {rec.name}: {time.perf_counter() - t0:.1f}s")
@@ -123,6 +134,8 @@ def assess(
         "items_ranked": int(inter.n_items),
         "cart_cases": len(cases.cart),
         "history_cases": len(cases.history),
+        "cart_population": cases.population.get("cart", len(cases.cart)),
+        "history_population": cases.population.get("history", len(cases.history)),
     }
     return Assessment(config, results, tuned, split_info, dict(stages.seconds))
 

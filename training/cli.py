@@ -20,9 +20,15 @@ from recsvc.config import Settings
 from recsvc.embedded import EmbeddedRedisError, redis_url_for
 from recsvc.layout import Layout
 from training import evaluate as ev
-from training import ingest, matrices, workflow
+from training import ingest, matrices, memory, workflow
 from training.assessment import EvalOptions, assess
-from training.errors import EXIT_OK, InputError, StoreUnavailableError, TrainingError
+from training.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    InputError,
+    StoreUnavailableError,
+    TrainingError,
+)
 from training.gate import GATED, GateRules
 from training.model import AlsParams
 from training.neighbours import METHODS
@@ -108,6 +114,13 @@ def _data_options() -> argparse.ArgumentParser:
         type=int,
         default=d.history_items,
         help="latest distinct items stored per customer for /v1/customers (0: none)",
+    )
+    p.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="memory the trainer may use, e.g. 3.5GiB or 8Gi (default: "
+        "RECSVC_TRAIN_MEMORY_BUDGET, else 3.5GiB, which fits the CronJob's 4Gi limit); "
+        "a run that cannot fit stops with exit code 2 before it allocates",
     )
     e = p.add_argument_group("evaluation")
     e.add_argument(
@@ -282,7 +295,9 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     served = result.payload.meta.get("evaluation", {}).get("served", {})
     measured = " ".join(f"{k}={v:.4f}" for k, v in served.items() if k in GATED)
     gate_word = "passed" if result.decision.passed else "forced"
-    seconds = " ".join(f"{k}={v:.2f}s" for k, v in stages.seconds.items())
+    seconds = " ".join(
+        f"{k}={v:.2f}s/{stages.peak_mib.get(k, 0)}MiB" for k, v in stages.seconds.items()
+    )
     print(
         f"trained: rows_read={result.report.rows_read} rows_kept={result.report.rows_kept} "
         f"customers={counts['customers']} items={counts['items']} {measured} "
@@ -318,7 +333,12 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings or Settings()
-    stages = Stages()
+    try:
+        budget_text = getattr(args, "memory_budget", None) or settings.train_memory_budget
+        stages = Stages(budget=memory.Budget.parse(budget_text))
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     try:
         if args.command == "train":
             _train(args, settings, stages)
@@ -340,4 +360,12 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except MemoryError:
+        # The estimates missed: still a clean refusal, never a kill by the kernel.
+        print(
+            f"error: out of memory within the budget of {memory.human(stages.budget.limit)}: "
+            "raise --memory-budget and the pod's memory limit",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     return EXIT_OK

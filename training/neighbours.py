@@ -207,7 +207,9 @@ def local_ease_weights(
     lam: float,
     candidates: int,
     max_entries: int,
-    max_universe: int = 4_000,
+    max_universe: int = 3_000,
+    core: int = 6_000,
+    min_orders: int = 3,
 ) -> sp.csr_matrix:
     """EASE solved per item over its strongest co-occurring items: sparse B, rows predict.
 
@@ -221,6 +223,10 @@ def local_ease_weights(
     not positive definite, and its solves blow up), so targets are taken in groups that
     share candidates (sorted by their strongest partner), and each group's candidates'
     exact Gram block is computed from the data: at most ``max_universe`` items square.
+    The ``core`` most bought items, in nearly every group, have their Gram block computed
+    once; a group multiplies only its other items' columns. Items bought in fewer than
+    ``min_orders`` orders are not regressed on (one or two orders are no evidence): they
+    still get lists, from the items that predict them... none, so popular items fill.
     Cost: linear in the catalog, items x candidates^3 flops for the solves.
     """
     g = gram.Gram(x, max_entries)
@@ -243,18 +249,25 @@ def local_ease_weights(
         both = np.sort(both, axis=1)
         cand[lo:hi] = np.where(both < n, both, -1)
     csc = sp.csc_matrix(x, dtype=np.float64)
+    support = np.diff(sp.csc_matrix(x).indptr)
+    top = np.argsort(-support, kind="stable")[: min(core, n)]
+    in_core = np.full(n, -1, np.int64)
+    in_core[top] = np.arange(top.size)
+    core_gram = (csc[:, top].T @ csc[:, top]).toarray().astype(np.float32)
     # Group targets that share their strongest partner, so their candidates overlap.
     lead = np.where(cand[:, 0] >= 0, cand[:, 0], np.arange(n))
     order = np.lexsort((np.arange(n), lead))
+    order = order[(support[order] >= min_orders) & (cand[order, 0] >= 0)]
+    n_targets = order.size
     out_rows: list[np.ndarray] = []
     out_cols: list[np.ndarray] = []
     out_vals: list[np.ndarray] = []
     start = 0
-    while start < n:
+    while start < n_targets:
         # Grow the group while its candidates (and the targets) fit the universe.
         seen: set[int] = set()
         stop = start
-        while stop < n:
+        while stop < n_targets:
             j = int(order[stop])
             new = {int(c) for c in cand[j] if c >= 0} | {j}
             if stop > start and len(seen | new) > max_universe:
@@ -263,18 +276,16 @@ def local_ease_weights(
             stop += 1
         targets = order[start:stop]
         universe = np.array(sorted(seen), np.int64)
-        sub = csc[:, universe]
-        g_uu = (sub.T @ sub).toarray()
-        where = np.full(n, -1, np.int64)
-        where[universe] = np.arange(universe.size)
         c = cand[targets]
         valid = c >= 0
-        pos = where[np.maximum(c, 0)]
-        a_mat = g_uu[pos[:, :, None], pos[:, None, :]]
+        safe = np.maximum(c, 0)
+        gather = _GroupGram(csc, universe, in_core, core_gram)
+        a_mat = gather(safe, safe)
         a_mat *= valid[:, :, None] & valid[:, None, :]
         ar = np.arange(width)
-        a_mat[:, ar, ar] = np.where(valid, diag[np.maximum(c, 0)] + lam, 1.0)
-        rhs = np.where(valid, g_uu[pos, where[targets][:, None]], 0.0)
+        a_mat[:, ar, ar] = np.where(valid, diag[safe] + lam, 1.0)
+        rhs = gather(safe, targets[:, None].astype(np.int64))[:, :, 0]
+        rhs = np.where(valid, rhs, 0.0)
         w = np.linalg.solve(a_mat, rhs[:, :, None])[:, :, 0]
         t_of, a_of = np.nonzero(valid)
         out_rows.append(c[t_of, a_of])
@@ -290,6 +301,50 @@ def local_ease_weights(
     )
     b.sort_indices()
     return b
+
+
+class _GroupGram:
+    """Exact Gram entries among one group's universe of items.
+
+    Pairs of core items are read from the precomputed core block; pairs with another
+    item come from that item's Gram row over the universe, multiplied once per group.
+    """
+
+    def __init__(
+        self,
+        csc: sp.csc_matrix,
+        universe: np.ndarray,
+        in_core: np.ndarray,
+        core_gram: np.ndarray,
+    ) -> None:
+        self.in_core, self.core_gram = in_core, core_gram
+        rest = universe[in_core[universe] < 0]
+        self.where = np.full(in_core.size, -1, np.int64)
+        self.where[rest] = np.arange(rest.size)
+        self.upos = np.full(in_core.size, -1, np.int64)
+        self.upos[universe] = np.arange(universe.size)
+        self.block = (
+            (csc[:, rest].T @ csc[:, universe]).toarray().astype(np.float32)
+            if rest.size
+            else np.zeros((0, universe.size), np.float32)
+        )
+
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """G[left[t, a], right[t, b]] for every target t: shape (t, a, b)."""
+        shape = (left.shape[0], left.shape[1], right.shape[1])
+        a = np.broadcast_to(left[:, :, None], shape)
+        b = np.broadcast_to(right[:, None, :], shape)
+        ca, cb = self.in_core[a], self.in_core[b]
+        ra, rb = self.where[a], self.where[b]
+        out = self.core_gram[np.maximum(ca, 0), np.maximum(cb, 0)].astype(np.float64)
+        out *= (ca >= 0) & (cb >= 0)
+        from_a = ra >= 0
+        if from_a.any():
+            out[from_a] = self.block[ra[from_a], self.upos[b[from_a]]]
+        from_b = ~from_a & (rb >= 0)
+        if from_b.any():
+            out[from_b] = self.block[rb[from_b], self.upos[a[from_b]]]
+        return out
 
 
 def _sparse_top(

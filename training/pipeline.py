@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from training import ingest, matrices
+from training import ingest, matrices, memory
 from training.catalog import align, from_purchases
 from training.errors import InputError
 from training.histories import recent_items
@@ -58,8 +58,6 @@ class TrainConfig:
     """The bonus of an item bought before, in units of a strong neighbour's weight."""
     ease_candidates: int = 64
     """Local EASE (large catalogs): co-occurring items each item's regression runs over."""
-    neighbour_memory_bytes: int = 2 << 30
-    """Memory the neighbour stage may use: EASE's solver and block sizes follow from it."""
 
     def params(self) -> dict[str, Any]:
         return {
@@ -76,21 +74,28 @@ class TrainConfig:
 
 
 class Stages:
-    """Times each stage and reports progress on a stream (stderr by default)."""
+    """Times each stage, measures its peak memory, and reports progress on a stream
+    (stderr by default); holds the memory budget every stage plans within."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, budget: memory.Budget | None = None) -> None:
         self.out = out if out is not None else sys.stderr
         self.seconds: dict[str, float] = {}
+        self.peak_mib: dict[str, int] = {}
+        self.budget = budget or memory.Budget.parse(memory.DEFAULT_BUDGET)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self.say(f"[{name}] ...")
+        memory.reset_peak()
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
-        self.say(f"[{name}] done in {self.seconds[name]:.2f}s")
+            self.peak_mib[name] = max(self.peak_mib.get(name, 0), memory.peak() // memory.MIB)
+        self.say(
+            f"[{name}] done in {self.seconds[name]:.2f}s, peak {self.peak_mib[name]:,} MiB"
+        )
 
     @property
     def interactive(self) -> bool:
@@ -104,6 +109,13 @@ class Stages:
 def load(
     path: Path, config: TrainConfig, stages: Stages
 ) -> tuple[pd.DataFrame, ingest.CleanReport]:
+    rows = ingest.count_rows(path)
+    if rows is not None:
+        stages.budget.require(
+            "read",
+            memory.read_bytes(rows, len(config.columns.mapping())),
+            f"{rows:,} purchase lines",
+        )
     with stages.stage("read"):
         raw = ingest.read_purchases(path, config.columns)
     with stages.stage("clean"):
@@ -130,6 +142,12 @@ def fit(
         raise InputError(
             f"unknown neighbour method {config.method!r}; choose from {', '.join(METHODS)}"
         )
+    budget = stages.budget
+    budget.require(
+        "matrices",
+        memory.matrices_bytes(len(frame), len(frame), len(frame), len(frame)),
+        f"{len(frame):,} purchase lines",
+    )
     with stages.stage("matrices"):
         inter = matrices.build(frame)
         if inter.n_items < 2:
@@ -139,8 +157,20 @@ def fit(
         f"  {inter.customers.size:,} customers x {inter.n_items:,} items, "
         f"{inter.order_item.shape[0]:,} orders, {inter.customer_item.nnz:,} customer-item pairs"
     )
+    n_customers, n_items = int(inter.customers.size), inter.n_items
+    budget.require(
+        "als",
+        memory.als_bytes(n_customers, n_items, config.als.factors, confidence.nnz),
+        f"{config.als.factors} factors for {n_customers:,} customers and {n_items:,} items",
+    )
     with stages.stage("als"):
         factors = train_als(confidence, config.als, progress=stages.interactive)
+    per_item = config.top_n + config.negatives + config.alternatives_n
+    budget.require(
+        "neighbours",
+        memory.minimum_neighbours_bytes(n_items, per_item, config.ease_candidates),
+        f"{per_item} list entries for each of {n_items:,} items",
+    )
     with stages.stage("neighbours"):
         pop = matrices.popularity(inter)
         method = METHODS[config.method]
@@ -151,7 +181,7 @@ def fit(
             config.als_weight,
             matrices.order_weights(inter, config.recency_half_life_days),
             config.negatives,
-            memory_bytes=config.neighbour_memory_bytes,
+            memory_bytes=budget.available() - memory.lists_bytes(n_items, per_item),
             ease_candidates=config.ease_candidates,
         )
         max_entries = inputs.max_entries
@@ -179,6 +209,9 @@ def fit(
             "customer_item_pairs": int(inter.customer_item.nnz),
         },
         "params": config.params(),
+        "neighbour_solver": (
+            inputs.ease_solver() if config.method.startswith("ease") else config.method
+        ),
         # A bonus of a few strong neighbours' weight ranks past purchases first: measured
         # on Online Retail, that lifts next-purchase recall above both past purchases
         # alone and neighbours alone.
@@ -189,6 +222,11 @@ def fit(
     }
     histories = {}
     if for_serving and config.history_items > 0:
+        budget.require(
+            "histories",
+            memory.histories_bytes(n_customers, config.history_items),
+            f"up to {config.history_items} items for each of {n_customers:,} customers",
+        )
         with stages.stage("histories"):
             histories = recent_items(frame, config.history_items)
         meta["customers_stored"] = len(histories)

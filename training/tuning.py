@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from training import evaluate as ev
-from training import matrices
+from training import matrices, memory
+from training.ingest import CUSTOMER
 from training.pipeline import Stages, TrainConfig, fit
 
 SPACE: dict[str, tuple[Any, ...]] = {
@@ -89,6 +91,8 @@ class Tuning:
     """The trial whose parameters are used: the first (given) one unless beaten clearly."""
     min_gain: float = 0.0
     seconds: float = 0.0
+    sample: dict[str, int] = field(default_factory=dict)
+    """Purchase lines the trials trained on, and of how many (a sample on large data)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +103,7 @@ class Tuning:
             "trials": [t.__dict__ for t in self.trials],
             "best": None if self.best is None else self.best.number,
             "min_gain": self.min_gain,
+            "sample": self.sample,
         }
 
 
@@ -121,6 +126,22 @@ def candidates(base: Mapping[str, Any], rng: random.Random) -> Callable[[], dict
     return draw
 
 
+TUNE_MAX_LINES = 400_000
+"""Past this many purchase lines, trials run on a seeded sample of whole customers."""
+
+
+def subsample(frame: pd.DataFrame, max_lines: int, seed: int) -> pd.DataFrame:
+    """Whole customers, drawn at random, up to ``max_lines`` purchase lines in all."""
+    if len(frame) <= max_lines:
+        return frame
+    codes, _ = pd.factorize(frame[CUSTOMER])
+    lines = np.bincount(codes)
+    order = np.random.default_rng(seed).permutation(lines.size)
+    keep = np.zeros(lines.size, bool)
+    keep[order[np.cumsum(lines[order]) <= max_lines]] = True
+    return frame.loc[keep[codes]].reset_index(drop=True)
+
+
 def tune(
     train: pd.DataFrame,
     config: TrainConfig,
@@ -130,6 +151,8 @@ def tune(
     min_gain: float = 0.02,
     seed: int = 0,
     on_trial: Callable[[Trial], None] | None = None,
+    budget: memory.Budget | None = None,
+    max_lines: int = TUNE_MAX_LINES,
 ) -> Tuning:
     """Searches parameters on ``train`` alone; returns every trial and the one to use.
 
@@ -138,16 +161,19 @@ def tune(
     narrowest winners of a random search did worse on the test window than the defaults.
     """
     start = time.perf_counter()
-    split = ev.temporal_split(train, None, validation_fraction)
+    sample = subsample(train, max_lines, seed)
+    split = ev.temporal_split(sample, None, validation_fraction)
     inter = matrices.build(split.train)
     cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
     result = Tuning(split.cutoff.isoformat(), budget_seconds, min_gain=min_gain)
+    result.sample = {"lines": len(sample), "of": len(train)}
     draw = candidates(params_of(config), random.Random(seed))
-    quiet = Stages(io.StringIO())
+    quiet = Stages(io.StringIO(), budget)
     slowest = 0.0
     for number in range(max_trials):
         elapsed = time.perf_counter() - start
-        # Always one trial (the given parameters), then only what fits in the budget.
+        # Always one trial (the given parameters), then only what fits in the budget:
+        # a trial is estimated to take as long as the slowest so far.
         if number and elapsed + slowest > budget_seconds:
             break
         t0 = time.perf_counter()

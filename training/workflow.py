@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from training import gate, ingest
+from training import gate, ingest, memory
 from training.assessment import Assessment, EvalOptions, assess
 from training.catalog import read_catalog
 from training.errors import InputError, RefusedError
@@ -55,6 +55,8 @@ def train(
     assessment: Assessment | None = None
     try:
         assessment = assess(frame, config, stages, evaluation)
+    except memory.MemoryBudgetError:
+        raise
     except InputError as exc:
         if not gating.force:
             raise RefusedError(
@@ -96,6 +98,8 @@ def train(
         payload.meta["params"]["tuned"] = assessment.tuning is not None
         report = assessment.report(gate=gate_meta)
     payload.meta["stage_seconds"] = dict(stages.seconds)
+    payload.meta["stage_peak_mib"] = dict(stages.peak_mib)
+    payload.meta["memory_budget_mib"] = stages.budget.limit // memory.MIB
     payload = replace(
         payload,
         report=report,
