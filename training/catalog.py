@@ -18,6 +18,7 @@ import pandas as pd
 
 from training.errors import InputError
 from training.ingest import DESCRIPTION, ITEM, PRICE, TIMESTAMP, _ids, read_table
+from training.matrices import codes_of
 
 REQUIRED = ("item_id", "title", "category", "price", "available")
 OPTIONAL = ("brand", "margin", "cost", "image_url", "url")
@@ -93,27 +94,33 @@ def _flag(value: Any) -> bool | None:
 
 
 def from_purchases(frame: pd.DataFrame) -> pd.DataFrame:
-    """Title and current price from the purchase lines themselves."""
-    items = frame[ITEM].astype(str)
-    out = pd.DataFrame({"item_id": items.unique()})
-    lines = frame.assign(_item=items)
+    """Title and current price from the purchase lines themselves (vectorised by item):
+    the latest non-empty description, and the median unit price of the item's last
+    ``RECENT_DAYS`` days of sales."""
+    codes, ids = codes_of(frame[ITEM])
+    out = pd.DataFrame({"item_id": ids})
+    lines = pd.DataFrame({"i": codes})
     if TIMESTAMP in frame:
-        lines = lines.sort_values(TIMESTAMP, kind="stable")
-    if DESCRIPTION in frame:
-        latest = lines.groupby("_item")[DESCRIPTION].agg(
-            lambda s: next((t for t in reversed(s.tolist()) if t), "")
-        )
-        out["title"] = out["item_id"].map(latest).fillna("")
+        lines["t"] = frame[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        order = np.argsort(lines["t"].to_numpy(), kind="stable")
     else:
-        out["title"] = ""
+        order = np.arange(len(frame))
+    out["title"] = ""
+    if DESCRIPTION in frame:
+        text = frame[DESCRIPTION].astype(str).to_numpy()[order]
+        item = codes[order]
+        named = text != ""
+        latest = pd.Series(text[named]).groupby(item[named]).last()
+        out.loc[latest.index.to_numpy(), "title"] = latest.to_numpy()
+    out["price"] = np.nan
     if PRICE in frame:
+        lines["p"] = frame[PRICE].to_numpy(dtype=np.float64)
         recent = lines
         if TIMESTAMP in frame:
-            last = lines.groupby("_item")[TIMESTAMP].transform("max")
-            recent = lines[lines[TIMESTAMP] >= last - pd.Timedelta(days=RECENT_DAYS)]
-        out["price"] = out["item_id"].map(recent.groupby("_item")[PRICE].median())
-    else:
-        out["price"] = np.nan
+            last = lines.groupby("i")["t"].transform("max")
+            recent = lines[lines["t"] >= last - RECENT_DAYS * 86_400 * 10**9]
+        median = recent.groupby("i")["p"].median()
+        out.loc[median.index.to_numpy(), "price"] = median.to_numpy()
     out["category"] = None
     out["available"] = True
     return out
@@ -127,17 +134,20 @@ def align(
     An item the catalog does not list keeps its derived title and price; it stays
     available, since the catalog cannot say otherwise.
     """
-    base = derived.set_index("item_id")
-    given = catalog.set_index("item_id") if catalog is not None else None
+    ids = pd.Index([str(i) for i in item_ids])
+    base = derived.drop_duplicates("item_id").set_index("item_id").reindex(ids)
+    listed = np.zeros(len(ids), bool)
+    given = None
+    if catalog is not None:
+        given = catalog.drop_duplicates("item_id").set_index("item_id").reindex(ids)
+        listed = ids.isin(catalog["item_id"])
+    base_rows = base.to_dict("records")
+    given_rows = given.to_dict("records") if given is not None else None
     out: list[dict[str, Any]] = []
-    for item in item_ids:
-        row: dict[str, Any] = {}
-        if given is not None and item in given.index:
-            entry = given.loc[item]
-            row = {str(k): _plain(v) for k, v in entry.items() if _plain(v) not in (None, "")}
-        elif item in base.index:
-            entry = base.loc[item]
-            row = {str(k): _plain(v) for k, v in entry.items() if _plain(v) not in (None, "")}
+    for n, row_base in enumerate(base_rows):
+        source = given_rows[n] if given_rows is not None and listed[n] else row_base
+        row = {str(k): _plain(v) for k, v in source.items()}
+        row = {k: v for k, v in row.items() if v not in (None, "")}
         row.setdefault("title", "")
         row.setdefault("available", True)
         out.append(row)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -265,8 +265,23 @@ def _eval_options(args: argparse.Namespace, default_budget: float) -> EvalOption
     return EvalOptions(args.cutoff, args.test_fraction, budget, args.eval_seed)
 
 
+def _progress(stages: Stages | None) -> Callable[[int, int, str], None] | None:
+    """Publishing progress on stderr, a line each tenth of items and of customers."""
+    if stages is None:
+        return None
+    shown: dict[str, int] = {}
+
+    def report(done: int, total: int, what: str) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > shown.get(what, -1):
+            shown[what] = tenth
+            stages.say(f"  published {done:,} of {total:,} {what}")
+
+    return report
+
+
 @contextmanager
-def _publisher(settings: Settings) -> Iterator[Publisher]:
+def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Publisher]:
     try:
         with redis_url_for(settings.redis_url, settings.data_dir) as url:
             client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
@@ -275,7 +290,7 @@ def _publisher(settings: Settings) -> Iterator[Publisher]:
             except redis.RedisError as exc:
                 raise StoreUnavailableError(f"redis at {url} did not answer: {exc}") from exc
             try:
-                yield Publisher(client, Layout(settings.key_prefix))
+                yield Publisher(client, Layout(settings.key_prefix), on_progress=_progress(stages))
             finally:
                 client.close()
     except EmbeddedRedisError as exc:
@@ -289,7 +304,7 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     if args.dry_run:
         result = workflow.train(args.purchases, config, None, stages, evaluation, gating)
     else:
-        with _publisher(settings) as publisher:
+        with _publisher(settings, stages) as publisher:
             result = workflow.train(args.purchases, config, publisher, stages, evaluation, gating)
     counts = result.payload.meta["counts"]
     served = result.payload.meta.get("evaluation", {}).get("served", {})

@@ -67,15 +67,16 @@ class Gram:
         sq.data = sq.data.astype(np.float64) ** 2
         return np.asarray(sq.sum(axis=0)).ravel()
 
-    def rows(self, lo: int, hi: int) -> sp.csr_matrix:
-        """Rows lo..hi-1 of ``X^T X``, column indices sorted within each row."""
+    def rows(self, lo: int, hi: int, sort: bool = False) -> sp.csr_matrix:
+        """Rows lo..hi-1 of ``X^T X``; ``sort`` orders each row's columns (for ``lookup``)."""
         block = (self._csc[:, lo:hi].T @ self.x).tocsr()
-        block.sort_indices()
+        if sort:
+            block.sort_indices()
         return block
 
-    def blocks(self) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+    def blocks(self, sort: bool = False) -> Iterator[tuple[int, int, sp.csr_matrix]]:
         for lo, hi in block_bounds(self.cost, self.max_entries):
-            yield lo, hi, self.rows(lo, hi)
+            yield lo, hi, self.rows(lo, hi, sort)
 
     def peak_entries(self) -> int:
         """The largest block's bound: what one block costs in entries."""
@@ -93,7 +94,8 @@ def entries(block: sp.csr_matrix, offset: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def lookup(block: sp.csr_matrix, offset: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Values of ``block`` (rows offset.. of a sorted CSR) at (rows, cols); 0 where absent."""
+    """Values of ``block`` (rows offset.. of a CSR with sorted indices) at (rows, cols);
+    0 where absent."""
     n = block.shape[1]
     local = np.repeat(np.arange(block.shape[0], dtype=np.int64), np.diff(block.indptr))
     keys = local * n + block.indices.astype(np.int64)

@@ -433,7 +433,7 @@ def pair_counts(x: sp.csr_matrix, indices: np.ndarray, max_entries: int) -> np.n
     """
     binary = sp.csr_matrix((np.ones(x.nnz, np.float32), x.indices, x.indptr), shape=x.shape)
     counts = np.zeros(indices.shape, np.int64)
-    for lo, hi, block in gram.Gram(binary, max_entries).blocks():
+    for lo, hi, block in gram.Gram(binary, max_entries).blocks(sort=True):
         idx = indices[lo:hi]
         rows = np.repeat(np.arange(lo, hi), idx.shape[1])
         got = gram.lookup(block, lo, rows, np.maximum(idx, 0).ravel()).reshape(idx.shape)
@@ -487,27 +487,33 @@ def alternatives(
     cnt_out = np.zeros((n, top_n), np.int64)
     cost = shared.cost + together.cost
     for lo, hi in gram.block_bounds(cost, max_entries):
-        s_block = shared.rows(lo, hi)
-        rows, cols, s = gram.entries(s_block, lo)
+        rows, cols, s = gram.entries(shared.rows(lo, hi), lo)
         keep = s >= min_shared
         rows, cols, s = rows[keep], cols[keep], s[keep]
-        t = gram.lookup(together.rows(lo, hi), lo, rows, cols)
+        t = gram.lookup(together.rows(lo, hi, sort=True), lo, rows, cols)
         rarer = np.maximum(np.minimum(orders[rows], orders[cols]), 1.0)
         keep = t / rarer <= max_together
         rows, cols, s = rows[keep], cols[keep], s[keep]
         cos_c = s * inv[rows] * inv[cols]
-        short, _ = gram.top_per_row(rows, cols, cos_c, hi - lo, lo, shortlist * top_n)
+        short, short_cos = gram.top_per_row(rows, cols, cos_c, hi - lo, lo, shortlist * top_n)
         r_local, k = np.nonzero(short >= 0)
         c = short[r_local, k].astype(np.int64)
         r = r_local + lo
-        s_rc = gram.lookup(s_block, lo, r, c)
+        cos_rc = short_cos[r_local, k].astype(np.float64)
         cos_als = np.maximum(np.einsum("ij,ij->i", unit[r], unit[c]), 0.0)
-        score = 0.5 * (s_rc * inv[r] * inv[c] + cos_als)
+        score = 0.5 * (cos_rc + cos_als)
         idx, sc = gram.top_per_row(r, c, score, hi - lo, lo, top_n)
         idx_out[lo:hi], sc_out[lo:hi] = idx, sc
-        got = gram.lookup(s_block, lo, np.repeat(np.arange(lo, hi), top_n),
-                          np.maximum(idx, 0).ravel())  # fmt: skip
-        cnt_out[lo:hi] = np.where(idx >= 0, np.rint(got.reshape(idx.shape)), 0)
+        # Customers in common, recovered from the cosine of each kept pair.
+        if r.size == 0:
+            continue
+        keys = r * n + c
+        by_key = np.argsort(keys, kind="stable")
+        keys, shared_n = keys[by_key], np.rint(cos_rc / (inv[r] * inv[c]))[by_key]
+        want = np.repeat(np.arange(lo, hi), top_n) * n + np.maximum(idx, 0).ravel()
+        pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+        got = np.where(keys[pos] == want, shared_n[pos], 0).reshape(idx.shape)
+        cnt_out[lo:hi] = np.where(idx >= 0, got, 0)
     return Neighbours(idx_out, sc_out, cnt_out)
 
 

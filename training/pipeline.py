@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -220,7 +220,7 @@ def fit(
             "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
         },
     }
-    histories = {}
+    histories: Mapping[str, tuple[list[str], list[int]]] = {}
     if for_serving and config.history_items > 0:
         budget.require(
             "histories",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from recsvc import layout as lay
 from training.errors import LockedError, StoreUnavailableError, TrainingError
+from training.histories import Histories
 from training.neighbours import Neighbours
 
 _WRITE_BATCH = 2_000
@@ -43,8 +44,13 @@ class ModelPayload:
     """Aligned with ``item_ids``: title, category, price, available, extras."""
     popular_counts: np.ndarray | None = None
     """Customers who bought each popular item: the evidence of a popular suggestion."""
-    histories: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
+    histories: Mapping[str, tuple[list[str], list[int]]] = field(default_factory=dict)
     """Customer id -> (latest distinct items, newest first; the day each was last bought)."""
+
+
+def _chunked(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 class Publisher:
@@ -53,7 +59,7 @@ class Publisher:
         client: redis.Redis,
         layout: lay.Layout,
         lock_ttl_ms: int = 60_000,
-        on_progress: Callable[[int, int], None] | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
     ) -> None:
         self.client = client
         self.layout = layout
@@ -150,15 +156,28 @@ class Publisher:
                 self._call(lambda k=key, m=mapping: self.client.hset(k, mapping=m))
             self._keep_lock(token)
             if self.on_progress:
-                self.on_progress(stop, n)
-        customers = list(payload.histories.items())
-        for start in range(0, len(customers), _WRITE_BATCH):
-            chunk = {
-                customer: lay.encode_json([items, days])
-                for customer, (items, days) in customers[start : start + _WRITE_BATCH]
-            }
-            self._call(lambda m=chunk: self.client.hset(keys.customers(version), mapping=m))
-            self._keep_lock(token)
+                self.on_progress(stop, n, "items")
+        histories = payload.histories
+        chunks = (
+            histories.chunks(_WRITE_BATCH)
+            if isinstance(histories, Histories)
+            else _chunked(list(histories.items()), _WRITE_BATCH)
+        )
+        written, total = 0, len(histories)
+        pipe = self.client.pipeline(transaction=False)
+        for number, chunk in enumerate(chunks, start=1):
+            pipe.hset(
+                keys.customers(version),
+                mapping={c: lay.encode_json([items, days]) for c, (items, days) in chunk},
+            )
+            written += len(chunk)
+            # A few chunks per round trip: Redis parses one while the next is encoded.
+            if number % 4 == 0 or written == total:
+                self._call(pipe.execute)
+                self._keep_lock(token)
+                if self.on_progress:
+                    self.on_progress(written, total, "customers")
+        self._call(pipe.execute)
         if payload.report is not None:
             self._call(self.client.set, keys.report(version), lay.encode_json(payload.report))
         if payload.report_html is not None:
