@@ -5,24 +5,12 @@
     .venv/bin/python benchmarks/scale.py run --lines 1000000 5000000 20000000
     .venv/bin/python benchmarks/scale.py complete-journey
 
-``run`` generates each size (once; files are kept in benchmarks/out/), then trains it with
-``python -m training train`` (evaluation, gate and publish included) under
-``/usr/bin/time -v`` into a fresh embedded Redis, and records wall time, peak RSS, the
-trainer's per-stage seconds and peak MiB, and Redis memory per item and per customer, in
-``benchmarks/out/scale.json``; it prints a Markdown table for ``benchmarks/results.md``.
-
-The generator (seeded, vectorised) makes purchase lines that look like a store's:
-- **Popularity**: items have Zipf-like popularity (exponent ``--zipf``) within their
-  theme, and themes are Zipf-like popular among themselves.
-- **Complements**: items come in themes of ``--theme-size`` items (a theme is a
-  category: the catalog written beside the purchases names it). Most of an order's
-  items come from one theme, the rest from anywhere: what sits in the same theme is
-  what completes a basket.
-- **Customers**: each has two favourite themes, which most of their orders are about,
-  and an activity drawn from a long-tailed distribution (a few customers order a lot).
-- **Repeat purchases**: each customer has a few staples, bought again and again.
-- **Baskets**: sizes are 1 + a geometric draw (mean ``--basket`` items), capped at 60.
-- **Time**: orders spread over a year; prices are log-normal per item (with upsell room).
+``run`` generates each size with ``training.synthetic`` (once; files are kept in
+benchmarks/out/), then trains it with ``python -m training train`` (evaluation, tuning,
+gate and publish included) under ``/usr/bin/time -v`` into a fresh embedded Redis, and
+records wall time, peak RSS, the trainer's per-stage seconds and peak MiB, and Redis
+memory per item and per customer, in ``benchmarks/out/scale.json``; it prints a Markdown
+table for ``benchmarks/results.md``.
 """
 
 from __future__ import annotations
@@ -40,83 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.synthetic import generate
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 SHARED = ROOT.parent / "shared" / "data"
-
-
-def _zipf_weights(n: int, exponent: float) -> np.ndarray:
-    w = 1.0 / np.arange(1, n + 1) ** exponent
-    return w / w.sum()
-
-
-def generate(
-    lines: int,
-    customers: int,
-    items: int,
-    theme_size: int = 50,
-    basket: float = 5.0,
-    zipf: float = 1.0,
-    on_theme: float = 0.75,
-    staples: float = 0.15,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Purchase lines and a catalog (item_id, title, category, price, available)."""
-    rng = np.random.default_rng(seed)
-    themes = max(1, items // theme_size)
-    items = themes * theme_size
-    theme_p = _zipf_weights(themes, zipf)
-    rank_p = _zipf_weights(theme_size, zipf)
-    # Customers: two favourite themes, long-tailed activity, three staples.
-    favourite = rng.choice(themes, size=(customers, 2), p=theme_p)
-    activity = rng.pareto(1.5, customers) + 1.0
-    activity /= activity.sum()
-    staple_items = favourite[:, :1] * theme_size + rng.choice(
-        theme_size, size=(customers, 3), p=rank_p
-    )
-    n_orders = int(lines / (1.0 + basket)) + 1
-    order_customer = rng.choice(customers, size=n_orders, p=activity)
-    sizes = np.minimum(1 + rng.geometric(1.0 / basket, n_orders), 60)
-    # Trim or pad the last orders to the exact line count.
-    cum = np.cumsum(sizes)
-    n_orders = int(np.searchsorted(cum, lines)) + 1
-    sizes, order_customer = sizes[:n_orders].copy(), order_customer[:n_orders]
-    sizes[-1] -= int(sizes.sum() - lines)
-    order_theme = favourite[order_customer, rng.integers(0, 2, n_orders)]
-    order_of_line = np.repeat(np.arange(n_orders), sizes)
-    customer = order_customer[order_of_line]
-    n = order_of_line.size
-    theme = np.where(
-        rng.random(n) < on_theme,
-        order_theme[order_of_line],
-        rng.choice(themes, size=n, p=theme_p),
-    )
-    item = theme * theme_size + rng.choice(theme_size, size=n, p=rank_p)
-    is_staple = rng.random(n) < staples
-    item = np.where(is_staple, staple_items[customer, rng.integers(0, 3, n)], item)
-    start = pd.Timestamp("2024-01-01", tz="UTC").value
-    order_time = np.sort(rng.integers(0, 365 * 86_400, n_orders)) * 10**9 + start
-    price = np.round(np.exp(rng.normal(1.5, 0.8, items)), 2) + 0.5
-    frame = pd.DataFrame(
-        {
-            "customer_id": customer.astype(np.int64),
-            "order_id": order_of_line.astype(np.int64),
-            "item_id": item.astype(np.int64),
-            "quantity": rng.integers(1, 4, n).astype(np.int64),
-            "timestamp": pd.to_datetime(order_time[order_of_line], utc=True),
-            "price": price[item],
-        }
-    )
-    catalog = pd.DataFrame(
-        {
-            "item_id": np.arange(items),
-            "title": [f"item {i}" for i in range(items)],
-            "category": [f"theme {i // theme_size}" for i in range(items)],
-            "price": price,
-            "available": True,
-        }
-    )
-    return frame, catalog
 
 
 SYNTHETIC_COLUMNS = [
@@ -265,7 +181,9 @@ def _record(results: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write one synthetic purchases file")
     g.add_argument("--lines", type=int, required=True)
@@ -294,9 +212,19 @@ def main() -> None:
             path, catalog = _synthetic_file(lines, customers, items)
             name = f"synthetic-{lines // 1_000_000}M"
             results.append(
-                train(name, ["--purchases", str(path), "--catalog", str(catalog),
-                             *SYNTHETIC_COLUMNS, "--tune-budget", args.tune_budget],
-                      args.budget)  # fmt: skip
+                train(
+                    name,
+                    [
+                        "--purchases",
+                        str(path),
+                        "--catalog",
+                        str(catalog),
+                        *SYNTHETIC_COLUMNS,
+                        "--tune-budget",
+                        args.tune_budget,
+                    ],
+                    args.budget,
+                )
             )
         _record(results)
         return

@@ -17,6 +17,7 @@ import yaml
 from recsvc.app import create_app
 from recsvc.cli import main as recsvc_main
 from recsvc.config import Settings
+from training import memory
 from training.cli import _parser as trainer_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,3 +103,18 @@ def test_the_image_exposes_the_port_and_runs_the_service() -> None:
     cmd = re.findall(r"^CMD (.+)$", text, re.M)[-1]
     assert shlex.split(cmd.replace('"', "").strip("[]").replace(",", " ")) == ["recsvc", "serve"]
     assert "/healthz" in text
+
+
+def test_trainer_memory_budget_fits_the_cronjob_limit() -> None:
+    """The budget the trainer plans within stays under the pod's limit, with headroom for
+    what a budget cannot see (the interpreter, page cache of the file it reads)."""
+    job = find("CronJob", "recsvc-train")
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    limit = memory.parse_size(container["resources"]["limits"]["memory"])
+    configured = find("ConfigMap", "recsvc")["data"].get("RECSVC_TRAIN_MEMORY_BUDGET")
+    args = container["command"]
+    flag = args[args.index("--memory-budget") + 1] if "--memory-budget" in args else None
+    budget = memory.parse_size(flag or configured or memory.DEFAULT_BUDGET)
+    assert budget <= limit * 7 // 8, (budget, limit)
+    # And the default alone fits too, for a CronJob that drops the ConfigMap entry.
+    assert memory.parse_size(memory.DEFAULT_BUDGET) <= limit * 7 // 8

@@ -102,7 +102,7 @@ def _codes_in(values: pd.Series, index: pd.Index) -> np.ndarray:
         per_cat = index.get_indexer(values.cat.categories.astype(str))
         codes = values.cat.codes.to_numpy()
         return np.where(codes >= 0, per_cat[np.maximum(codes, 0)], -1)
-    return np.asarray(index.get_indexer(values.astype(str)))
+    return np.asarray(index.get_indexer(pd.Index(values.astype(str))))
 
 
 def _group_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +150,7 @@ def build_cases(
     after = after[after["i"] >= 0].drop_duplicates()
     tr_cust = train[ingest.CUSTOMER]
     tr_ids = pd.Index(pd.unique(tr_cust.astype(str)))
-    after = after[tr_ids.get_indexer(after["c"]) >= 0]
+    after = after[tr_ids.get_indexer(pd.Index(after["c"])) >= 0]
     customers = np.sort(after["c"].unique())
     population = {"cart": int(eligible.size), "history": int(customers.size)}
     if customers.size > max_history:
@@ -178,9 +178,7 @@ def build_cases(
         if not targets:
             continue
         bought = [int(i) for i in group["i"]]
-        histories.append(
-            HistoryCase(bought, group["w"].tolist(), targets, targets - set(bought))
-        )
+        histories.append(HistoryCase(bought, group["w"].tolist(), targets, targets - set(bought)))
     return Cases(items, carts, histories, population)
 
 
@@ -310,7 +308,9 @@ def lists_recommender(name: str, lists: sp.csr_matrix, pop: np.ndarray) -> Recom
     sim.eliminate_zeros()
     popular = Popular(pop)
 
-    def scores(items: Sequence[int], weights: Sequence[float] | None) -> list[int]:
+    def scores(
+        items: Sequence[int], weights: Sequence[float] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         rows = sim[np.asarray(items, np.int64)]
         vals = rows.data
         if weights is not None:
@@ -472,7 +472,9 @@ def baselines(
     )
     solver = "" if inputs.ease_solver() == "dense" else ", local"
     lists = ease(inputs, BASELINE_LISTS)
-    yield lists_recommender(f"EASE (lambda {ease_lambda:g}{solver})", neighbours_matrix(lists, n), pop)
+    yield lists_recommender(
+        f"EASE (lambda {ease_lambda:g}{solver})", neighbours_matrix(lists, n), pop
+    )
 
 
 def headline(result: MethodResult) -> dict[str, float]:

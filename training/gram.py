@@ -69,7 +69,7 @@ class Gram:
 
     def rows(self, lo: int, hi: int, sort: bool = False) -> sp.csr_matrix:
         """Rows lo..hi-1 of ``X^T X``; ``sort`` orders each row's columns (for ``lookup``)."""
-        block = (self._csc[:, lo:hi].T @ self.x).tocsr()
+        block = sp.csr_matrix(self._csc[:, lo:hi].T @ self.x)
         if sort:
             block.sort_indices()
         return block

@@ -9,15 +9,18 @@ stops with exit code 2 and says which budget to raise.
 
 The default budget fits the nightly CronJob's memory limit (``k8s/cronjob.yaml``), with
 room for the interpreter's own overhead; ``tests/test_deploy.py`` keeps the two in step.
-Peak memory is measured per stage (Linux's VmHWM, reset at each stage's start) and
+Peak memory is measured per stage (resident memory sampled while the stage runs) and
 reported in the summary line and the version's metadata.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from recsvc.config import Settings
 from training.errors import InputError
@@ -81,7 +84,7 @@ def rss() -> int:
 
 
 def peak() -> int:
-    """Peak resident memory since the last ``reset_peak`` (or since start), in bytes."""
+    """Peak resident memory of this process so far, in bytes (what ``time -v`` reports)."""
     kib = _status_kib("VmHWM")
     if kib is None:
         import resource
@@ -90,13 +93,49 @@ def peak() -> int:
     return kib * 1024
 
 
-def reset_peak() -> bool:
-    """Resets VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+class Window:
+    """The largest RSS seen while the window is open, sampled every few milliseconds.
+
+    The kernel's own peak (VmHWM) cannot be reset per stage without also resetting the
+    peak that ``/usr/bin/time -v`` and the pod's metrics report, so stages sample.
+    """
+
+    _open: ClassVar[set[Window]] = set()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _thread: ClassVar[threading.Thread | None] = None
+    INTERVAL_S: ClassVar[float] = 0.02
+
+    def __init__(self) -> None:
+        self.max_bytes = rss()
+
+    def __enter__(self) -> Window:
+        with Window._lock:
+            Window._open.add(self)
+            if Window._thread is None:
+                Window._thread = threading.Thread(
+                    target=Window._sample, name="rss-sampler", daemon=True
+                )
+                Window._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.update(rss())
+        with Window._lock:
+            Window._open.discard(self)
+
+    def update(self, value: int) -> None:
+        self.max_bytes = max(self.max_bytes, value)
+
+    @staticmethod
+    def _sample() -> None:
+        while True:
+            time.sleep(Window.INTERVAL_S)
+            with Window._lock:
+                windows = list(Window._open)
+            if windows:
+                now = rss()
+                for w in windows:
+                    w.update(now)
 
 
 class MemoryBudgetError(InputError):
@@ -163,7 +202,9 @@ def minimum_neighbours_bytes(items: int, per_item: int, candidates: int) -> int:
     """The leanest neighbour stage: the lists, local EASE's candidate table and one
     group's exact Gram block (at most 4,000 items square), and a small Gram block."""
     return int(
-        lists_bytes(items, per_item) + items * 2 * candidates * 8 * 3 + 4_000**2 * 8 * 2
+        lists_bytes(items, per_item)
+        + items * 2 * candidates * 8 * 3
+        + 4_000**2 * 8 * 2
         + 100_000 * 64
     )
 

@@ -178,7 +178,7 @@ def dense_ease_bytes(n_items: int) -> int:
 
 
 def ease_solver(n_items: int, memory_bytes: int) -> str:
-    """"dense" (exact EASE) while its items^2 matrices fit the memory, else "local".
+    """ "dense" (exact EASE) while its items^2 matrices fit the memory, else "local".
 
     Measured on Online Retail (README, "Choosing the neighbours"), exact EASE scores a
     little higher than the local solver, so it stays wherever it fits.
@@ -344,12 +344,10 @@ class _GroupGram:
         from_b = ~from_a & (rb >= 0)
         if from_b.any():
             out[from_b] = self.block[rb[from_b], self.upos[a[from_b]]]
-        return out
+        return np.asarray(out)
 
 
-def _sparse_top(
-    b: sp.csr_matrix, top_n: int, negatives: int
-) -> Neighbours:
+def _sparse_top(b: sp.csr_matrix, top_n: int, negatives: int) -> Neighbours:
     """Top positive (and most negative) weights per row of a sparse weight matrix."""
     rows = np.repeat(np.arange(b.shape[0], dtype=np.int64), np.diff(b.indptr))
     cols = b.indices.astype(np.int64)
@@ -370,9 +368,7 @@ def ease(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     if inputs.ease_solver() == "dense":
         b = ease_weights(x, inputs.ease_lambda)
         return _blocks(lambda lo, hi: b[lo:hi], b.shape[0], top_n, inputs.negatives)
-    sparse_b = local_ease_weights(
-        x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries
-    )
+    sparse_b = local_ease_weights(x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries)
     return _sparse_top(sparse_b, top_n, inputs.negatives)
 
 
@@ -407,9 +403,7 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
 
         return _blocks(block, b.shape[0], top_n, inputs.negatives)
     # Local EASE: every weight sits on a co-occurring pair, so the blend adds ALS there.
-    sparse_b = local_ease_weights(
-        x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries
-    )
+    sparse_b = local_ease_weights(x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries)
     rows = np.repeat(np.arange(sparse_b.shape[0]), np.diff(sparse_b.indptr))
     cols = sparse_b.indices
     scale = np.zeros(sparse_b.shape[0], np.float64)

@@ -86,16 +86,16 @@ class Stages:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self.say(f"[{name}] ...")
-        memory.reset_peak()
         start = time.perf_counter()
+        window = memory.Window()
         try:
-            yield
+            with window:
+                yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
-            self.peak_mib[name] = max(self.peak_mib.get(name, 0), memory.peak() // memory.MIB)
-        self.say(
-            f"[{name}] done in {self.seconds[name]:.2f}s, peak {self.peak_mib[name]:,} MiB"
-        )
+            seen = window.max_bytes // memory.MIB
+            self.peak_mib[name] = max(self.peak_mib.get(name, 0), seen)
+        self.say(f"[{name}] done in {self.seconds[name]:.2f}s, peak {self.peak_mib[name]:,} MiB")
 
     @property
     def interactive(self) -> bool:
