@@ -145,7 +145,11 @@ def train(name: str, args: list[str], budget: str) -> dict[str, object]:
         cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "training", "train",
                "--memory-budget", budget, *args]  # fmt: skip
         print("$", " ".join(cmd[2:]), flush=True)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+        log = OUT / f"{name}.log"
+        with log.open("w") as err:  # progress streams here while it runs
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                                  cwd=ROOT, check=False)  # fmt: skip
+        proc.stderr = log.read_text()
         summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         result: dict[str, object] = {
             "name": name,
@@ -160,7 +164,6 @@ def train(name: str, args: list[str], budget: str) -> dict[str, object]:
             result.update(_redis_memory(Path(tmp)))
         else:
             result["stderr_tail"] = proc.stderr.strip().splitlines()[-25:]
-        (OUT / f"{name}.log").write_text(proc.stderr)
         print(json.dumps(result, indent=1), flush=True)
         return result
 

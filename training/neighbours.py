@@ -208,7 +208,7 @@ def local_ease_weights(
     candidates: int,
     max_entries: int,
     max_universe: int = 3_000,
-    core: int = 6_000,
+    core: int = 10_000,
     min_orders: int = 3,
 ) -> sp.csr_matrix:
     """EASE solved per item over its strongest co-occurring items: sparse B, rows predict.
@@ -248,7 +248,7 @@ def local_ease_weights(
         both[dup] = n
         both = np.sort(both, axis=1)
         cand[lo:hi] = np.where(both < n, both, -1)
-    csc = sp.csc_matrix(x, dtype=np.float64)
+    csc = sp.csc_matrix(x, dtype=np.float32)
     support = np.diff(sp.csc_matrix(x).indptr)
     top = np.argsort(-support, kind="stable")[: min(core, n)]
     in_core = np.full(n, -1, np.int64)
@@ -280,12 +280,12 @@ def local_ease_weights(
         valid = c >= 0
         safe = np.maximum(c, 0)
         gather = _GroupGram(csc, universe, in_core, core_gram)
-        a_mat = gather(safe, safe)
+        a_mat = gather.square(safe)
         a_mat *= valid[:, :, None] & valid[:, None, :]
         ar = np.arange(width)
         a_mat[:, ar, ar] = np.where(valid, diag[safe] + lam, 1.0)
-        rhs = gather(safe, targets[:, None].astype(np.int64))[:, :, 0]
-        rhs = np.where(valid, rhs, 0.0)
+        rhs = gather.column(safe, targets.astype(np.int64))
+        rhs = np.where(valid, rhs, 0.0).astype(np.float32)
         w = np.linalg.solve(a_mat, rhs[:, :, None])[:, :, 0]
         t_of, a_of = np.nonzero(valid)
         out_rows.append(c[t_of, a_of])
@@ -329,21 +329,32 @@ class _GroupGram:
             else np.zeros((0, universe.size), np.float32)
         )
 
-    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """G[left[t, a], right[t, b]] for every target t: shape (t, a, b)."""
-        shape = (left.shape[0], left.shape[1], right.shape[1])
-        a = np.broadcast_to(left[:, :, None], shape)
-        b = np.broadcast_to(right[:, None, :], shape)
-        ca, cb = self.in_core[a], self.in_core[b]
-        ra, rb = self.where[a], self.where[b]
-        out = self.core_gram[np.maximum(ca, 0), np.maximum(cb, 0)].astype(np.float64)
-        out *= (ca >= 0) & (cb >= 0)
+    def square(self, cand: np.ndarray) -> np.ndarray:
+        """G[cand[t, a], cand[t, b]] for every target t: shape (t, m, m), float32."""
+        ca = self.in_core[cand]
+        out = self.core_gram[np.maximum(ca, 0)[:, :, None], np.maximum(ca, 0)[:, None, :]]
+        core = ca >= 0
+        out *= core[:, :, None] & core[:, None, :]
+        # A non-core item's whole row (and, by symmetry, column) comes from its block row.
+        t_sel, a_sel = np.nonzero(~core)
+        if t_sel.size:
+            rows = self.block[self.where[cand[t_sel, a_sel]][:, None], self.upos[cand[t_sel]]]
+            out[t_sel, a_sel, :] = rows
+            out[t_sel, :, a_sel] = rows
+        return np.asarray(out)
+
+    def column(self, cand: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """G[cand[t, a], targets[t]]: shape (t, m)."""
+        ca, ct = self.in_core[cand], self.in_core[targets][:, None]
+        out = self.core_gram[np.maximum(ca, 0), np.maximum(ct, 0)] * ((ca >= 0) & (ct >= 0))
+        ra, rt = self.where[cand], self.where[targets][:, None]
+        rt_full = np.broadcast_to(rt, ra.shape)
         from_a = ra >= 0
-        if from_a.any():
-            out[from_a] = self.block[ra[from_a], self.upos[b[from_a]]]
-        from_b = ~from_a & (rb >= 0)
-        if from_b.any():
-            out[from_b] = self.block[rb[from_b], self.upos[a[from_b]]]
+        out[from_a] = self.block[
+            ra[from_a], self.upos[np.broadcast_to(targets[:, None], ra.shape)[from_a]]
+        ]
+        from_t = ~from_a & (rt_full >= 0)
+        out[from_t] = self.block[rt_full[from_t], self.upos[cand[from_t]]]
         return np.asarray(out)
 
 
@@ -444,6 +455,7 @@ def alternatives(
     max_together: float = 0.05,
     max_entries: int = gram.DEFAULT_MAX_ENTRIES,
     shortlist: int = 4,
+    max_customer_items: int = 2_000,
 ) -> Neighbours:
     """Items bought by the same customers but seldom in the same order: alternatives.
 
@@ -453,7 +465,10 @@ def alternatives(
     orders (two items usually bought together complement each other, they are not
     alternatives). The count is the number of customers who bought both. Sparse, in row
     blocks: the ALS cosine re-ranks each item's ``shortlist`` x ``top_n`` best pairs by
-    customer cosine, so no items x items array is ever made.
+    customer cosine, so no items x items array is ever made. Customers with more than
+    ``max_customer_items`` distinct items (resellers, wholesalers: the pairs they make
+    grow with the square of their range and say nothing about one shopper's taste) are
+    left out of the customer cosine.
 
     Measured on Online Retail (train before 2011-11-09, top 10 per item, pairs seen in
     the following month): complements were bought in the same order 46% of the time and
@@ -465,6 +480,10 @@ def alternatives(
         (np.ones(customer_item.nnz, np.float32), customer_item.indices, customer_item.indptr),
         shape=customer_item.shape,
     )
+    broad = np.diff(cx.indptr) > max_customer_items
+    if broad.any():
+        cx = sp.csr_matrix(sp.diags((~broad).astype(np.float32)) @ cx)
+        cx.eliminate_zeros()
     ox = sp.csr_matrix(
         (np.ones(order_item.nnz, np.float32), order_item.indices, order_item.indptr),
         shape=order_item.shape,

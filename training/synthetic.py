@@ -45,7 +45,7 @@ def generate(
     rank_p = _zipf_weights(theme_size, zipf)
     # Customers: two favourite themes, long-tailed activity, three staples.
     favourite = rng.choice(themes, size=(customers, 2), p=theme_p)
-    activity = rng.pareto(1.5, customers) + 1.0
+    activity = rng.lognormal(0.0, 1.0, customers)
     activity /= activity.sum()
     staple_items = favourite[:, :1] * theme_size + rng.choice(
         theme_size, size=(customers, 3), p=rank_p

@@ -47,7 +47,7 @@ def train(
     catalog = None
     if config.catalog is not None:
         # Read first: a catalog without the required columns fails before any training.
-        with stages.stage("catalog file"):
+        with stages.stage("catalog_file"):
             catalog, catalog_report = read_catalog(config.catalog)
         for line in catalog_report.lines():
             stages.say("  " + line)
