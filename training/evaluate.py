@@ -226,6 +226,10 @@ def set_metrics(
 TOP = max(KS)
 
 
+Ask = tuple[list[int], list[float] | None, list[int]]
+"""One answer to give: input items, their weights (None: alike), items to leave out."""
+
+
 @dataclass
 class Recommender:
     """Top item indices for a cart, and for a history (the flag: exclude bought items)."""
@@ -235,6 +239,11 @@ class Recommender:
     history: Callable[[HistoryCase, bool], list[int]]
     stats: dict[str, int] = field(default_factory=dict)
     """Counts a recommender may keep: answers, and answers filled from popular items."""
+    many: (
+        Callable[[list[tuple[list[int], list[float] | None, list[int]]]], list[list[int]]] | None
+    ) = None
+    """Optional batch form: (input items, their weights or None, items to exclude) per
+    answer, all at once (a method that scores whole matrices at a time)."""
 
 
 class Popular:
@@ -304,6 +313,7 @@ def lists_recommender(name: str, lists: sp.csr_matrix, pop: np.ndarray) -> Recom
     catalogs the way the service serves them.
     """
     sim = sp.csr_matrix(lists, dtype=np.float32)
+    n_items = sim.shape[0]
     sim.setdiag(0.0)
     sim.eliminate_zeros()
     popular = Popular(pop)
@@ -315,6 +325,11 @@ def lists_recommender(name: str, lists: sp.csr_matrix, pop: np.ndarray) -> Recom
         vals = rows.data
         if weights is not None:
             vals = vals * np.repeat(np.asarray(weights, np.float32), np.diff(rows.indptr))
+        if rows.nnz > n_items // 8:
+            # Long histories: one pass over the catalog beats sorting their entries.
+            totals = np.bincount(rows.indices, weights=vals, minlength=n_items)
+            cands = np.flatnonzero(totals)
+            return cands, totals[cands]
         cands, inv = np.unique(rows.indices, return_inverse=True)
         return cands, np.bincount(inv, weights=vals, minlength=cands.size)
 
@@ -351,7 +366,30 @@ def factors_recommender(name: str, factors: np.ndarray, pop: np.ndarray) -> Reco
         query = np.asarray(case.weights, np.float32) @ unit[case.items]
         return top(query, case.items if exclude else [])
 
-    return Recommender(name, cart, history)
+    def many(asks: Sequence[Ask]) -> list[list[int]]:
+        """The same answers, a matrix product per chunk of asks instead of one each."""
+        out: list[list[int]] = []
+        for lo in range(0, len(asks), 256):
+            chunk = asks[lo : lo + 256]
+            queries = np.stack(
+                [
+                    (np.ones(len(items), np.float32) if w is None else np.asarray(w, np.float32))
+                    @ unit[items]
+                    for items, w, _ in chunk
+                ]
+            )
+            scores = queries @ unit.T
+            for row, (_, _, exclude) in enumerate(chunk):
+                if exclude:
+                    scores[row, exclude] = -np.inf
+            k = min(TOP, scores.shape[1] - 1)
+            part = np.argpartition(-scores, k, axis=1)[:, :k]
+            for row, (_, _, exclude) in enumerate(chunk):
+                cands = part[row]
+                out.append(popular.fill(_ranked(cands, scores[row, cands], []), exclude))
+        return out
+
+    return Recommender(name, cart, history, many=many)
 
 
 def neighbours_matrix(nb: Any, n_items: int) -> sp.csr_matrix:
@@ -414,14 +452,32 @@ class MethodResult:
 
 
 def evaluate(rec: Recommender, cases: Cases, with_history_new: bool = True) -> MethodResult:
+    if rec.many is not None:
+        batch = rec.many
+        cart_lists = batch([(c.cart, None, c.cart) for c in cases.cart])
+        next_lists = batch([(h.items, h.weights, []) for h in cases.history])
+        new_items: list[Ask] = [(h.items, h.weights, h.items) for h in cases.history]
+        return _result(
+            rec, cases, cart_lists, next_lists, batch(new_items) if with_history_new else None
+        )
     cart_lists = [rec.cart(c.cart) for c in cases.cart]
     next_lists = [rec.history(h, False) for h in cases.history]
+    news = [rec.history(h, True) for h in cases.history] if with_history_new else None
+    return _result(rec, cases, cart_lists, next_lists, news)
+
+
+def _result(
+    rec: Recommender,
+    cases: Cases,
+    cart_lists: list[list[int]],
+    next_lists: list[list[int]],
+    new_lists: list[list[int]] | None,
+) -> MethodResult:
     metrics = {
         CART: cart_metrics(cart_lists, cases.cart),
         NEXT: set_metrics(next_lists, [h.targets for h in cases.history]),
     }
-    if with_history_new:
-        new_lists = [rec.history(h, True) for h in cases.history]
+    if new_lists is not None:
         metrics[NEXT_NEW] = set_metrics(new_lists, [h.new_targets for h in cases.history])
     n = max(len(cases.items), 1)
     coverage = {
