@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,13 @@ def test_trains_the_bundled_sample_and_publishes(
     meta = publisher.meta(live)
     assert meta is not None and meta["counts"]["items"] > 2000
     assert meta["source"]["dropped"]["missing_customer"] == 2000
+    # Seconds and peak memory per stage, in the summary line and the metadata.
+    assert re.search(r" neighbours=[\d.]+s/\d+MiB ", out)
+    peaks = meta["stage_peak_mib"]
+    assert set(peaks) == set(meta["stage_seconds"]) >= {"read", "als", "neighbours"}
+    assert all(0 < mib <= meta["memory_budget_mib"] for mib in peaks.values())
+    # 3.6k items fit exact EASE in the default budget.
+    assert meta["neighbour_solver"] == "dense"
 
 
 def test_dry_run_publishes_nothing(
