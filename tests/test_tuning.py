@@ -38,6 +38,26 @@ def test_the_budget_bounds_the_search_but_one_trial_always_runs() -> None:
     assert len(result.trials) == 1
     assert result.best is result.trials[0]
     assert result.trials[0].params == tuning.params_of(TEST_CONFIG)
+    # The next trial was drawn, estimated, and not started.
+    assert result.skipped["params"] and result.skipped["estimate_s"] >= 0.0
+
+
+def test_a_trial_is_estimated_by_its_als_work() -> None:
+    base = tuning.params_of(TEST_CONFIG)
+    heavy = {**base, "factors": 128, "iterations": 25}
+    assert tuning.cost_units(heavy) > tuning.cost_units(base) > 1.0
+
+
+def test_large_data_is_tuned_on_a_sample_of_whole_customers() -> None:
+    frame = grouped_purchases(orders=960)
+    sample = tuning.subsample(frame, max_lines=len(frame) // 3, seed=1)
+    assert 0 < len(sample) <= len(frame) // 3
+    kept = set(sample["customer"])
+    # Whole customers: every line of a kept customer is kept.
+    assert (frame["customer"].isin(kept)).sum() == len(sample)
+    result = tuning.tune(frame, TEST_CONFIG, 0.0, max_lines=len(frame) // 3)
+    assert result.sample == {"lines": result.sample["lines"], "of": len(frame)}
+    assert result.sample["lines"] <= len(frame) // 3
 
 
 def test_a_trial_must_beat_the_given_parameters_clearly_to_be_chosen() -> None:

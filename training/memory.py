@@ -199,12 +199,15 @@ def lists_bytes(items: int, per_item: int) -> int:
 
 
 def minimum_neighbours_bytes(items: int, per_item: int, candidates: int) -> int:
-    """The leanest neighbour stage: the lists, local EASE's candidate table and one
-    group's exact Gram block (at most 4,000 items square), and a small Gram block."""
+    """The leanest neighbour stage: the lists, local EASE's candidate table, one group's
+    work (a 3,000-item universe, its systems of 2 x candidates unknowns) and a small
+    Gram block; the core block and larger Gram blocks only take what is left."""
+    width = 2 * candidates
     return int(
         lists_bytes(items, per_item)
-        + items * 2 * candidates * 8 * 3
-        + 4_000**2 * 8 * 2
+        + items * width * 8 * 3
+        + 3_000 * 3_000 * 4 * 3
+        + 256 * width * width * 4 * 4
         + 100_000 * 64
     )
 

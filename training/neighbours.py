@@ -210,6 +210,7 @@ def local_ease_weights(
     max_universe: int = 3_000,
     core: int = 10_000,
     min_orders: int = 3,
+    core_bytes: int = 1 << 30,
 ) -> sp.csr_matrix:
     """EASE solved per item over its strongest co-occurring items: sparse B, rows predict.
 
@@ -250,10 +251,16 @@ def local_ease_weights(
         cand[lo:hi] = np.where(both < n, both, -1)
     csc = sp.csc_matrix(x, dtype=np.float32)
     support = np.diff(sp.csc_matrix(x).indptr)
-    top = np.argsort(-support, kind="stable")[: min(core, n)]
+    # The core block (float32) takes at most ``core_bytes``; built a slice at a time.
+    core = min(core, n, int(np.sqrt(max(core_bytes, 0) / 4)))
+    top = np.argsort(-support, kind="stable")[:core]
     in_core = np.full(n, -1, np.int64)
     in_core[top] = np.arange(top.size)
-    core_gram = (csc[:, top].T @ csc[:, top]).toarray().astype(np.float32)
+    core_gram = np.zeros((top.size, top.size), np.float32)
+    core_cols = csc[:, top]
+    for lo in range(0, top.size, 1_000):
+        hi = min(top.size, lo + 1_000)
+        core_gram[:, lo:hi] = (core_cols.T @ core_cols[:, lo:hi]).toarray()
     # Group targets that share their strongest partner, so their candidates overlap.
     lead = np.where(cand[:, 0] >= 0, cand[:, 0], np.arange(n))
     order = np.lexsort((np.arange(n), lead))
@@ -379,7 +386,13 @@ def ease(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     if inputs.ease_solver() == "dense":
         b = ease_weights(x, inputs.ease_lambda)
         return _blocks(lambda lo, hi: b[lo:hi], b.shape[0], top_n, inputs.negatives)
-    sparse_b = local_ease_weights(x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries)
+    sparse_b = local_ease_weights(
+        x,
+        inputs.ease_lambda,
+        inputs.ease_candidates,
+        inputs.max_entries,
+        core_bytes=inputs.memory_bytes // 4,
+    )
     return _sparse_top(sparse_b, top_n, inputs.negatives)
 
 
@@ -414,7 +427,13 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
 
         return _blocks(block, b.shape[0], top_n, inputs.negatives)
     # Local EASE: every weight sits on a co-occurring pair, so the blend adds ALS there.
-    sparse_b = local_ease_weights(x, inputs.ease_lambda, inputs.ease_candidates, inputs.max_entries)
+    sparse_b = local_ease_weights(
+        x,
+        inputs.ease_lambda,
+        inputs.ease_candidates,
+        inputs.max_entries,
+        core_bytes=inputs.memory_bytes // 4,
+    )
     rows = np.repeat(np.arange(sparse_b.shape[0]), np.diff(sparse_b.indptr))
     cols = sparse_b.indices
     scale = np.zeros(sparse_b.shape[0], np.float64)

@@ -91,6 +91,8 @@ class Tuning:
     """The trial whose parameters are used: the first (given) one unless beaten clearly."""
     min_gain: float = 0.0
     seconds: float = 0.0
+    skipped: dict[str, Any] = field(default_factory=dict)
+    """The trial not started because its estimate would overrun the budget."""
     sample: dict[str, int] = field(default_factory=dict)
     """Purchase lines the trials trained on, and of how many (a sample on large data)."""
 
@@ -104,6 +106,7 @@ class Tuning:
             "best": None if self.best is None else self.best.number,
             "min_gain": self.min_gain,
             "sample": self.sample,
+            "skipped": self.skipped,
         }
 
 
@@ -124,6 +127,13 @@ def candidates(base: Mapping[str, Any], rng: random.Random) -> Callable[[], dict
         return params
 
     return draw
+
+
+def cost_units(params: Mapping[str, Any]) -> float:
+    """A trial's relative cost: ALS grows with factors x iterations, the rest is fixed
+    (about half of a default trial, measured on Complete Journey and synthetic data)."""
+    als = float(params.get("factors", 64)) * float(params.get("iterations", 15))
+    return 1.0 + als / (64 * 15)
 
 
 TUNE_MAX_LINES = 400_000
@@ -169,20 +179,24 @@ def tune(
     result.sample = {"lines": len(sample), "of": len(train)}
     draw = candidates(params_of(config), random.Random(seed))
     quiet = Stages(io.StringIO(), budget)
-    slowest = 0.0
+    per_unit = 0.0
     for number in range(max_trials):
         elapsed = time.perf_counter() - start
+        params = draw()
         # Always one trial (the given parameters), then only what fits in the budget:
-        # a trial is estimated to take as long as the slowest so far.
-        if number and elapsed + slowest > budget_seconds:
+        # a trial is estimated from the costliest trial so far, scaled by its ALS work.
+        if number and elapsed + per_unit * cost_units(params) > budget_seconds:
+            result.skipped = {
+                "params": params,
+                "estimate_s": round(per_unit * cost_units(params), 3),
+            }
             break
         t0 = time.perf_counter()
-        params = draw()
         payload = fit(split.train, with_params(config, params), quiet, for_serving=False)
         served = ev.evaluate(ev.served_from_payload(payload), cases)
         headline = ev.headline(served)
         seconds = time.perf_counter() - t0
-        slowest = max(slowest, seconds)
+        per_unit = max(per_unit, seconds / cost_units(params))
         trial = Trial(number, params, headline, objective(headline), round(seconds, 2))
         result.trials.append(trial)
         if result.best is None or trial.score > result.best.score * (1.0 + min_gain):
