@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsvc.merch import MerchRules
+
+
+def redact_url(text: str) -> str:
+    """Any ``scheme://user:password@host`` in ``text`` with the password masked (and a
+    ``password=`` query parameter): error messages and logs never carry credentials."""
+    text = re.sub(r"(\w+://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", text)
+
+
+MIN_ADMIN_TOKEN = 16
+"""Characters an admin token needs at least: a short one is guessable."""
 
 
 def _default_data_dir() -> Path:
@@ -67,5 +79,19 @@ class Settings(BaseSettings):
 
     admin_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token of the admin API (stock, prices); unset disables it.",
+        description="Bearer token of the admin API (stock, prices); unset, empty or blank "
+        f"disables it; a token shorter than {MIN_ADMIN_TOKEN} characters refuses to start.",
     )
+
+    @field_validator("admin_token", mode="after")
+    @classmethod
+    def _admin_token_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # "" or blanks: disabled, never "any empty bearer passes"
+        if len(value.get_secret_value().strip()) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"RECSVC_ADMIN_TOKEN is too short: use at least {MIN_ADMIN_TOKEN} characters "
+                "(for example the output of: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return SecretStr(value.get_secret_value().strip())

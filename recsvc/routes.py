@@ -199,7 +199,7 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
 def _require_admin(request: Request) -> None:
     """Bearer token from settings, compared in constant time."""
     token = _settings(request).admin_token
-    if token is None:
+    if token is None or not token.get_secret_value().strip():
         raise ForbiddenError("the admin API is disabled: set RECSVC_ADMIN_TOKEN to enable it")
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")

@@ -18,12 +18,13 @@ from pydantic import (
     model_validator,
 )
 
+from recsvc import layout as lay
 from recsvc.merch import MerchRules
 
 MAX_K = 100
 MAX_CART_ITEMS = 100
 MAX_HISTORY_ITEMS = 500
-MAX_ITEM_ID_LENGTH = 64
+MAX_ITEM_ID_LENGTH = lay.MAX_ITEM_ID_LENGTH
 
 ItemId = Annotated[
     str,
@@ -31,21 +32,25 @@ ItemId = Annotated[
         strip_whitespace=True,
         min_length=1,
         max_length=MAX_ITEM_ID_LENGTH,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=lay.ID_PATTERN,
     ),
 ]
 MAX_BATCH = 1000
-MAX_CUSTOMER_ID_LENGTH = 128
+MAX_CUSTOMER_ID_LENGTH = lay.MAX_CUSTOMER_ID_LENGTH
 CustomerId = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True,
         min_length=1,
         max_length=MAX_CUSTOMER_ID_LENGTH,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=lay.ID_PATTERN,
     ),
 ]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="How many suggestions to return.")]
+
+
+MAX_QUANTITY = 1_000_000
+"""The largest quantity of one line (and of a repeated item's lines added up)."""
 
 
 class _Strict(BaseModel):
@@ -54,7 +59,7 @@ class _Strict(BaseModel):
 
 class CartLine(_Strict):
     item_id: ItemId
-    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
 
 
 class Band(_Strict):
@@ -80,12 +85,13 @@ class CartRequest(_Strict):
     )
 
     def lines(self) -> list[CartLine]:
-        """Items as lines, a repeated item merged into one with the quantities added."""
+        """Items as lines, a repeated item merged into one with the quantities added (capped
+        at the per-line maximum: past it, more of one item changes no suggestion)."""
         merged: dict[str, int] = {}
         for entry in self.items:
             line = CartLine(item_id=entry) if isinstance(entry, str) else entry
             merged[line.item_id] = merged.get(line.item_id, 0) + line.quantity
-        return [CartLine(item_id=i, quantity=q) for i, q in merged.items()]
+        return [CartLine(item_id=i, quantity=min(q, MAX_QUANTITY)) for i, q in merged.items()]
 
 
 class Purchase(_Strict):
@@ -93,7 +99,7 @@ class Purchase(_Strict):
     purchased_at: datetime | None = Field(
         default=None, description="ISO 8601; without a zone it is taken as UTC."
     )
-    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
 
     @field_validator("purchased_at")
     @classmethod

@@ -37,6 +37,7 @@ def test_each_kind_of_bad_row_is_dropped_and_counted(tmp_path: Path) -> None:
     assert report.dropped == {
         "missing_customer": 1,
         "missing_item": 0,
+        "invalid_id": 0,
         "cancelled_order": 1,
         "non_positive_or_missing_quantity": 1,
         "non_positive_or_missing_price": 1,
@@ -126,3 +127,17 @@ def test_no_rows_left_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "1,A,guest,1,2011-01-01 10:00,1.5,,UK\n")
     with pytest.raises(InputError, match="no rows left"):
         ingest.clean(ingest.read_purchases(path, COLUMNS), ingest.CleaningRules())
+
+
+def test_ids_the_api_would_refuse_are_dropped_not_published(tmp_path: Path) -> None:
+    long_item = "X" * 65
+    path = write(
+        tmp_path,
+        f"1,{long_item},too long,1,2011-01-01 10:00,1,17850,UK\n"
+        "2,A\x01B,control char,1,2011-01-01 10:00,1,17850,UK\n"
+        "3,A,fine,1,2011-01-01 10:00,1,17850,UK\n"
+        f"4,A,long customer,1,2011-01-01 10:00,1,{'9' * 129},UK\n",
+    )
+    frame, report = ingest.clean(ingest.read_purchases(path, COLUMNS), ingest.CleaningRules())
+    assert report.dropped["invalid_id"] == 3
+    assert list(frame["item"]) == ["A"]

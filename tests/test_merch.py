@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from recsvc.app import create_app
 from recsvc.cli import main as recsvc_main
@@ -26,7 +26,7 @@ from training.pipeline import Stages, fit
 from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-24-chars"
 
 
 # -- catalog --------------------------------------------------------------------------
@@ -240,6 +240,35 @@ async def test_request_rules_and_live_stock_change_the_next_answer(
 async def test_the_admin_api_is_off_without_a_token(api: httpx.AsyncClient, published: str) -> None:
     r = await api.post("/v1/admin/stock", json={"items": [{"item_id": "A1", "available": False}]})
     assert r.status_code == 403 and "RECSVC_ADMIN_TOKEN" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+async def test_an_empty_admin_token_disables_the_admin_api(
+    settings: Settings, published: str, blank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RECSVC_ADMIN_TOKEN="" once let "Authorization: Bearer" (no token) through."""
+    monkeypatch.setenv("RECSVC_ADMIN_TOKEN", blank)
+    from_env = Settings(
+        redis_url=settings.redis_url, key_prefix=settings.key_prefix, data_dir=settings.data_dir
+    )
+    assert from_env.admin_token is None
+    app = create_app(from_env)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
+            for auth in ("Bearer", "Bearer ", f"Bearer {blank}"):
+                headers = {"authorization": auth}
+                r = await c.patch("/v1/admin/items/A1", json={"available": False}, headers=headers)
+                assert r.status_code == 403, (auth, r.status_code)
+                stock = {"items": [{"item_id": "A1", "available": False}]}
+                r = await c.post("/v1/admin/stock", json=stock, headers=headers)
+                assert r.status_code == 403
+
+
+def test_a_short_admin_token_refuses_to_start() -> None:
+    with pytest.raises(ValidationError, match="too short"):
+        Settings(admin_token=SecretStr("hunter2"))
+    assert Settings(admin_token=SecretStr(f"  {TOKEN}  ")).admin_token == SecretStr(TOKEN)
 
 
 def test_the_stock_command_changes_the_live_model(

@@ -36,6 +36,16 @@ async def test_cart_suggests_complements_never_the_cart(
     assert scores == sorted(scores, reverse=True)
 
 
+async def test_repeated_lines_adding_up_past_the_quantity_limit_are_not_a_500(
+    api: httpx.AsyncClient, published: str
+) -> None:
+    """Two lines of 600,000 each (each within the limit) once raised a 500."""
+    lines = [{"item_id": "A1", "quantity": 600_000}, {"item_id": "A1", "quantity": 600_000}]
+    r = await api.post("/v1/recommendations/cart", json={"items": lines, "k": 3})
+    assert r.status_code == 200, r.text
+    assert "A1" not in {s["item_id"] for s in r.json()["cross_sell"]}
+
+
 async def test_unknown_items_are_ignored(api: httpx.AsyncClient, published: str) -> None:
     r = await api.post(CART, json={"items": ["B1", "no-such-item"], "k": 2})
     body = r.json()

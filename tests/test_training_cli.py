@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from recsvc.cli import sample_path
-from recsvc.config import Settings
+from recsvc.config import Settings, redact_url
 from recsvc.layout import Layout
 from tests.conftest import free_port, tiny_train_args
 from training.cli import main
@@ -92,6 +92,27 @@ def test_redis_unreachable_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture
     dead = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", data_dir=tmp_path)
     assert main(["train", *SAMPLE], dead) == EXIT_REDIS_UNAVAILABLE
     assert "did not answer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["status"], ["rollback"], ["train", *SAMPLE]])
+def test_errors_never_print_the_redis_password(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"redis://admin:pa55-w0rd@127.0.0.1:{free_port()}/0?password=pa55-w0rd"
+    dead = Settings(redis_url=url, data_dir=tmp_path)
+    assert main(command, dead) == EXIT_REDIS_UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "did not answer" in err and "admin:***@127.0.0.1" in err
+    assert "pa55-w0rd" not in err
+
+
+def test_redact_url_masks_every_form_of_credential() -> None:
+    assert redact_url("redis://:secret@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("x rediss://u:p%40ss@h/0 y") == "x rediss://u:***@h/0 y"
+    assert redact_url("unix:///run/redis.sock?password=abc&db=1") == (
+        "unix:///run/redis.sock?password=***&db=1"
+    )
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
 
 
 def test_a_held_lock_exits_4(

@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 import redis
 
-from recsvc.config import Settings
+from recsvc.config import Settings, redact_url
 from recsvc.embedded import EmbeddedRedisError, redis_url_for
 from recsvc.layout import Layout
 from training import evaluate as ev
@@ -288,7 +288,9 @@ def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Pub
             try:
                 client.ping()
             except redis.RedisError as exc:
-                raise StoreUnavailableError(f"redis at {url} did not answer: {exc}") from exc
+                raise StoreUnavailableError(
+                    f"redis at {redact_url(url)} did not answer: {exc}"
+                ) from exc
             try:
                 yield Publisher(client, Layout(settings.key_prefix), on_progress=_progress(stages))
             finally:
@@ -373,7 +375,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                 ).decode()
             )
     except TrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_url(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except MemoryError:
         # The estimates missed: still a clean refusal, never a kill by the kernel.

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsvc import layout as lay
 from training.errors import InputError
 
 # The standard columns every later stage uses, whatever the export called them.
@@ -272,6 +273,10 @@ def _timestamps(values: pd.Series) -> pd.Series:
     )
 
 
+def _valid_ids(ids: pd.Series, max_length: int) -> pd.Series:
+    return ids.str.fullmatch(lay.ID_PATTERN[1:-1]).fillna(False) & (ids.str.len() <= max_length)
+
+
 def _category_mask(values: pd.Series, test: Any) -> np.ndarray:
     """Row mask of a categorical from a boolean test over its categories (NaN: False)."""
     cats = np.asarray(test(pd.Series(values.cat.categories)), dtype=bool)
@@ -306,6 +311,13 @@ def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, Clea
 
     drop("missing_customer", df[CUSTOMER].isna())
     drop("missing_item", df[ITEM].isna())
+    # Ids the API could never be asked about (too long, control characters) are refused
+    # here, by the same rule, rather than published unreachable.
+    drop(
+        "invalid_id",
+        _category_mask(df[CUSTOMER], lambda c: ~_valid_ids(c, lay.MAX_CUSTOMER_ID_LENGTH))
+        | _category_mask(df[ITEM], lambda c: ~_valid_ids(c, lay.MAX_ITEM_ID_LENGTH)),
+    )
     if ORDER in df and rules.cancelled_order_prefix:
         prefix = rules.cancelled_order_prefix
         drop("cancelled_order", _category_mask(df[ORDER], lambda c: c.str.startswith(prefix)))
