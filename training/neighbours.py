@@ -1,7 +1,10 @@
 """Stage 4: every item's top-N neighbours.
 
 How neighbours are computed is one replaceable function of the matrices: methods share
-the signature ``(inputs, top_n) -> Neighbours`` and are chosen by name.
+the signature ``(inputs, top_n) -> Neighbours`` and are chosen by name. Every method
+works in item-row blocks (``training.gram``) or per item, so memory grows with the
+purchases and with items x N; EASE is exact where its items^2 matrices fit the stage's
+memory and solved locally per item where they do not (``ease_solver``).
 """
 
 from __future__ import annotations
