@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     upsell_min_ratio: float = Field(default=1.05, gt=0)
     upsell_max_ratio: float = Field(default=2.0, gt=0)
 
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 before they are read.",
+    )
+
     train_memory_budget: str = Field(
         default="3.5GiB",
         pattern=r"^\s*[0-9]*\.?[0-9]+\s*[A-Za-z]*\s*$",

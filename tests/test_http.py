@@ -66,3 +66,38 @@ def test_openapi_documents_the_routes(server: str) -> None:
         "/readyz",
     ):
         assert path in spec["paths"]
+
+
+def test_a_body_over_the_limit_gets_413_json_and_the_server_stays_small(
+    server: str, published: str
+) -> None:
+    """No limit once let a 200 MB body in; 64 x 10 MB bodies grew a worker by 600 MiB."""
+    big = b'{"items": ["A1"], "pad": "' + b"x" * (2 << 20) + b'"}'
+    with httpx.Client(base_url=server, timeout=10) as http:
+        declared = http.post(
+            "/v1/recommendations/cart", content=big, headers={"content-type": "application/json"}
+        )
+        assert declared.status_code == 413
+        assert declared.json()["error"]["code"] == "payload_too_large"
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(big), 64 << 10):
+                yield big[start : start + (64 << 10)]
+
+        # Chunked (no Content-Length): refused as soon as it passes the limit.
+        streamed = http.post(
+            "/v1/recommendations/cart",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["error"]["code"] == "payload_too_large"
+    with httpx.Client(base_url=server, timeout=10) as http:
+        small = http.post("/v1/recommendations/cart", json={"items": ["A1"], "k": 2})
+        assert small.status_code == 200
+        ok_chunked = http.post(
+            "/v1/recommendations/cart",
+            content=iter([b'{"items": ', b'["A1"], "k": 2}']),
+            headers={"content-type": "application/json"},
+        )
+        assert ok_chunked.status_code == 200, ok_chunked.text
