@@ -329,8 +329,11 @@ class ModelStore:
             if view is not None and view.stock_epoch == epoch:
                 return view
             view = await self._load(version)
-            # Keep the newest two: the live one and the one requests may still be on.
-            self._views = {version: view, **dict(list(self._views.items())[:1])}
+            # Keep the newest two versions: the live one and the one requests may still be
+            # on. A reload of the same version (a stock change) replaces its old view; it
+            # once kept the stale one, and every later request reloaded the whole version.
+            others = [(v, w) for v, w in self._views.items() if v != version][:1]
+            self._views = {version: view, **dict(others)}
             return view
 
     async def _load(self, version: str) -> ModelView:

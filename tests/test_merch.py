@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 from pydantic import SecretStr, ValidationError
 
 from recsvc.app import create_app
@@ -235,6 +236,34 @@ async def test_request_rules_and_live_stock_change_the_next_answer(
         await shop.patch("/v1/admin/items/zzz", json={"price": 1}, headers=auth)
     ).status_code == 404
     assert (await shop.patch("/v1/admin/items/M1", json={}, headers=auth)).status_code == 422
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+async def test_after_a_stock_change_a_cart_stays_at_one_round_trip(
+    shop: httpx.AsyncClient, client: redis.Redis
+) -> None:
+    """A stock change once made every later request reload the whole version."""
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    body = {"items": ["M1"], "k": 2}
+    assert (await shop.post(CART, json=body)).status_code == 200
+    ok = await shop.patch("/v1/admin/items/SP", json={"available": False}, headers=auth)
+    assert ok.status_code == 200
+    first = await shop.post(CART, json=body)  # loads the changed version once
+    assert "SP" not in item_ids(first.json()["cross_sell"])
+    before = _calls(client)
+    for _ in range(5):
+        assert (await shop.post(CART, json=body)).status_code == 200
+    after = _calls(client)
+    assert after.get("evalsha", 0) - before.get("evalsha", 0) == 5
+    # A reload is a MULTI/EXEC of GETs and an HGETALL; the script's own two GETs (pointer
+    # and stock counter) count too, so GET may grow by exactly two a request.
+    for reload in ("hgetall", "multi", "exec"):
+        assert after.get(reload, 0) == before.get(reload, 0), reload
+    assert after.get("get", 0) - before.get("get", 0) == 2 * 5
 
 
 async def test_the_admin_api_is_off_without_a_token(api: httpx.AsyncClient, published: str) -> None:
