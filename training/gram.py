@@ -78,12 +78,6 @@ class Gram:
         for lo, hi in block_bounds(self.cost, self.max_entries):
             yield lo, hi, self.rows(lo, hi, sort)
 
-    def peak_entries(self) -> int:
-        """The largest block's bound: what one block costs in entries."""
-        bounds = block_bounds(self.cost, self.max_entries)
-        cum = np.concatenate([[0.0], np.cumsum(self.cost)])
-        return int(max(cum[hi] - cum[lo] for lo, hi in bounds)) if bounds else 0
-
 
 def entries(block: sp.csr_matrix, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A block's (global row, column, value) triples, diagonal left out."""

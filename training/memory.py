@@ -83,16 +83,6 @@ def rss() -> int:
     return 0 if kib is None else kib * 1024
 
 
-def peak() -> int:
-    """Peak resident memory of this process so far, in bytes (what ``time -v`` reports)."""
-    kib = _status_kib("VmHWM")
-    if kib is None:
-        import resource
-
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-    return kib * 1024
-
-
 class Window:
     """The largest RSS seen while the window is open, sampled every few milliseconds.
 
