@@ -35,7 +35,7 @@ from recsvc.store import ModelView
 from training import ingest, matrices
 from training.errors import InputError
 from training.model import AlsParams, train_als
-from training.neighbours import NeighbourInputs, cosine_lists, ease
+from training.neighbours import NeighbourInputs, cosine_lists, ease, unit_rows
 from training.publish import ModelPayload
 
 KS = (1, 5, 10, 20)
@@ -350,8 +350,7 @@ def factors_recommender(name: str, factors: np.ndarray, pop: np.ndarray) -> Reco
 
     Scored per answer against every item's factors (items x factors, never items^2).
     """
-    unit = factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-12)
-    unit = unit.astype(np.float32)
+    unit = unit_rows(factors)
     popular = Popular(pop)
 
     def top(query: np.ndarray, exclude: Sequence[int]) -> list[int]:

@@ -27,8 +27,13 @@ DEFAULT_MAX_ENTRIES = 8_000_000
 def row_cost(x: sp.csr_matrix) -> np.ndarray:
     """Per item (column of ``x``): an upper bound on the entries of its row of ``X^T X``."""
     lengths = np.diff(x.indptr).astype(np.float64)
-    binary = sp.csr_matrix((np.ones(x.nnz, np.float64), x.indices, x.indptr), shape=x.shape)
-    return np.asarray(binary.T @ lengths).ravel()
+    return np.asarray(binary(x).T @ lengths).ravel()
+
+
+def binary(x: sp.csr_matrix) -> sp.csr_matrix:
+    """The same sparsity pattern with every entry 1 (presence, not weight or count)."""
+    x = sp.csr_matrix(x)
+    return sp.csr_matrix((np.ones(x.nnz, np.float32), x.indices, x.indptr), shape=x.shape)
 
 
 def block_bounds(cost: np.ndarray, max_entries: int) -> list[tuple[int, int]]:

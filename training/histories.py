@@ -56,11 +56,6 @@ class Histories(Mapping[str, History]):
             int(d) for d in self._days[lo:hi]
         ]
 
-    def chunks(self, size: int) -> Iterator[list[tuple[str, History]]]:
-        """Customers in chunks of ``size``, for pipelined writes."""
-        for start in range(0, len(self), size):
-            yield [(c, self[c]) for c in self._customers[start : start + size].tolist()]
-
 
 EMPTY = Histories(np.array([], str), np.zeros(1, np.int64), np.array([], np.int32),
                   np.array([], np.int32), np.array([], str))  # fmt: skip

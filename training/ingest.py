@@ -220,7 +220,7 @@ def _require(available: list[str], wanted: list[str], path: Path) -> None:
         )
 
 
-def _normal_ids(values: pd.Series) -> pd.Series:
+def _ids(values: pd.Series) -> pd.Series:
     """Ids as trimmed strings; float-typed ids (17850.0, from a NaN-holding column) lose .0."""
     if pd.api.types.is_float_dtype(values):
         ints = values.astype("Int64")
@@ -232,18 +232,13 @@ def _normal_ids(values: pd.Series) -> pd.Series:
     return out.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
 
 
-def _ids(values: pd.Series) -> pd.Series:
-    """Ids as trimmed strings, one per row (catalogs: a row per item)."""
-    return _normal_ids(values)
-
-
 def id_codes(values: pd.Series) -> pd.Series:
     """Ids as a categorical of normalised strings, categories sorted; missing ids are NaN.
 
     The string work runs once per distinct value, never once per line.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    normal = _normal_ids(pd.Series(np.asarray(uniques))).to_numpy(dtype=object)
+    normal = _ids(pd.Series(np.asarray(uniques))).to_numpy(dtype=object)
     categories = np.array(sorted({v for v in normal if v}), dtype=object)
     lookup = pd.Index(categories).get_indexer(normal).astype(np.int32)
     row_codes = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1).astype(np.int32)

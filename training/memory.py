@@ -172,9 +172,10 @@ def read_bytes(rows: int, columns: int) -> int:
     return int(rows * columns * 8 * 3)
 
 
-def matrices_bytes(lines: int, customers: int, items: int, orders: int) -> int:
-    """COO triples of every line, then the CSR order x item and customer x item matrices."""
-    return int(lines * 12 * 3 + (orders + customers + items) * 8 * 2)
+def matrices_bytes(lines: int) -> int:
+    """COO triples of every line, the CSR order x item and customer x item matrices, and
+    per-order, per-customer and per-item arrays (each at most one entry a line)."""
+    return int(lines * 12 * 3 + lines * 3 * 8 * 2)
 
 
 def als_bytes(customers: int, items: int, factors: int, nnz: int) -> int:

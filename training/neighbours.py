@@ -146,10 +146,8 @@ def als_cosine(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     """Cosine similarity of ALS item factors (the textbook method)."""
     if inputs.item_factors is None:
         raise ValueError("als-cosine needs item factors")
-    f = inputs.item_factors.astype(np.float32)
-    norms = np.linalg.norm(f, axis=1, keepdims=True)
-    unit = f / np.maximum(norms, 1e-12)
-    return _blocks(lambda a, b: unit[a:b] @ unit.T, f.shape[0], top_n)
+    unit = unit_rows(inputs.item_factors)
+    return _blocks(lambda a, b: unit[a:b] @ unit.T, unit.shape[0], top_n)
 
 
 def cooccurrence(inputs: NeighbourInputs, top_n: int) -> Neighbours:
@@ -230,8 +228,8 @@ def local_ease_weights(
     exact Gram block is computed from the data: at most ``max_universe`` items square.
     The ``core`` most bought items, in nearly every group, have their Gram block computed
     once; a group multiplies only its other items' columns. Items bought in fewer than
-    ``min_orders`` orders are not regressed on (one or two orders are no evidence): they
-    still get lists, from the items that predict them... none, so popular items fill.
+    ``min_orders`` orders are not predicted (one or two orders are no evidence): no list
+    suggests them, though their own lists are built from the items they predict.
     Cost: linear in the catalog, items x candidates^3 flops for the solves.
     """
     g = gram.Gram(x, max_entries)
@@ -255,7 +253,7 @@ def local_ease_weights(
         cand[lo:hi] = np.where(both < n, both, -1)
     csc = sp.csc_matrix(x, dtype=np.float32)
     csr = sp.csr_matrix(x, dtype=np.float32)
-    support = np.diff(sp.csc_matrix(x).indptr)
+    support = np.diff(csc.indptr)
     # The core block (float32) takes at most ``core_bytes``; built a slice at a time.
     core = min(core, n, int(np.sqrt(max(core_bytes, 0) / 4)))
     top = np.argsort(-support, kind="stable")[:core]
@@ -377,6 +375,17 @@ class _GroupGram:
         return np.asarray(out)
 
 
+def _local_ease(inputs: NeighbourInputs, x: sp.csr_matrix) -> sp.csr_matrix:
+    """Local EASE with this stage's parameters: a quarter of its memory for the core."""
+    return local_ease_weights(
+        x,
+        inputs.ease_lambda,
+        inputs.ease_candidates,
+        inputs.max_entries,
+        core_bytes=inputs.memory_bytes // 4,
+    )
+
+
 def _sparse_top(b: sp.csr_matrix, top_n: int, negatives: int) -> Neighbours:
     """Top positive (and most negative) weights per row of a sparse weight matrix."""
     rows = np.repeat(np.arange(b.shape[0], dtype=np.int64), np.diff(b.indptr))
@@ -398,17 +407,12 @@ def ease(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     if inputs.ease_solver() == "dense":
         b = ease_weights(x, inputs.ease_lambda)
         return _blocks(lambda lo, hi: b[lo:hi], b.shape[0], top_n, inputs.negatives)
-    sparse_b = local_ease_weights(
-        x,
-        inputs.ease_lambda,
-        inputs.ease_candidates,
-        inputs.max_entries,
-        core_bytes=inputs.memory_bytes // 4,
-    )
+    sparse_b = _local_ease(inputs, x)
     return _sparse_top(sparse_b, top_n, inputs.negatives)
 
 
-def _unit(factors: np.ndarray) -> np.ndarray:
+def unit_rows(factors: np.ndarray) -> np.ndarray:
+    """Factor rows scaled to unit length (float32), for cosines by dot products."""
     f = factors.astype(np.float32)
     return np.asarray(f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12))
 
@@ -424,7 +428,7 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
     """
     if inputs.item_factors is None:
         raise ValueError("ease-als needs item factors")
-    unit = _unit(inputs.item_factors)
+    unit = unit_rows(inputs.item_factors)
     x = inputs.weighted_orders()
     if inputs.ease_solver() == "dense":
         b = ease_weights(x, inputs.ease_lambda)
@@ -439,13 +443,7 @@ def ease_als(inputs: NeighbourInputs, top_n: int) -> Neighbours:
 
         return _blocks(block, b.shape[0], top_n, inputs.negatives)
     # Local EASE: every weight sits on a co-occurring pair, so the blend adds ALS there.
-    sparse_b = local_ease_weights(
-        x,
-        inputs.ease_lambda,
-        inputs.ease_candidates,
-        inputs.max_entries,
-        core_bytes=inputs.memory_bytes // 4,
-    )
+    sparse_b = _local_ease(inputs, x)
     rows = np.repeat(np.arange(sparse_b.shape[0]), np.diff(sparse_b.indptr))
     cols = sparse_b.indices
     scale = np.zeros(sparse_b.shape[0], np.float64)
@@ -467,9 +465,8 @@ def pair_counts(x: sp.csr_matrix, indices: np.ndarray, max_entries: int) -> np.n
     With ``x`` the order x item matrix, that is how many orders held both items: the
     evidence a published list carries.
     """
-    binary = sp.csr_matrix((np.ones(x.nnz, np.float32), x.indices, x.indptr), shape=x.shape)
     counts = np.zeros(indices.shape, np.int64)
-    for lo, hi, block in gram.Gram(binary, max_entries).blocks(sort=True):
+    for lo, hi, block in gram.Gram(gram.binary(x), max_entries).blocks(sort=True):
         idx = indices[lo:hi]
         rows = np.repeat(np.arange(lo, hi), idx.shape[1])
         got = gram.lookup(block, lo, rows, np.maximum(idx, 0).ravel()).reshape(idx.shape)
@@ -507,24 +504,17 @@ def alternatives(
     at 20%, 37% and 27% (too close to complements); at 0%, 10% and 11% (substitutes, but
     rarely bought at all).
     """
-    cx = sp.csr_matrix(
-        (np.ones(customer_item.nnz, np.float32), customer_item.indices, customer_item.indptr),
-        shape=customer_item.shape,
-    )
+    cx = gram.binary(customer_item)
     broad = np.diff(cx.indptr) > max_customer_items
     if broad.any():
         cx = sp.csr_matrix(sp.diags((~broad).astype(np.float32)) @ cx)
         cx.eliminate_zeros()
-    ox = sp.csr_matrix(
-        (np.ones(order_item.nnz, np.float32), order_item.indices, order_item.indptr),
-        shape=order_item.shape,
-    )
     shared = gram.Gram(cx, max_entries)
-    together = gram.Gram(ox, max_entries)
+    together = gram.Gram(gram.binary(order_item), max_entries)
     buyers = shared.diagonal()
     orders = together.diagonal()
     inv = 1.0 / np.sqrt(np.maximum(buyers, 1.0))
-    unit = _unit(item_factors)
+    unit = unit_rows(item_factors)
     n = shared.n_items
     idx_out = np.full((n, top_n), -1, np.int32)
     sc_out = np.zeros((n, top_n), np.float32)

@@ -145,7 +145,7 @@ def fit(
     budget = stages.budget
     budget.require(
         "matrices",
-        memory.matrices_bytes(len(frame), len(frame), len(frame), len(frame)),
+        memory.matrices_bytes(len(frame)),
         f"{len(frame):,} purchase lines",
     )
     with stages.stage("matrices"):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,6 @@ from redis.exceptions import RedisError, ResponseError
 
 from recsvc import layout as lay
 from training.errors import LockedError, StoreUnavailableError, TrainingError
-from training.histories import Histories
 from training.neighbours import Neighbours
 
 _WRITE_BATCH = 2_000
@@ -46,11 +46,6 @@ class ModelPayload:
     """Customers who bought each popular item: the evidence of a popular suggestion."""
     histories: Mapping[str, tuple[list[str], list[int]]] = field(default_factory=dict)
     """Customer id -> (latest distinct items, newest first; the day each was last bought)."""
-
-
-def _chunked(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 class Publisher:
@@ -157,15 +152,12 @@ class Publisher:
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n, "items")
-        histories = payload.histories
-        chunks = (
-            histories.chunks(_WRITE_BATCH)
-            if isinstance(histories, Histories)
-            else _chunked(list(histories.items()), _WRITE_BATCH)
-        )
-        written, total = 0, len(histories)
+        rows = iter(payload.histories.items())
+        written, total = 0, len(payload.histories)
         pipe = self.client.pipeline(transaction=False)
-        for number, chunk in enumerate(chunks, start=1):
+        number = 0
+        while chunk := list(islice(rows, _WRITE_BATCH)):
+            number += 1
             pipe.hset(
                 keys.customers(version),
                 mapping={c: lay.encode_json([items, days]) for c, (items, days) in chunk},
