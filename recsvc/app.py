@@ -16,7 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from recsvc import __version__
 from recsvc.config import Settings
 from recsvc.embedded import redis_url_for
-from recsvc.errors import RecsvcError, StoreUnavailableError, UnauthorizedError
+from recsvc.errors import (
+    ModelIncompleteError,
+    OverloadedError,
+    RecsvcError,
+    StoreUnavailableError,
+    UnauthorizedError,
+)
 from recsvc.layout import Layout
 from recsvc.observability import LOGGER, Metrics, ObservabilityMiddleware, configure_logging
 from recsvc.routes import JSONBytes, router
@@ -32,16 +38,31 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONByt
 
 async def _recsvc_error(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, RecsvcError)
-    if isinstance(exc, StoreUnavailableError):
+    if isinstance(exc, OverloadedError):
+        request.app.state.metrics.overloaded.inc()
+    elif isinstance(exc, StoreUnavailableError):
         request.app.state.metrics.redis_errors.inc()
+    if isinstance(exc, StoreUnavailableError | ModelIncompleteError):
         logging.getLogger(LOGGER).warning(
-            "redis unavailable",
+            exc.code,
             extra={"fields": {"request_id": _request_id(request), "error": exc.message}},
         )
     response = _error(exc.status_code, exc.code, exc.message)
     if isinstance(exc, UnauthorizedError):
         response.headers["www-authenticate"] = "Bearer"
+    if isinstance(exc, OverloadedError):
+        response.headers["retry-after"] = "1"
     return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONBytes:
+    """Anything else: still the JSON error shape (and logged with its traceback)."""
+    logging.getLogger(LOGGER).error(
+        "unexpected error",
+        exc_info=exc,
+        extra={"fields": {"request_id": _request_id(request)}},
+    )
+    return _error(500, "internal_error", "an unexpected error; it has been logged")
 
 
 def _request_id(request: Request) -> str:
@@ -62,7 +83,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONBytes:
 async def _http_error(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return _error(exc.status_code, code, str(exc.detail))
+    response = _error(exc.status_code, code, str(exc.detail))
+    for name, value in (exc.headers or {}).items():  # 405's Allow, for one
+        response.headers[name] = value
+    return response
 
 
 class BodyLimitMiddleware:
@@ -167,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RecsvcError, _recsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
     return app
 

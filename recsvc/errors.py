@@ -20,6 +20,27 @@ class StoreUnavailableError(RecsvcError):
     code = "store_unavailable"
 
 
+class OverloadedError(StoreUnavailableError):
+    """Redis may be fine, but every pooled connection stayed busy past the timeout: too
+    many concurrent requests for ``RECSVC_REDIS_MAX_CONNECTIONS``. Retry shortly."""
+
+    code = "overloaded"
+
+
+class StoreFullError(StoreUnavailableError):
+    """Redis refused a write: ``maxmemory`` reached under ``noeviction``."""
+
+    code = "store_full"
+
+
+class ModelIncompleteError(RecsvcError):
+    """The live version lacks a key its manifest lists (an evicting Redis, a manual
+    delete): answers from it would be wrong, so none are given. Roll back or retrain."""
+
+    status_code = 503
+    code = "model_incomplete"
+
+
 class NoLiveModelError(RecsvcError):
     """Redis answers but no model has been published yet."""
 

@@ -13,6 +13,7 @@ triples, one hash field per item: 12 bytes a neighbour, decoded with one
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,15 +66,39 @@ class Layout:
 
     @property
     def versions(self) -> str:
-        """A set of every version a trainer started writing, finished or not.
-
-        A version is registered here before its first key is written, so the keys of a
-        run that died halfway are found and deleted by the next publish.
-        """
+        """Legacy: a set of versions, replaced by scanning ``model_pattern``; the next
+        publish deletes it."""
         return f"{self.prefix}:versions"
 
     def model_prefix(self, version: str) -> str:
         return f"{self.prefix}:model:{version}:"
+
+    @property
+    def model_pattern(self) -> str:
+        """``SCAN MATCH`` pattern of every key any version owns, finished or not: how a
+        publish finds what a killed or stalled trainer left behind."""
+        escaped = re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix)
+        return f"{escaped}:model:*"
+
+    def version_of(self, key: str) -> str | None:
+        """The version a model key belongs to (None for a key outside the model space)."""
+        head = f"{self.prefix}:model:"
+        if not key.startswith(head):
+            return None
+        version, sep, _ = key[len(head) :].partition(":")
+        return version if sep else None
+
+    def part(self, version: str, name: str) -> str:
+        """The key of one manifest part (``items``, ``neighbours``, ...)."""
+        if name not in MANIFEST_PARTS:
+            raise ValueError(f"unknown model part {name!r}")
+        return f"{self.model_prefix(version)}{name}"
+
+    def verify_args(self, version: str, meta: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV for ``verify`` in the switch and rollback scripts."""
+        entries = manifest_of(meta)
+        keys = [self.part(version, e.part) for e in entries]
+        return keys, [e.spec for e in entries]
 
     def meta(self, version: str) -> str:
         """JSON: counts, parameters, timings; written last, so its presence means complete."""
@@ -167,6 +192,53 @@ class Layout:
         ]
 
 
+MANIFEST_PARTS = (
+    "items",
+    "popular",
+    "catalog",
+    "neighbours",
+    "alternatives",
+    "customers",
+    "report",
+    "report.html",
+)
+"""The keys a version is written with, in the order they are written; ``meta`` (last)
+lists each with its size. Stock keys change after publishing and are not in it."""
+
+REQUIRED_PARTS = ("items", "popular", "neighbours")
+"""What a version written before manifests must have to be served."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    part: str
+    kind: str
+    """``string`` (size: bytes, ``STRLEN``) or ``hash`` (size: fields, ``HLEN``)."""
+    size: int | None
+    """None: any non-empty size (a version written before manifests)."""
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{'*' if self.size is None else self.size}"
+
+    def as_json(self) -> list[Any]:
+        return [self.part, self.kind, self.size]
+
+
+def manifest_of(meta: dict[str, Any]) -> list[ManifestEntry]:
+    """The keys a complete version has, from its metadata."""
+    raw = meta.get("manifest")
+    if raw is None:
+        kinds = {"neighbours": "hash"}
+        return [ManifestEntry(p, kinds.get(p, "string"), None) for p in REQUIRED_PARTS]
+    entries = []
+    for part, kind, size in raw:
+        if part not in MANIFEST_PARTS or kind not in ("string", "hash"):
+            raise ValueError(f"bad manifest entry {[part, kind, size]!r}")
+        entries.append(ManifestEntry(str(part), str(kind), int(size)))
+    return entries
+
+
 def new_version(now: datetime | None = None) -> str:
     """A sortable, unique version id such as ``20261122T184500Z-3f9a1c``."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
@@ -258,38 +330,82 @@ if #items == 0 then return {version, epoch, history, {}} end
 return {version, epoch, history, redis.call('HMGET', base .. ARGV[3], unpack(items))}
 """
 
-# Makes a completely written version live, only while the caller still holds the lock:
-# a trainer whose lock expired (it stalled past the expiry) must not switch.
-# KEYS: lock, live, previous, meta of the new version; ARGV: token, new version.
-SWITCH_SCRIPT = """
+# Checks every key of a version's manifest: KEYS[5..] against ARGV[3..] ("hash:120",
+# "string:4096", "string:*" for any non-empty size). Returns the problems found.
+_VERIFY_LUA = """
+local function verify()
+  local problems = {}
+  for i = 5, #KEYS do
+    local kind, size = string.match(ARGV[i - 2], '^(%a+):(.+)$')
+    local found = redis.call('TYPE', KEYS[i])['ok']
+    local got = 0
+    if found == 'hash' then got = redis.call('HLEN', KEYS[i])
+    elseif found == 'string' then got = redis.call('STRLEN', KEYS[i]) end
+    if found == 'none' then
+      table.insert(problems, KEYS[i] .. ' is missing')
+    elseif found ~= kind then
+      table.insert(problems, KEYS[i] .. ' is a ' .. found .. ', not a ' .. kind)
+    elseif (size == '*' and got == 0) or (size ~= '*' and got ~= tonumber(size)) then
+      table.insert(problems, KEYS[i] .. ' has size ' .. got .. ', the manifest says ' .. size)
+    end
+  end
+  return problems
+end
+"""
+
+# Makes a completely written version live, only while the caller still holds the lock
+# (a trainer whose lock expired must not switch) and only if every key its manifest lists
+# is there with the size it was written with.
+# KEYS: lock, live, previous, meta of the new version, its manifest keys;
+# ARGV: token, new version, the manifest's specs.
+SWITCH_SCRIPT = (
+    _VERIFY_LUA
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LOCKLOST publisher lock lost before the switch')
 end
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return redis.error_reply('INCOMPLETE new version has no metadata')
 end
+local problems = verify()
+if #problems > 0 then
+  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
+end
 local old = redis.call('GET', KEYS[2])
 if old then redis.call('SET', KEYS[3], old) end
 redis.call('SET', KEYS[2], ARGV[2])
 return old
 """
+)
 
-# Swaps live and previous, so a rollback can itself be undone by rolling back again.
-# KEYS: lock, live, previous, meta of previous; ARGV: token.
-ROLLBACK_SCRIPT = """
+# Swaps live and previous, so a rollback can itself be undone by rolling back again; only
+# to a previous version that is still complete (an evicting Redis may have taken a key).
+# KEYS: lock, live, previous, meta of previous, its manifest keys;
+# ARGV: token, the previous version as the caller read it, the manifest's specs.
+ROLLBACK_SCRIPT = (
+    _VERIFY_LUA
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LOCKLOST publisher lock lost before the rollback')
 end
 local prev = redis.call('GET', KEYS[3])
 if not prev then return redis.error_reply('NOPREVIOUS no previous version to roll back to') end
+if prev ~= ARGV[2] then
+  return redis.error_reply('CHANGED the previous version changed; try again')
+end
 if redis.call('EXISTS', KEYS[4]) == 0 then
-  return redis.error_reply('INCOMPLETE previous version is gone')
+  return redis.error_reply('INCOMPLETE previous version ' .. prev .. ' has no metadata')
+end
+local problems = verify()
+if #problems > 0 then
+  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
 end
 local live = redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[2], prev)
 if live then redis.call('SET', KEYS[3], live) else redis.call('DEL', KEYS[3]) end
 return prev
 """
+)
 
 # KEYS[1] lock; ARGV: token, expiry in ms. Extends the lock only for its holder.
 RENEW_LOCK_SCRIPT = """

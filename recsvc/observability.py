@@ -52,6 +52,12 @@ class Metrics:
             "Requests that failed because Redis did not answer.",
             registry=r,
         )
+        self.overloaded = Counter(
+            "recsvc_redis_pool_timeouts_total",
+            "Requests refused because no pooled Redis connection freed up in time "
+            "(overload, not an outage: raise RECSVC_REDIS_MAX_CONNECTIONS or add workers).",
+            registry=r,
+        )
         self.model_info = Gauge(
             "recsvc_model_info", "The live model version (value 1).", ["version"], registry=r
         )

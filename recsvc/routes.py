@@ -19,9 +19,8 @@ from recsvc import recommend as rec
 from recsvc.config import Settings
 from recsvc.errors import (
     ForbiddenError,
-    NoLiveModelError,
     NotFoundError,
-    StoreUnavailableError,
+    RecsvcError,
     UnauthorizedError,
     UnknownItemError,
 )
@@ -311,8 +310,8 @@ async def metrics(request: Request) -> Response:
     try:
         view = await _store(request).live_view()
         m.observe_model(view.version, view.meta.get("trained_at"))
-    except (StoreUnavailableError, NoLiveModelError):
-        pass  # the counters are still worth scraping; readiness reports the outage
+    except RecsvcError:
+        pass  # the counters are still worth scraping; readiness reports what is wrong
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -328,13 +327,13 @@ async def healthz() -> JSONBytes:
     summary="Readiness: Redis answers and a model is live",
 )
 async def readyz(request: Request) -> JSONBytes:
-    store = _store(request)
     try:
-        await store.ping()
-        view = await store.live_view()
-    except (StoreUnavailableError, NoLiveModelError) as exc:
+        health = await _store(request).health()
+    except RecsvcError as exc:
         return JSONBytes(
             {"status": "not_ready", "error": {"code": exc.code, "message": exc.message}},
             status_code=503,
         )
-    return JSONBytes({"status": "ready", "model_version": view.version})
+    return JSONBytes(
+        {"status": "ready", "model_version": health.view.version, "warnings": health.warnings}
+    )

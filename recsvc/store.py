@@ -17,10 +17,17 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
-from recsvc.errors import NoLiveModelError, StoreUnavailableError
+from recsvc.errors import (
+    ModelIncompleteError,
+    NoLiveModelError,
+    OverloadedError,
+    StoreFullError,
+    StoreUnavailableError,
+)
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 
 
@@ -158,22 +165,90 @@ class ModelStore:
         try:
             await self._client.ping()
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            raise unavailable(exc) from exc
 
     async def live_version(self) -> str | None:
         try:
             raw = await self._client.get(self._layout.live)
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            raise unavailable(exc) from exc
         return raw.decode() if isinstance(raw, bytes) else raw
 
     async def live_view(self) -> ModelView:
-        version = await self.live_version()
-        if version is None:
-            raise NoLiveModelError("no model has been published yet")
-        cached = self._views.get(version)
-        # Metadata and the index do not change with stock; requests check the epoch.
-        return cached if cached is not None else await self._view(version)
+        for _attempt in range(2):
+            version = await self.live_version()
+            if version is None:
+                raise NoLiveModelError("no model has been published yet")
+            cached = self._views.get(version)
+            # Metadata and the index do not change with stock; requests check the epoch.
+            if cached is not None:
+                return cached
+            try:
+                return await self._view(version)
+            except _VersionGoneError:
+                continue  # switched and collected between the two reads
+        raise StoreUnavailableError("the live model changed twice during one request")
+
+    async def health(self) -> Health:
+        """What readiness reports: the live version checked key by key against its
+        manifest (no cache: an evicting Redis may have taken a key since it was loaded),
+        and Redis's memory policy and headroom."""
+        problems: list[str] = []
+        warnings: list[str] = []
+        try:
+            info = await self._client.info("memory")
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        policy = str(info.get("maxmemory_policy", ""))
+        if policy.startswith("allkeys-"):
+            warnings.append(
+                f"maxmemory-policy is {policy}: Redis may evict keys of the live model; "
+                "use noeviction"
+            )
+        limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0))
+        if limit and used >= limit and policy == "noeviction":
+            warnings.append(
+                f"Redis is at maxmemory ({used:,} of {limit:,} bytes): it refuses writes "
+                "(stock changes, the next publish)"
+            )
+        view = await self.live_view()
+        problems = await self.verify(view.version, view.meta)
+        if problems:
+            raise ModelIncompleteError(
+                f"live model {view.version} is incomplete: {'; '.join(problems)}; roll back "
+                "(python -m training rollback) or retrain"
+            )
+        return Health(view, warnings)
+
+    async def verify(self, version: str, meta: dict[str, Any]) -> list[str]:
+        """Every key of ``version``'s manifest that is missing or not the size written."""
+        try:
+            entries = lay.manifest_of(meta)
+        except (ValueError, TypeError) as exc:
+            return [f"unreadable manifest: {exc}"]
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for e in entries:
+                    key = self._layout.part(version, e.part)
+                    pipe.type(key)
+                    if e.kind == "hash":
+                        pipe.hlen(key)
+                    else:
+                        pipe.strlen(key)
+                replies = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        problems = []
+        for n, e in enumerate(entries):
+            kind, size = replies[2 * n], replies[2 * n + 1]
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind == "none":
+                problems.append(f"{e.part} is missing")
+            elif kind != e.kind or not isinstance(size, int):
+                problems.append(f"{e.part} is a {kind}, not a {e.kind}")
+            elif (e.size is None and size == 0) or (e.size is not None and size != e.size):
+                problems.append(f"{e.part} has size {size}, the manifest says {e.size}")
+        return problems
 
     async def report(self, html: bool) -> tuple[str, bytes | None]:
         """The live version and its evaluation report (JSON, or the HTML page), if stored."""
@@ -184,7 +259,7 @@ class ModelStore:
         try:
             blob = await self._client.get(key)
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            raise unavailable(exc) from exc
         return version, blob if isinstance(blob, bytes) else None
 
     async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[bytes | None]]:
@@ -198,7 +273,7 @@ class ModelStore:
             try:
                 version_raw, epoch, blobs, alts = await self._fetch(item_ids, alternatives)
             except RedisError as exc:
-                raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+                raise unavailable(exc) from exc
             if version_raw is None:
                 raise NoLiveModelError("no model has been published yet")
             try:
@@ -223,7 +298,7 @@ class ModelStore:
             try:
                 replies = await self._pipeline(requests)
             except RedisError as exc:
-                raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+                raise unavailable(exc) from exc
             heads = {(r[0], r[1]) for r in replies}
             if any(v is None for v, _ in heads):
                 raise NoLiveModelError("no model has been published yet")
@@ -265,7 +340,7 @@ class ModelStore:
                 pipe.incr(self._layout.stock_epoch(view.version))
                 await pipe.execute()
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+            raise unavailable(exc) from exc
         return view.version, unknown
 
     async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
@@ -304,7 +379,7 @@ class ModelStore:
             try:
                 cursor, batch = await self._client.hscan(key, cursor, count=count)
             except RedisError as exc:
-                raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
+                raise unavailable(exc) from exc
             pairs = cast(dict[bytes, bytes], batch)
             yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
             if cursor == 0:
@@ -338,26 +413,59 @@ class ModelStore:
 
     async def _load(self, version: str) -> ModelView:
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
+            # No MULTI: Redis at maxmemory refuses a transaction even of reads. The epoch
+            # is read before the stock, so a change landing between them makes the next
+            # request reload (a newer epoch), never keeps a stale view.
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.get(self._layout.stock_epoch(version))
                 pipe.get(self._layout.meta(version))
                 pipe.get(self._layout.items(version))
                 pipe.get(self._layout.popular(version))
                 pipe.get(self._layout.catalog(version))
                 pipe.hgetall(self._layout.stock(version))
-                pipe.get(self._layout.stock_epoch(version))
-                meta, items, popular, catalog, stock, epoch = await pipe.execute()
+                epoch, meta, items, popular, catalog, stock = await pipe.execute()
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis did not answer: {exc}") from exc
-        if meta is None or items is None or popular is None:
-            raise _VersionGoneError(version)
+            raise unavailable(exc) from exc
+        if meta is None:
+            raise _VersionGoneError(version)  # collected after a newer switch: re-read
+        try:
+            decoded = dict(lay.decode_json(meta))
+        except ValueError as exc:
+            raise ModelIncompleteError(f"model {version} has unreadable metadata: {exc}") from exc
+        problems = await self.verify(version, decoded)
+        if problems or items is None or popular is None:
+            problems = problems or ["items or popular is missing"]
+            raise ModelIncompleteError(
+                f"model {version} is incomplete: {'; '.join(problems)}; roll back "
+                "(python -m training rollback) or retrain"
+            )
         try:
             return ModelView.from_blobs(version, meta, items, popular, catalog, stock, epoch)
         except ValueError as exc:
-            raise StoreUnavailableError(f"model {version} is unreadable: {exc}") from exc
+            raise ModelIncompleteError(f"model {version} is unreadable: {exc}") from exc
 
 
 class _VersionGoneError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Health:
+    view: ModelView
+    warnings: list[str]
+
+
+def unavailable(exc: RedisError) -> StoreUnavailableError:
+    """A Redis error in the service's terms: a pool that stayed busy past the timeout is
+    overload, not an outage; a refused write at ``maxmemory`` is a full store."""
+    if isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError):
+        return OverloadedError(
+            "every Redis connection stayed busy past the timeout: too many concurrent "
+            "requests for the pool; retry shortly"
+        )
+    if isinstance(exc, OutOfMemoryError):
+        return StoreFullError(f"Redis refused the write, it is at maxmemory: {exc}")
+    return StoreUnavailableError(f"redis did not answer: {exc}")
 
 
 def decode_neighbours(blob: bytes) -> tuple[lay.IntArray, lay.FloatArray]:

@@ -7,11 +7,14 @@ process without seeing each other's models.
 from __future__ import annotations
 
 import io
+import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+import uvicorn
 
 from recsvc.app import create_app
 from recsvc.config import Settings
@@ -35,32 +39,61 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def redis_server(workdir: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real redis-server on a free port (extra ``options`` as on its command line)."""
     port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+         "--save", "", "--appendonly", "no", "--dir", str(workdir), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.02)
-    client.close()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        client.close()
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
+            proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def uvicorn_server(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free port, in a thread: real HTTP, real parsing."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -239,6 +272,17 @@ def shop_purchases(customers: int = 60) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def shop_model(tmp_path_factory: pytest.TempPathFactory) -> ModelPayload:
+    """A model with a catalog, alternatives and stored customers: every manifest part."""
+    from training import catalog as cat
+
+    path = tmp_path_factory.mktemp("shop") / "catalog.csv"
+    path.write_text(SHOP_CATALOG)
+    catalog, _ = cat.read_catalog(path)
+    return fit(shop_purchases(), TEST_CONFIG, Stages(io.StringIO()), catalog=catalog)
 
 
 def tiny_train_args(csv: Path, *extra: str) -> list[str]:

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from recsvc.app import create_app
 from recsvc.config import Settings
-from tests.conftest import GROUP_A, free_port
+from tests.conftest import GROUP_A, uvicorn_server
 from training.publish import ModelPayload, Publisher
 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_server(settings) as url:
+        yield url
 
 
 def test_cart_over_http_and_hot_swap(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from recsvc.cli import main as recsvc_main
 from recsvc.config import Settings
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
-from tests.conftest import SHOP_CATALOG, TEST_CONFIG, shop_purchases
+from tests.conftest import SHOP_CATALOG, shop_purchases
 from training import catalog as cat
 from training.cli import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError
-from training.pipeline import Stages, fit
 from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
@@ -156,14 +154,6 @@ def test_the_allowed_mask_applies_every_filter() -> None:
 
 
 # -- through the API ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shop_model(tmp_path_factory: pytest.TempPathFactory) -> ModelPayload:
-    path = tmp_path_factory.mktemp("shop") / "catalog.csv"
-    path.write_text(SHOP_CATALOG)
-    catalog, _ = cat.read_catalog(path)
-    return fit(shop_purchases(), TEST_CONFIG, Stages(io.StringIO()), catalog=catalog)
 
 
 @pytest.fixture

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
 
 from recsvc import layout as lay
-from training.errors import LockedError, TrainingError
+from tests.conftest import redis_server
+from training.errors import LockedError, StoreFullError, TrainingError
 from training.neighbours import Neighbours
 from training.publish import ModelPayload, Publisher
 
@@ -32,7 +35,15 @@ def test_publish_makes_the_version_live_and_keeps_one_previous(
     assert publisher.live_version() == v3 and publisher.previous_version() == v2
     # Older versions are deleted whole.
     assert client.exists(*layout.model_keys(v1)) == 0
-    assert {m.decode() for m in client.smembers(layout.versions)} == {v2, v3}  # type: ignore[union-attr]
+    assert versions_in(client, layout) == {v2, v3}
+
+
+def versions_in(client: redis.Redis, layout: lay.Layout) -> set[str | None]:
+    """Every version that owns a key, found the way the publisher finds them."""
+    return {
+        layout.version_of(bytes(k).decode())
+        for k in client.scan_iter(match=layout.model_pattern, count=1000)
+    }
 
 
 def test_rollback_swaps_live_and_previous(publisher: Publisher, block_model: ModelPayload) -> None:
@@ -94,7 +105,7 @@ def test_a_run_that_dies_before_the_switch_leaves_the_live_model(
     publisher: Publisher, block_model: ModelPayload, client: redis.Redis, layout: lay.Layout
 ) -> None:
     live = publisher.publish(block_model)
-    with publisher.lock() as token:
+    with publisher.hold() as token:
         publisher.write(block_model, "dead-run", token)  # ... and then the process dies
     assert publisher.live_version() == live
     # The next successful publish removes the leftovers.
@@ -102,8 +113,11 @@ def test_a_run_that_dies_before_the_switch_leaves_the_live_model(
     assert client.exists(*layout.model_keys("dead-run")) == 0
 
 
-def test_a_second_trainer_is_locked_out(publisher: Publisher, block_model: ModelPayload) -> None:
-    with publisher.lock(), pytest.raises(LockedError, match="another trainer"):
+def test_a_second_trainer_is_locked_out(
+    publisher: Publisher, block_model: ModelPayload, client: redis.Redis, layout: lay.Layout
+) -> None:
+    other = Publisher(client, layout)
+    with other.hold(), pytest.raises(LockedError, match="another trainer"):
         publisher.publish(block_model)
     assert publisher.live_version() is None
     publisher.publish(block_model)  # the lock was released
@@ -125,7 +139,7 @@ def test_a_trainer_that_lost_its_lock_cannot_switch(
     publisher: Publisher, block_model: ModelPayload, client: redis.Redis, layout: lay.Layout
 ) -> None:
     live = publisher.publish(block_model)
-    with publisher.lock() as token:
+    with publisher.hold() as token:
         publisher.write(block_model, "stalled", token)
         client.set(layout.lock, "someone-else")  # our lock expired; another took it
         with pytest.raises(LockedError, match="lock lost"):
@@ -137,6 +151,126 @@ def test_a_trainer_that_lost_its_lock_cannot_switch(
 def test_a_version_without_metadata_is_never_switched_to(
     publisher: Publisher, client: redis.Redis, layout: lay.Layout
 ) -> None:
-    with publisher.lock() as token, pytest.raises(LockedError, match="INCOMPLETE"):
+    with publisher.hold() as token, pytest.raises(TrainingError, match="no metadata"):
         publisher.switch("never-written", token)
     assert publisher.live_version() is None
+
+
+@pytest.mark.parametrize("part", ["items", "neighbours", "alternatives", "customers", "catalog"])
+def test_rollback_to_a_version_missing_a_key_is_refused(
+    publisher: Publisher,
+    shop_model: ModelPayload,
+    client: redis.Redis,
+    layout: lay.Layout,
+    part: str,
+) -> None:
+    """What an evicting Redis does to an old version: rollback must not make it live."""
+    v1 = publisher.publish(shop_model)
+    v2 = publisher.publish(shop_model)
+    assert client.delete(layout.part(v1, part)) == 1
+    with pytest.raises(TrainingError, match=f"INCOMPLETE .*{part} is missing"):
+        publisher.rollback()
+    assert (publisher.live_version(), publisher.previous_version()) == (v2, v1)
+
+
+def test_a_hash_with_fewer_fields_than_written_is_never_switched_to(
+    publisher: Publisher, shop_model: ModelPayload, client: redis.Redis, layout: lay.Layout
+) -> None:
+    live = publisher.publish(shop_model)
+    with publisher.hold() as token:
+        publisher.write(shop_model, "partial", token)
+        client.hdel(layout.neighbours("partial"), shop_model.item_ids[0])
+        with pytest.raises(TrainingError, match="neighbours has size"):
+            publisher.switch("partial", token)
+    assert publisher.live_version() == live
+
+
+def test_the_manifest_lists_every_key_with_its_size(
+    publisher: Publisher, shop_model: ModelPayload, client: redis.Redis, layout: lay.Layout
+) -> None:
+    version = publisher.publish(shop_model)
+    meta = publisher.meta(version)
+    assert meta is not None
+    entries = {e.part: e for e in lay.manifest_of(meta)}
+    assert set(entries) >= {"items", "popular", "catalog", "neighbours", "alternatives"}
+    for part, entry in entries.items():
+        key = layout.part(version, part)
+        size = client.hlen(key) if entry.kind == "hash" else client.strlen(key)
+        assert size == entry.size, part
+
+
+def test_keys_written_after_losing_the_lock_are_collected_by_the_next_publish(
+    publisher: Publisher, block_model: ModelPayload, client: redis.Redis, layout: lay.Layout
+) -> None:
+    """A trainer paused past its lock's expiry resumes after another one collected: what
+    it writes then is registered nowhere, and the next publish still finds it."""
+    live = publisher.publish(block_model)
+    client.set(layout.part("stalled", "items"), b"[]")
+    client.hset(layout.neighbours("stalled"), "A1", b"")
+    client.set(f"{layout.model_prefix('unregistered')}anything", b"x")
+    assert "stalled" in versions_in(client, layout)
+    newest = publisher.publish(block_model)
+    assert versions_in(client, layout) == {live, newest}
+
+
+def test_the_whole_run_lock_is_renewed_and_shuts_out_a_second_trainer(
+    client: redis.Redis, layout: lay.Layout, block_model: ModelPayload
+) -> None:
+    first = Publisher(client, layout, lock_ttl_ms=300)
+    second = Publisher(client, layout, lock_ttl_ms=300)
+    with first.hold():
+        time.sleep(1.0)  # three expiries: only the renewal keeps it
+        with pytest.raises(LockedError, match="another trainer holds the lock"):
+            second.publish(block_model)
+        version = first.publish(block_model)  # the holder publishes under the same lock
+    assert first.live_version() == version
+    assert client.exists(layout.lock) == 0  # released at the end of the run
+    second.publish(block_model)
+
+
+def test_a_lock_taken_over_is_noticed_before_the_switch(
+    client: redis.Redis, layout: lay.Layout, block_model: ModelPayload
+) -> None:
+    holder = Publisher(client, layout, lock_ttl_ms=300)
+    with holder.hold():
+        client.set(layout.lock, "someone-else")  # it expired while we were stopped
+        time.sleep(0.3)  # the renewal thread sees it
+        with pytest.raises(LockedError, match="lock lost"):
+            holder.publish(block_model)
+    assert holder.live_version() is None
+    assert client.get(layout.lock) == b"someone-else"  # not released: not ours
+
+
+def test_a_full_redis_refuses_before_writing_and_says_so(
+    tmp_path: Path, block_model: ModelPayload, layout: lay.Layout
+) -> None:
+    with redis_server(tmp_path, "--maxmemory-policy", "noeviction") as (url, _):
+        small = redis.Redis.from_url(url)
+        small.set("ballast", b"x" * 2_000_000)
+        used = int(small.info("memory")["used_memory"])
+        small.config_set("maxmemory", str(used + 1_000_000))
+        publisher = Publisher(small, layout)
+        big = dataclasses.replace(block_model, report_html="x" * 2_000_000)
+        with pytest.raises(StoreFullError, match="needs about") as refused:
+            publisher.publish(big)
+        assert refused.value.exit_code == 6
+        assert versions_in(small, layout) == set()
+        # Past the estimate, Redis's own refusal is told apart from an outage too.
+        small.config_set("maxmemory", str(used // 2))
+        with pytest.raises(StoreFullError, match="out of memory"):
+            publisher.write(block_model, "v", "token")
+        small.close()
+
+
+def test_an_evicting_policy_gets_a_warning(
+    tmp_path: Path, block_model: ModelPayload, layout: lay.Layout
+) -> None:
+    with redis_server(tmp_path, "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru") as (
+        url,
+        _,
+    ):
+        warnings = io.StringIO()
+        client = redis.Redis.from_url(url)
+        Publisher(client, layout, warn=warnings).publish(block_model)
+        assert "maxmemory-policy is allkeys-lru" in warnings.getvalue()
+        client.close()

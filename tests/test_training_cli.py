@@ -115,17 +115,20 @@ def test_redact_url_masks_every_form_of_credential() -> None:
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
 
 
-def test_a_held_lock_exits_4(
-    settings: Settings, client: redis.Redis, layout: Layout, tmp_path: Path
+def test_a_held_lock_exits_4_before_reading_anything(
+    settings: Settings,
+    client: redis.Redis,
+    layout: Layout,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
+    """The lock covers the whole run: a second trainer stops before it reads its input
+    (a missing file would otherwise exit 2), and says when the lock expires."""
     client.set(layout.lock, "other", px=10_000)
-    code = main(
-        tiny_train_args(csv),
-        settings,
-    )
+    code = main(tiny_train_args(tmp_path / "does-not-exist.csv"), settings)
     assert code == EXIT_LOCKED
+    assert re.search(r"another trainer holds the lock .* expires in \d+ s", capsys.readouterr().err)
+    assert client.get(layout.lock) == b"other"  # someone else's lock is left alone
 
 
 def test_rollback_and_status(

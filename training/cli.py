@@ -1,7 +1,10 @@
 """``python -m training``: train and publish, roll back, show status.
 
 Exit codes (for cron): 0 success, 1 unexpected failure, 2 bad input, 3 Redis unreachable,
-4 another trainer holds the lock, 5 refused by the quality gate.
+4 another trainer holds the lock, 5 refused by the quality gate, 6 Redis out of memory.
+
+A ``train`` run holds the publisher lock from its start to its switch: one trainer per
+key prefix, and the model live before it always stays as the rollback target.
 """
 
 from __future__ import annotations
@@ -306,7 +309,7 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     if args.dry_run:
         result = workflow.train(args.purchases, config, None, stages, evaluation, gating)
     else:
-        with _publisher(settings, stages) as publisher:
+        with _publisher(settings, stages) as publisher, publisher.hold():
             result = workflow.train(args.purchases, config, publisher, stages, evaluation, gating)
     counts = result.payload.meta["counts"]
     served = result.payload.meta.get("evaluation", {}).get("served", {})

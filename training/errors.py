@@ -8,6 +8,7 @@ EXIT_BAD_INPUT = 2
 EXIT_REDIS_UNAVAILABLE = 3
 EXIT_LOCKED = 4
 EXIT_REFUSED = 5
+EXIT_REDIS_FULL = 6
 
 
 class TrainingError(Exception):
@@ -34,3 +35,10 @@ class RefusedError(TrainingError):
     """The quality gate refused the candidate; the live model stays."""
 
     exit_code = EXIT_REFUSED
+
+
+class StoreFullError(TrainingError):
+    """Redis refuses writes: ``maxmemory`` reached under ``noeviction``, or the version
+    would not fit in what is left. Nothing was switched; the live model stays."""
+
+    exit_code = EXIT_REDIS_FULL

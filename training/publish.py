@@ -1,31 +1,46 @@
 """Stage 6: publish a model version to Redis, whole, then switch it live atomically.
 
-Order of writes: register the version (so leftovers of a killed run can be found), write
-items, popularity and neighbour lists, write the metadata last, then switch the pointer
-with a script that checks the lock is still ours. Until the switch, readers keep the
-live version; after it, they get the new one whole. Versions other than the live and
-the previous one are deleted after a successful switch.
+One trainer per key prefix: a run holds the publisher lock from before it reads its
+input until it has switched (``Publisher.hold``), renewed by a thread, so a second
+trainer stops at once with a clear exit and the model live before stays for rollback.
+
+Order of writes: items, popularity, catalog, neighbour lists, histories, report, then
+the metadata, which carries the version's manifest (every key with its size). The switch
+is one script that checks the lock is still ours and every manifest key is there with
+its size, then moves the pointer. Until the switch readers keep the live version; after
+it they get the new one whole. Every key of every version lives under one pattern, so
+after a switch a ``SCAN`` finds and deletes all but the live and previous versions,
+including what a killed or stalled trainer wrote after it lost the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
+import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
-from training.errors import LockedError, StoreUnavailableError, TrainingError
+from recsvc.config import redact_url
+from training.errors import LockedError, StoreFullError, StoreUnavailableError, TrainingError
 from training.neighbours import Neighbours
 
 _WRITE_BATCH = 2_000
+_HASH_FIELD_OVERHEAD = 64
+"""Bytes Redis spends per hash field beyond its name and value (measured: 1,101 B per
+item with 20 + 20 neighbours of 12 bytes, 251 B per stored customer)."""
+EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+"""``maxmemory-policy`` values under which Redis may delete model keys on its own.
+Model keys have no expiry, so ``volatile-*`` and ``noeviction`` never touch them."""
 
 
 @dataclass(frozen=True)
@@ -53,17 +68,21 @@ class Publisher:
         self,
         client: redis.Redis,
         layout: lay.Layout,
-        lock_ttl_ms: int = 60_000,
+        lock_ttl_ms: int = 30_000,
         on_progress: Callable[[int, int, str], None] | None = None,
+        warn: TextIO | None = None,
     ) -> None:
         self.client = client
         self.layout = layout
         self.lock_ttl_ms = lock_ttl_ms
         self.on_progress = on_progress
+        self.warn = warn or sys.stderr
         self._switch = client.register_script(lay.SWITCH_SCRIPT)
         self._rollback = client.register_script(lay.ROLLBACK_SCRIPT)
         self._renew = client.register_script(lay.RENEW_LOCK_SCRIPT)
         self._release = client.register_script(lay.RELEASE_LOCK_SCRIPT)
+        self._token: str | None = None
+        self._lost = threading.Event()
 
     # -- reads -----------------------------------------------------------------------
 
@@ -86,61 +105,120 @@ class Publisher:
         try:
             return fn(*args)
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis: {exc}") from exc
+            raise _translate(exc) from exc
 
     # -- lock --------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self) -> Iterator[str]:
-        """Holds the publisher lock; it expires on its own if this process dies."""
+    def hold(self) -> Iterator[str]:
+        """Holds the publisher lock for a whole run, renewed every third of its expiry by
+        a thread; a killed trainer frees it when it expires. Nested calls share it."""
+        if self._token is not None:
+            yield self._token
+            return
         token = secrets.token_hex(16)
         acquired = self._call(
             lambda: self.client.set(self.layout.lock, token, nx=True, px=self.lock_ttl_ms)
         )
         if not acquired:
-            raise LockedError("another trainer is publishing (lock held); try again later")
+            left = self._call(self.client.pttl, self.layout.lock)
+            expiry = (
+                f"; it expires in {max(0, int(left)) / 1000:.0f} s unless renewed" if left else ""
+            )
+            raise LockedError(
+                f"another trainer holds the lock on prefix {self.layout.prefix!r}{expiry} "
+                "(one trainer per prefix; a killed one frees it when it expires)"
+            )
+        self._token = token
+        self._lost.clear()
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew_until, args=(token, stop), name="recsvc-lock", daemon=True
+        )
+        renewer.start()
         try:
             yield token
         finally:
+            stop.set()
+            renewer.join()
+            self._token = None
             with contextlib.suppress(RedisError):  # else the expiry frees it
                 self._release(keys=[self.layout.lock], args=[token])
 
+    def _renew_until(self, token: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lock_ttl_ms / 3000):
+            try:
+                if not self._renew(keys=[self.layout.lock], args=[token, self.lock_ttl_ms]):
+                    self._lost.set()
+                    return
+            except RedisError:
+                continue  # Redis is away: the writes will fail too, or it comes back in time
+
     def _keep_lock(self, token: str) -> None:
-        if not self._call(
+        if self._lost.is_set() or not self._call(
             lambda: self._renew(keys=[self.layout.lock], args=[token, self.lock_ttl_ms])
         ):
-            raise LockedError("publisher lock expired while writing; nothing was switched")
+            raise LockedError("publisher lock lost while writing; nothing was switched")
 
     # -- writes ------------------------------------------------------------------------
 
     def publish(self, payload: ModelPayload, version: str | None = None) -> str:
         version = version or lay.new_version()
-        with self.lock() as token:
+        with self.hold() as token:
+            self.check_room(payload)
             self.write(payload, version, token)
             self.switch(version, token)
             self.collect_garbage()
         return version
 
+    def check_room(self, payload: ModelPayload) -> None:
+        """Refuses before writing when Redis's ``maxmemory`` leaves no room for the
+        version; warns when its policy may evict model keys."""
+        info = self._call(self.client.info, "memory")
+        policy = str(info.get("maxmemory_policy", ""))
+        if policy in EVICTING_POLICIES:
+            print(
+                f"warning: Redis maxmemory-policy is {policy}: it may evict keys of the live "
+                "model; use noeviction (or a volatile-* policy) for the model's database",
+                file=self.warn,
+            )
+        limit = int(info.get("maxmemory", 0) or 0)
+        if not limit:
+            return
+        used = int(info.get("used_memory", 0))
+        need = estimate_bytes(payload)
+        if used + need > limit:
+            raise StoreFullError(
+                f"Redis has {(limit - used) / 2**20:,.0f} MiB free under maxmemory "
+                f"{limit / 2**20:,.0f} MiB and this version needs about {need / 2**20:,.0f} "
+                "MiB; raise maxmemory, or delete other data; nothing was written"
+            )
+
     def write(self, payload: ModelPayload, version: str, token: str) -> None:
-        """Writes every key of ``version``; the metadata goes last."""
+        """Writes every key of ``version``; the metadata, with the manifest, goes last."""
         keys = self.layout
         n = len(payload.item_ids)
-        self._call(self.client.sadd, keys.versions, version)
-        self._call(self.client.set, keys.items(version), lay.encode_json(payload.item_ids))
-        self._call(
-            self.client.set,
-            keys.popular(version),
+        manifest: list[lay.ManifestEntry] = []
+
+        def put(part: str, blob: bytes) -> None:
+            self._call(self.client.set, keys.part(version, part), blob)
+            manifest.append(lay.ManifestEntry(part, "string", len(blob)))
+
+        put("items", lay.encode_json(payload.item_ids))
+        put(
+            "popular",
             lay.encode_pairs(
                 payload.popular_indices, payload.popular_scores, payload.popular_counts
             ),
         )
         if payload.catalog is not None:
-            self._call(self.client.set, keys.catalog(version), lay.encode_json(payload.catalog))
+            put("catalog", lay.encode_json(payload.catalog))
+        fields = {"neighbours": 0, "alternatives": 0}
         for start in range(0, n, _WRITE_BATCH):
             stop = min(n, start + _WRITE_BATCH)
-            for key, lists in (
-                (keys.neighbours(version), payload.neighbours),
-                (keys.alternatives(version), payload.alternatives),
+            for part, lists in (
+                ("neighbours", payload.neighbours),
+                ("alternatives", payload.alternatives),
             ):
                 if lists is None:
                     continue
@@ -148,10 +226,13 @@ class Publisher:
                 for i in range(start, stop):
                     idx, sc = lists.row(i)
                     mapping[payload.item_ids[i]] = lay.encode_pairs(idx, sc, lists.counts_row(i))
+                key = keys.part(version, part)
                 self._call(lambda k=key, m=mapping: self.client.hset(k, mapping=m))
+                fields[part] += len(mapping)
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n, "items")
+        manifest += [lay.ManifestEntry(p, "hash", f) for p, f in fields.items() if f]
         rows = iter(payload.histories.items())
         written, total = 0, len(payload.histories)
         pipe = self.client.pipeline(transaction=False)
@@ -170,49 +251,122 @@ class Publisher:
                 if self.on_progress:
                     self.on_progress(written, total, "customers")
         self._call(pipe.execute)
+        if written:
+            manifest.append(lay.ManifestEntry("customers", "hash", written))
         if payload.report is not None:
-            self._call(self.client.set, keys.report(version), lay.encode_json(payload.report))
+            put("report", lay.encode_json(payload.report))
         if payload.report_html is not None:
-            self._call(self.client.set, keys.report_html(version), payload.report_html.encode())
-        meta = {**payload.meta, "format": lay.FORMAT_VERSION, "version": version}
+            put("report.html", payload.report_html.encode())
+        meta = {
+            **payload.meta,
+            "format": lay.FORMAT_VERSION,
+            "version": version,
+            "manifest": [e.as_json() for e in manifest],
+        }
+        self._keep_lock(token)
         self._call(self.client.set, keys.meta(version), lay.encode_json(meta))
 
     def switch(self, version: str, token: str) -> str | None:
         keys = self.layout
+        meta = self.meta(version)
+        if meta is None:
+            raise LockedError(f"switch refused: version {version} has no metadata")
+        manifest_keys, specs = keys.verify_args(version, meta)
         try:
             old = self._switch(
-                keys=[keys.lock, keys.live, keys.previous, keys.meta(version)],
-                args=[token, version],
+                keys=[keys.lock, keys.live, keys.previous, keys.meta(version), *manifest_keys],
+                args=[token, version, *specs],
             )
-        except ResponseError as exc:
-            raise LockedError(f"switch refused: {exc}") from exc
         except RedisError as exc:
-            raise StoreUnavailableError(f"redis: {exc}") from exc
+            raise _refusal(exc, "switch refused") from exc
         return None if old is None else bytes(old).decode()
 
     def rollback(self) -> str:
-        """Makes the previous version live again (and the current one previous)."""
+        """Makes the previous version live again (and the current one previous), only if
+        every key of the previous version's manifest is still there."""
         keys = self.layout
-        with self.lock() as token:
+        with self.hold() as token:
             previous = self.previous_version()
             if previous is None:
                 raise TrainingError("no previous version to roll back to")
+            meta = self.meta(previous)
+            if meta is None:
+                raise TrainingError(
+                    f"rollback refused: previous version {previous} has no metadata (deleted "
+                    "or evicted); the live version stays"
+                )
+            manifest_keys, specs = keys.verify_args(previous, meta)
             try:
                 self._rollback(
-                    keys=[keys.lock, keys.live, keys.previous, keys.meta(previous)], args=[token]
+                    keys=[keys.lock, keys.live, keys.previous, keys.meta(previous), *manifest_keys],
+                    args=[token, previous, *specs],
                 )
-            except ResponseError as exc:
-                raise TrainingError(f"rollback refused: {exc}") from exc
             except RedisError as exc:
-                raise StoreUnavailableError(f"redis: {exc}") from exc
+                raise _refusal(exc, "rollback refused, the live version stays") from exc
             return previous
 
     def collect_garbage(self) -> list[str]:
-        """Deletes every version but the live and the previous one, finished or not."""
-        keep = {self.live_version(), self.previous_version()}
-        registered = self._call(self.client.smembers, self.layout.versions)
-        doomed = sorted(v.decode() for v in registered if v.decode() not in keep)
-        for version in doomed:
-            self._call(self.client.delete, *self.layout.model_keys(version))
-            self._call(self.client.srem, self.layout.versions, version)
-        return doomed
+        """Deletes every key of every version but the live and the previous one, whether
+        its version finished, was registered, or was written by a trainer that lost the
+        lock. Found by ``SCAN``, so nothing a trainer writes can be missed."""
+        keep = {self.live_version(), self.previous_version(), None}
+        doomed: set[str] = set()
+        batch: list[bytes] = []
+        for key in self._call(
+            lambda: list(self.client.scan_iter(match=self.layout.model_pattern, count=1000))
+        ):
+            version = self.layout.version_of(bytes(key).decode(errors="replace"))
+            if version not in keep:
+                doomed.add(str(version))
+                batch.append(key)
+                if len(batch) >= 500:
+                    self._call(self.client.unlink, *batch)
+                    batch = []
+        if batch:
+            self._call(self.client.unlink, *batch)
+        self._call(self.client.delete, self.layout.versions)  # the registry older builds kept
+        return sorted(doomed)
+
+
+def _translate(exc: RedisError) -> TrainingError:
+    """Redis's errors in the trainer's terms: out of memory is not an outage."""
+    text = redact_url(str(exc))
+    if isinstance(exc, OutOfMemoryError) or text.startswith("OOM"):
+        return StoreFullError(
+            f"Redis is out of memory (maxmemory reached under a noeviction policy): {text}; "
+            "the live model is unchanged"
+        )
+    return StoreUnavailableError(f"redis: {text}")
+
+
+def _refusal(exc: RedisError, what: str) -> TrainingError:
+    """A switch or rollback script's refusal: lost lock, incomplete version, or Redis."""
+    text = str(exc)
+    if text.startswith("LOCKLOST"):
+        return LockedError(f"{what}: {text}")
+    if text.split(" ", 1)[0] in ("INCOMPLETE", "NOPREVIOUS", "CHANGED"):
+        return TrainingError(f"{what}: {text}")
+    return _translate(exc)
+
+
+def estimate_bytes(payload: ModelPayload) -> int:
+    """About what Redis will hold for ``payload``: its values and their hash fields."""
+    n = len(payload.item_ids)
+    id_bytes = sum(len(i) for i in payload.item_ids)
+    total = id_bytes + 3 * n  # items JSON
+    for lists in (payload.neighbours, payload.alternatives):
+        if lists is not None:
+            entries = int((np.asarray(lists.indices) >= 0).sum())
+            total += 12 * entries + id_bytes + _HASH_FIELD_OVERHEAD * n
+    if payload.catalog is not None:
+        total += len(lay.encode_json(payload.catalog))
+    customers = len(payload.histories)
+    if customers:
+        sample = list(islice(payload.histories.items(), 1000))
+        per = sum(len(c) + len(lay.encode_json([i, d])) for c, (i, d) in sample) / len(sample)
+        total += int(customers * (per + _HASH_FIELD_OVERHEAD))
+    if payload.report_html is not None:
+        total += len(payload.report_html)
+    if payload.report is not None:
+        total += len(lay.encode_json(payload.report))
+    return total
