@@ -166,7 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 socket_connect_timeout=settings.redis_timeout_s,
             )
             client = aioredis.Redis(connection_pool=pool)
-            app.state.store = ModelStore(client, Layout(settings.key_prefix))
+            app.state.store = ModelStore(
+                client, Layout(settings.key_prefix), settings.rules_cache_bytes
+            )
             try:
                 yield
             finally:

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         description="Largest request body accepted; larger ones get 413 before they are read.",
     )
 
+    rules_cache_bytes: int = Field(
+        default=16 << 20,
+        ge=0,
+        description="Bytes of allowed-item masks (one per distinct rules) a worker keeps per "
+        "model version, least recently used dropped first; two versions are kept at most.",
+    )
+
     train_memory_budget: str = Field(
         default="3.5GiB",
         pattern=r"^\s*[0-9]*\.?[0-9]+\s*[A-Za-z]*\s*$",

@@ -28,7 +28,7 @@ FORMAT_VERSION = 2
 
 MAX_ITEM_ID_LENGTH = 64
 MAX_CUSTOMER_ID_LENGTH = 128
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 """What an item or customer id may be, in the API and in what the trainer publishes
 (one rule for both: a published id is always one the API accepts)."""
 """Bumped whenever an encoding below changes; readers refuse a format they do not know.

@@ -14,25 +14,33 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from recsvc.fields import WHOLE
+from recsvc.layout import MAX_ITEM_ID_LENGTH
+
 Factor = Annotated[float, Field(gt=0, le=100)]
+MAX_CATEGORY_LENGTH = 128
+RuleItem = Annotated[str, Field(min_length=1, max_length=MAX_ITEM_ID_LENGTH)]
+Category = Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)]
 
 
 class MerchRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     available_only: bool | None = Field(
         default=None, description="Suggest in-stock items only (default: on)."
     )
-    exclude_items: list[str] = Field(default_factory=list, max_length=1000)
-    exclude_categories: list[str] = Field(default_factory=list, max_length=200)
-    only_categories: list[str] | None = Field(default=None, max_length=200)
+    exclude_items: list[RuleItem] = Field(default_factory=list, max_length=1000)
+    exclude_categories: list[Category] = Field(default_factory=list, max_length=200)
+    only_categories: list[Category] | None = Field(default=None, max_length=200)
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
-    max_per_category: int | None = Field(default=None, ge=1, le=100)
-    boost: dict[str, Factor] = Field(
-        default_factory=dict, description="Item id -> score factor, for a campaign."
+    max_per_category: Annotated[int, Field(ge=1, le=100), WHOLE] | None = None
+    boost: dict[RuleItem, Factor] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Item id -> score factor, for a campaign.",
     )
-    pin: list[str] = Field(
+    pin: list[RuleItem] = Field(
         default_factory=list, max_length=20, description="Items placed first, in order."
     )
 

@@ -10,8 +10,9 @@ import hmac
 from typing import Annotated, Any, Literal, cast
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Path, Query, Request, Security
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
@@ -30,6 +31,8 @@ from recsvc.schemas import (
     MAX_CUSTOMER_ID_LENGTH,
     MAX_ITEM_ID_LENGTH,
     MAX_K,
+    AdminItemResponse,
+    AdminStockResponse,
     BatchEntry,
     BatchRequest,
     BatchResponse,
@@ -39,6 +42,10 @@ from recsvc.schemas import (
     ErrorResponse,
     HistoryRequest,
     HistoryResponse,
+    Liveness,
+    ModelInfo,
+    NotReady,
+    Readiness,
     SimilarResponse,
     StockChange,
     StockRequest,
@@ -46,8 +53,9 @@ from recsvc.schemas import (
 from recsvc.store import CustomerQuery, ModelStore, decode_neighbours
 
 
-class JSONBytes(Response):
-    media_type = "application/json"
+class JSONBytes(JSONResponse):
+    """JSON encoded by orjson. A ``JSONResponse`` so the OpenAPI document declares the
+    routes' JSON bodies with their models (a plain ``Response`` made them strings)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
@@ -63,10 +71,21 @@ def _settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "Invalid request"},
-    503: {"model": ErrorResponse, "description": "Redis unavailable or no model published"},
-}
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "Malformed request",
+        401: "A valid bearer token is required",
+        403: "The admin API is disabled",
+        404: "Not found",
+        413: "Request body over RECSVC_MAX_BODY_BYTES",
+        422: "Invalid request",
+        503: "Redis unavailable or overloaded, no model published, or the live model incomplete",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
+
+
+_ERRORS = _errors(422, 503)
+_BODY_ERRORS = _errors(400, 413, 422, 503)
 
 router = APIRouter()
 
@@ -74,7 +93,7 @@ router = APIRouter()
 @router.post(
     "/v1/recommendations/cart",
     response_class=JSONBytes,
-    responses={200: {"model": CartResponse}, **_ERRORS},
+    responses={200: {"model": CartResponse}, **_BODY_ERRORS},
     summary="Cross-sell for a cart",
 )
 async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes:
@@ -103,7 +122,7 @@ async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes
 @router.post(
     "/v1/recommendations/history",
     response_class=JSONBytes,
-    responses={200: {"model": HistoryResponse}, **_ERRORS},
+    responses={200: {"model": HistoryResponse}, **_BODY_ERRORS},
     summary="Suggestions from a customer's past purchases",
 )
 async def history_recommendations(body: HistoryRequest, request: Request) -> JSONBytes:
@@ -147,7 +166,7 @@ _ENTRY = TypeAdapter(BatchEntry)
 @router.post(
     "/v1/recommendations/batch",
     response_class=JSONBytes,
-    responses={200: {"model": BatchResponse}, **_ERRORS},
+    responses={200: {"model": BatchResponse}, **_BODY_ERRORS},
     summary="Many customers or carts in one call, answered in request order",
 )
 async def batch_recommendations(body: BatchRequest, request: Request) -> JSONBytes:
@@ -195,6 +214,10 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
     return JSONBytes({"model_version": view.version, "results": results})
 
 
+_BEARER = HTTPBearer(auto_error=False, description="RECSVC_ADMIN_TOKEN")
+"""Declares the admin routes' bearer scheme in OpenAPI; ``_require_admin`` checks it."""
+
+
 def _require_admin(request: Request) -> None:
     """Bearer token from settings, compared in constant time."""
     token = _settings(request).admin_token
@@ -210,13 +233,14 @@ def _require_admin(request: Request) -> None:
 @router.patch(
     "/v1/admin/items/{item_id}",
     response_class=JSONBytes,
-    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, **_ERRORS},
+    responses={200: {"model": AdminItemResponse}, **_errors(400, 401, 403, 404, 413, 422, 503)},
     summary="Mark one item (un)available or reprice it, until the next training",
 )
 async def admin_item(
     item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
     body: StockChange,
     request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
     _require_admin(request)
     version, unknown = await _store(request).set_stock(
@@ -230,10 +254,14 @@ async def admin_item(
 @router.post(
     "/v1/admin/stock",
     response_class=JSONBytes,
-    responses={401: {"model": ErrorResponse}, **_ERRORS},
+    responses={200: {"model": AdminStockResponse}, **_errors(400, 401, 403, 413, 422, 503)},
     summary="Availability and prices of many items at once, until the next training",
 )
-async def admin_stock(body: StockRequest, request: Request) -> JSONBytes:
+async def admin_stock(
+    body: StockRequest,
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> JSONBytes:
     _require_admin(request)
     changes = {
         line.item_id: line.model_dump(exclude_none=True, exclude={"item_id"}) for line in body.items
@@ -251,7 +279,7 @@ def _count_fallback(request: Request, fallback: bool) -> None:
 @router.get(
     "/v1/items/{item_id}/similar",
     response_class=JSONBytes,
-    responses={200: {"model": SimilarResponse}, 404: {"model": ErrorResponse}, **_ERRORS},
+    responses={200: {"model": SimilarResponse}, **_errors(404, 422, 503)},
     summary="Nearest neighbours of one item",
 )
 async def similar_items(
@@ -277,7 +305,12 @@ async def similar_items(
     )
 
 
-@router.get("/v1/model", response_class=JSONBytes, responses=_ERRORS, summary="The live model")
+@router.get(
+    "/v1/model",
+    response_class=JSONBytes,
+    responses={200: {"model": ModelInfo}, **_errors(503)},
+    summary="The live model",
+)
 async def model_info(request: Request) -> JSONBytes:
     view = await _store(request).live_view()
     return JSONBytes({"model_version": view.version, **view.meta})
@@ -286,9 +319,14 @@ async def model_info(request: Request) -> JSONBytes:
 @router.get(
     "/v1/model/report",
     responses={
-        200: {"content": {"application/json": {}, "text/html": {}}},
-        404: {"model": ErrorResponse},
-        **_ERRORS,
+        200: {
+            "description": "The report",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        **_errors(404, 422, 503),
     },
     summary="The live model's evaluation report (format=json or html)",
 )
@@ -304,7 +342,12 @@ async def model_report(
     return Response(blob, media_type="application/json")
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     m: Metrics = request.app.state.metrics
     try:
@@ -315,7 +358,12 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/healthz", response_class=JSONBytes, summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    response_class=JSONBytes,
+    responses={200: {"model": Liveness}},
+    summary="Liveness: the process answers",
+)
 async def healthz() -> JSONBytes:
     return JSONBytes({"status": "alive"})
 
@@ -323,8 +371,8 @@ async def healthz() -> JSONBytes:
 @router.get(
     "/readyz",
     response_class=JSONBytes,
-    responses={503: {"model": ErrorResponse}},
-    summary="Readiness: Redis answers and a model is live",
+    responses={200: {"model": Readiness}, 503: {"model": NotReady}},
+    summary="Readiness: Redis answers and the live model is complete",
 )
 async def readyz(request: Request) -> JSONBytes:
     try:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from recsvc import layout as lay
+from recsvc.fields import WHOLE
 from recsvc.merch import MerchRules
 
 MAX_K = 100
@@ -29,7 +30,6 @@ MAX_ITEM_ID_LENGTH = lay.MAX_ITEM_ID_LENGTH
 ItemId = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True,
         min_length=1,
         max_length=MAX_ITEM_ID_LENGTH,
         pattern=lay.ID_PATTERN,
@@ -40,13 +40,12 @@ MAX_CUSTOMER_ID_LENGTH = lay.MAX_CUSTOMER_ID_LENGTH
 CustomerId = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True,
         min_length=1,
         max_length=MAX_CUSTOMER_ID_LENGTH,
         pattern=lay.ID_PATTERN,
     ),
 ]
-K = Annotated[int, Field(ge=1, le=MAX_K, description="How many suggestions to return.")]
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many suggestions to return."), WHOLE]
 
 
 MAX_QUANTITY = 1_000_000
@@ -54,31 +53,31 @@ MAX_QUANTITY = 1_000_000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Request bodies: unknown fields refused, and no lax coercion (``true`` is not a
+    number, ``"3"`` is not an integer), so what the schema forbids is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class CartLine(_Strict):
     item_id: ItemId
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE] = 1
 
 
 class Band(_Strict):
+    """Alternatives priced from ``min_ratio`` to ``max_ratio`` times the cart item's price;
+    a band with min over max holds no price, and gets no upsell."""
+
     min_ratio: float = Field(default=1.05, gt=0, le=100)
     max_ratio: float = Field(default=2.0, gt=0, le=100)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Band:
-        if self.min_ratio > self.max_ratio:
-            raise ValueError("min_ratio must not exceed max_ratio")
-        return self
 
 
 class CartRequest(_Strict):
     items: list[ItemId | CartLine] = Field(min_length=1, max_length=MAX_CART_ITEMS)
     k: K = 10
     rules: MerchRules | None = Field(default=None, description="Added to the service defaults.")
-    upsell_k: int | None = Field(
-        default=None, ge=0, le=20, description="Upsell suggestions (default from settings)."
+    upsell_k: Annotated[int, Field(ge=0, le=20), WHOLE] | None = Field(
+        default=None, description="Upsell suggestions (default from settings)."
     )
     upsell_band: Band | None = Field(
         default=None, description="Upsell price band relative to the cart item upgraded."
@@ -97,9 +96,9 @@ class CartRequest(_Strict):
 class Purchase(_Strict):
     item_id: ItemId
     purchased_at: datetime | None = Field(
-        default=None, description="ISO 8601; without a zone it is taken as UTC."
+        default=None, strict=False, description="ISO 8601; without a zone it is taken as UTC."
     )
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE] = 1
 
     @field_validator("purchased_at")
     @classmethod
@@ -142,6 +141,15 @@ class BatchRequest(_Strict):
 
 
 class StockChange(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["available"], "properties": {"available": {"type": "boolean"}}},
+                {"required": ["price"], "properties": {"price": {"type": "number"}}},
+            ]
+        }
+    )
+
     available: bool | None = None
     price: float | None = Field(default=None, ge=0, le=1e9)
 
@@ -238,4 +246,40 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class AdminItemResponse(BaseModel):
+    model_version: str
+    updated: list[str]
+
+
+class AdminStockResponse(BaseModel):
+    model_version: str
+    updated: int
+    unknown: list[str] = Field(description="Ids the live model does not know (unchanged).")
+
+
+class ModelInfo(BaseModel):
+    """The live version's metadata: counts, parameters, evaluation, manifest and more."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_version: str
+
+
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    model_version: str
+    warnings: list[str] = Field(
+        description="What may break serving soon: an evicting maxmemory-policy, a full Redis."
+    )
+
+
+class NotReady(BaseModel):
+    status: str
     error: ErrorBody

@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
+from recsvc.cache import ByteBoundedCache
 from recsvc.errors import (
     ModelIncompleteError,
     NoLiveModelError,
@@ -29,6 +30,10 @@ from recsvc.errors import (
     StoreUnavailableError,
 )
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
+
+DEFAULT_MASK_CACHE_BYTES = 16 << 20
+_ENTRY_OVERHEAD = 200
+"""Bytes of a cached mask beyond its array: key, tuple, array header."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,11 @@ class ModelView:
     margin: npt.NDArray[np.float64] | None
     """Per item, when the catalog gives margins."""
     stock_epoch: bytes | None
-    masks: dict[Any, npt.NDArray[np.bool_]] = field(default_factory=dict)
-    """Allowed-item masks by rules, computed once per view (a stock change makes a new one)."""
+    masks: ByteBoundedCache[bytes, npt.NDArray[np.bool_]] = field(
+        default_factory=lambda: ByteBoundedCache(DEFAULT_MASK_CACHE_BYTES)
+    )
+    """Allowed-item masks by rules, computed once per view (a stock change makes a new
+    one), keyed by a digest of the rules and bounded in bytes: rules come from requests."""
 
     @classmethod
     def from_blobs(
@@ -60,6 +68,7 @@ class ModelView:
         catalog: bytes | None = None,
         stock: dict[bytes, bytes] | None = None,
         stock_epoch: bytes | None = None,
+        mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
     ) -> ModelView:
         decoded_meta = lay.decode_json(meta)
         lay.check_format(decoded_meta)
@@ -99,15 +108,15 @@ class ModelView:
             arrays=arrays,
             margin=margin,
             stock_epoch=stock_epoch,
+            masks=ByteBoundedCache(mask_cache_bytes),
         )
 
     def allowed(self, rules: MerchRules) -> npt.NDArray[np.bool_]:
-        key = rules.model_dump_json()
+        key = hashlib.blake2b(rules.model_dump_json().encode(), digest_size=16).digest()
         mask = self.masks.get(key)
         if mask is None:
             mask = allowed_mask(self.arrays, self.index, rules)
-            if len(self.masks) < 64:  # per-request rules vary; keep the common ones
-                self.masks[key] = mask
+            self.masks.put(key, mask, mask.nbytes + _ENTRY_OVERHEAD)
         return mask
 
 
@@ -152,9 +161,15 @@ class Fetched:
 
 
 class ModelStore:
-    def __init__(self, client: aioredis.Redis, layout: lay.Layout) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        layout: lay.Layout,
+        mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
+    ) -> None:
         self._client = client
         self._layout = layout
+        self._mask_cache_bytes = mask_cache_bytes
         self._fetch_sha = hashlib.sha1(lay.FETCH_SCRIPT.encode()).hexdigest()
         self._customer_sha = hashlib.sha1(lay.CUSTOMER_FETCH_SCRIPT.encode()).hexdigest()
         self._views: dict[str, ModelView] = {}
@@ -440,7 +455,9 @@ class ModelStore:
                 "(python -m training rollback) or retrain"
             )
         try:
-            return ModelView.from_blobs(version, meta, items, popular, catalog, stock, epoch)
+            return ModelView.from_blobs(
+                version, meta, items, popular, catalog, stock, epoch, self._mask_cache_bytes
+            )
         except ValueError as exc:
             raise ModelIncompleteError(f"model {version} is unreadable: {exc}") from exc
 

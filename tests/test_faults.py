@@ -240,7 +240,10 @@ async def test_a_full_noeviction_redis_still_serves_and_says_why_writes_fail(
     direct.config_set("maxmemory-policy", "noeviction")
     direct.config_set("maxmemory", str(int(direct.info("memory")["used_memory"]) // 2))
     settings = Settings(
-        redis_url=url, key_prefix=layout.prefix, data_dir=tmp_path, admin_token=SecretStr(ADMIN_TOKEN)
+        redis_url=url,
+        key_prefix=layout.prefix,
+        data_dir=tmp_path,
+        admin_token=SecretStr(ADMIN_TOKEN),
     )
     async with service(settings) as api:  # a newly started service, Redis already full
         ready = await api.get("/readyz")

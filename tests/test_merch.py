@@ -11,13 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
 from recsvc.app import create_app
+from recsvc.cache import ByteBoundedCache
 from recsvc.cli import main as recsvc_main
 from recsvc.config import Settings
+from recsvc.layout import Layout
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
+from recsvc.store import ModelStore
 from tests.conftest import SHOP_CATALOG, shop_purchases
 from training import catalog as cat
 from training.cli import main as train_main
@@ -308,3 +312,53 @@ def test_the_stock_command_changes_the_live_model(
     sheet.write_text("item_id,price\nM2,cheap\n")
     assert recsvc_main(["stock", "--file", str(sheet)], settings) == 2
     assert "not a number" in capsys.readouterr().err
+
+
+# -- bounds on what a request can make a worker hold ------------------------------------------
+
+
+def test_the_byte_bounded_cache_keeps_the_most_recent_within_its_bound() -> None:
+    cache: ByteBoundedCache[str, int] = ByteBoundedCache(max_bytes=100)
+    for n in range(10):
+        cache.put(f"k{n}", n, 30)
+        assert cache.bytes <= 100
+    assert len(cache) == 3 and cache.get("k9") == 9 and cache.get("k6") is None
+    cache.get("k7")  # now the most recently used
+    cache.put("k10", 10, 30)
+    assert cache.get("k7") == 7 and cache.get("k8") is None
+    cache.put("huge", -1, 101)  # alone over the bound: not kept, nothing evicted
+    assert cache.get("huge") is None and len(cache) == 3
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"boost": {f"i{n}": 2.0 for n in range(201)}},
+        {"exclude_items": ["x" * 65]},
+        {"exclude_items": [f"i{n}" for n in range(1001)]},
+        {"pin": [f"i{n}" for n in range(21)]},
+        {"only_categories": ["c" * 129]},
+        {"exclude_categories": [f"c{n}" for n in range(201)]},
+        {"max_per_category": True},
+        {"min_price": "3"},
+    ],
+)
+async def test_every_list_and_map_in_rules_is_capped(
+    api: httpx.AsyncClient, published: str, rules: dict[str, Any]
+) -> None:
+    r = await api.post(CART, json={"items": ["A1"], "rules": rules})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+async def test_masks_for_many_distinct_rules_stay_within_the_cache_bound(
+    redis_url: str, layout: Layout, published: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    bound = 64 * 1024
+    store = ModelStore(client, layout, mask_cache_bytes=bound)
+    view = await store.live_view()
+    for n in range(2000):
+        view.allowed(MerchRules(exclude_items=[f"not-an-item-{n}", "A1"]))
+        assert view.masks.bytes <= bound
+    assert len(view.masks) > 0
+    await client.aclose()

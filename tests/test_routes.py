@@ -191,6 +191,7 @@ async def test_malformed_json_and_bad_k_get_4xx(api: httpx.AsyncClient, publishe
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await api.get(CART)
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["allow"] == "POST"
 
 
 async def test_redis_down_is_503_and_liveness_stays_up(tmp_path: object) -> None:
