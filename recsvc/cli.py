@@ -21,6 +21,7 @@ from recsvc.config import Settings
 from recsvc.embedded import EmbeddedRedisError, redis_url_for
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
 from recsvc.layout import Layout
+from recsvc.protocol import HTTP_PROTOCOL
 from recsvc.schemas import MAX_K
 from recsvc.store import ModelStore
 
@@ -42,6 +43,7 @@ def _serve(settings: Settings) -> None:
             workers=settings.workers,
             log_level=settings.log_level,
             access_log=False,
+            http=HTTP_PROTOCOL,
         )
     else:
         uvicorn.run(
@@ -50,6 +52,7 @@ def _serve(settings: Settings) -> None:
             port=settings.port,
             log_level=settings.log_level,
             access_log=False,
+            http=HTTP_PROTOCOL,
         )
 
 

@@ -28,6 +28,7 @@ from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.embedded import redis_server_binary
 from recsvc.layout import Layout
+from recsvc.protocol import HTTP_PROTOCOL
 from training import ingest
 from training.pipeline import Stages, TrainConfig, fit
 from training.publish import ModelPayload, Publisher
@@ -74,7 +75,13 @@ def redis_server(workdir: Path, *options: str) -> Iterator[tuple[str, subprocess
 def uvicorn_server(settings: Settings) -> Iterator[str]:
     """The app under uvicorn on a free port, in a thread: real HTTP, real parsing."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http=HTTP_PROTOCOL,
+    )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
 from recsvc.config import Settings
@@ -86,3 +88,27 @@ def test_a_body_over_the_limit_gets_413_json_and_the_server_stays_small(
             headers={"content-type": "application/json"},
         )
         assert ok_chunked.status_code == 200, ok_chunked.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"POST /v1/recommendations/cart HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n",
+    ],
+)
+def test_requests_the_http_server_cannot_parse_get_the_json_error_shape(
+    server: str, raw: bytes
+) -> None:
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"content-type: application/json" in head.lower()
+    assert orjson.loads(body)["error"]["code"] == "bad_request"
