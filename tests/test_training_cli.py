@@ -157,3 +157,15 @@ def test_the_module_runs_as_a_program(redis_url: str, layout: Layout, tmp_path: 
     )  # fmt: skip
     assert proc.returncode == EXIT_BAD_INPUT
     assert "error: purchases file not found" in proc.stderr
+
+
+def test_wait_lock_waits_for_the_other_trainer_then_runs(
+    settings: Settings, client: redis.Redis, layout: Layout, tmp_path: Path
+) -> None:
+    csv = tmp_path / "p.csv"
+    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
+    client.set(layout.lock, "other", px=700)  # a trainer finishing (or a dead one's expiry)
+    assert main(tiny_train_args(csv, "--wait-lock", "5"), settings) == 0
+    assert client.get(layout.live) is not None
+    client.set(layout.lock, "other", px=5_000)
+    assert main(["rollback", "--wait-lock", "0.3"], settings) == EXIT_LOCKED

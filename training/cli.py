@@ -152,9 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     data = _data_options()
+    lock = argparse.ArgumentParser(add_help=False)
+    lock.add_argument(
+        "--wait-lock",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for another trainer's lock before exiting 4 (default 0)",
+    )
     t = sub.add_parser(
         "train",
-        parents=[data],
+        parents=[data, lock],
         help="evaluate, gate, and publish a new version (tuning: --tune-budget)",
     )
     g = t.add_argument_group("quality gate")
@@ -182,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--out", type=Path, default=Path("recsvc-report"), help="directory for the report"
     )
-    sub.add_parser("rollback", help="make the previous version live again")
+    sub.add_parser("rollback", parents=[lock], help="make the previous version live again")
     sub.add_parser("status", help="show the live and previous versions")
     return p
 
@@ -309,7 +317,7 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     if args.dry_run:
         result = workflow.train(args.purchases, config, None, stages, evaluation, gating)
     else:
-        with _publisher(settings, stages) as publisher, publisher.hold():
+        with _publisher(settings, stages) as publisher, publisher.hold(args.wait_lock):
             result = workflow.train(args.purchases, config, publisher, stages, evaluation, gating)
     counts = result.payload.meta["counts"]
     served = result.payload.meta.get("evaluation", {}).get("served", {})
@@ -365,7 +373,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         elif args.command == "evaluate":
             _evaluate(args, stages)
         elif args.command == "rollback":
-            with _publisher(settings) as publisher:
+            with _publisher(settings) as publisher, publisher.hold(args.wait_lock):
                 version = publisher.rollback()
             print(f"rolled back: version {version} is live")
         elif args.command == "status":

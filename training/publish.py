@@ -19,6 +19,7 @@ import contextlib
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,16 +111,21 @@ class Publisher:
     # -- lock --------------------------------------------------------------------------
 
     @contextmanager
-    def hold(self) -> Iterator[str]:
+    def hold(self, wait_s: float = 0.0) -> Iterator[str]:
         """Holds the publisher lock for a whole run, renewed every third of its expiry by
-        a thread; a killed trainer frees it when it expires. Nested calls share it."""
+        a thread; a killed trainer frees it when it expires. Waits up to ``wait_s`` for
+        another holder to finish. Nested calls share the lock."""
         if self._token is not None:
             yield self._token
             return
         token = secrets.token_hex(16)
-        acquired = self._call(
-            lambda: self.client.set(self.layout.lock, token, nx=True, px=self.lock_ttl_ms)
-        )
+        deadline = time.monotonic() + wait_s
+        while not (
+            acquired := self._call(
+                lambda: self.client.set(self.layout.lock, token, nx=True, px=self.lock_ttl_ms)
+            )
+        ) and time.monotonic() < deadline:
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         if not acquired:
             left = self._call(self.client.pttl, self.layout.lock)
             expiry = (
