@@ -448,6 +448,8 @@ class ModelStore:
         except ValueError as exc:
             raise ModelIncompleteError(f"model {version} has unreadable metadata: {exc}") from exc
         problems = await self.verify(version, decoded)
+        if (problems or items is None or popular is None) and await self.live_version() != version:
+            raise _VersionGoneError(version)  # being collected after two switches: re-read
         if problems or items is None or popular is None:
             problems = problems or ["items or popular is missing"]
             raise ModelIncompleteError(

@@ -316,20 +316,22 @@ class Publisher:
         its version finished, was registered, or was written by a trainer that lost the
         lock. Found by ``SCAN``, so nothing a trainer writes can be missed."""
         keep = {self.live_version(), self.previous_version(), None}
-        doomed: set[str] = set()
-        batch: list[bytes] = []
-        for key in self._call(
+        keys = self._call(
             lambda: list(self.client.scan_iter(match=self.layout.model_pattern, count=1000))
-        ):
+        )
+        doomed_keys: list[bytes] = []
+        doomed: set[str] = set()
+        for key in keys:
             version = self.layout.version_of(bytes(key).decode(errors="replace"))
             if version not in keep:
                 doomed.add(str(version))
-                batch.append(key)
-                if len(batch) >= 500:
-                    self._call(self.client.unlink, *batch)
-                    batch = []
-        if batch:
-            self._call(self.client.unlink, *batch)
+                doomed_keys.append(key)
+        # Metadata first: a reader that meets a version without it re-reads the pointer,
+        # where one with metadata but missing keys would report the version incomplete.
+        metas = {self.layout.meta(v).encode() for v in doomed}
+        doomed_keys.sort(key=lambda k: k not in metas)
+        for start in range(0, len(doomed_keys), 500):
+            self._call(self.client.unlink, *doomed_keys[start : start + 500])
         self._call(self.client.delete, self.layout.versions)  # the registry older builds kept
         return sorted(doomed)
 
