@@ -120,11 +120,14 @@ class Publisher:
             return
         token = secrets.token_hex(16)
         deadline = time.monotonic() + wait_s
-        while not (
-            acquired := self._call(
-                lambda: self.client.set(self.layout.lock, token, nx=True, px=self.lock_ttl_ms)
+        while (
+            not (
+                acquired := self._call(
+                    lambda: self.client.set(self.layout.lock, token, nx=True, px=self.lock_ttl_ms)
+                )
             )
-        ) and time.monotonic() < deadline:
+            and time.monotonic() < deadline
+        ):
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         if not acquired:
             left = self._call(self.client.pttl, self.layout.lock)
