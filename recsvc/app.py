@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
@@ -166,12 +168,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 socket_connect_timeout=settings.redis_timeout_s,
             )
             client = aioredis.Redis(connection_pool=pool)
-            app.state.store = ModelStore(
-                client, Layout(settings.key_prefix), settings.rules_cache_bytes
+            store = ModelStore(
+                client,
+                Layout(settings.key_prefix),
+                settings.rules_cache_bytes,
+                settings.list_cache_bytes,
+                settings.refresh_interval_s,
             )
+            app.state.store = store
+            watcher = None
+            if settings.refresh_interval_s > 0:
+                watcher = asyncio.create_task(store.watch(), name="recsvc-watch")
             try:
                 yield
             finally:
+                if watcher is not None:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
                 await client.aclose()
                 await pool.aclose()
 

@@ -83,6 +83,21 @@ class Settings(BaseSettings):
         "model version, least recently used dropped first; two versions are kept at most.",
     )
 
+    refresh_interval_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=0.5,
+        description="How often each worker reads the live version and stock epoch; a cart "
+        "whose lists the worker keeps then needs no Redis round trip. A switch, rollback or "
+        "stock change is served within two intervals. 0: read them on every request.",
+    )
+    list_cache_bytes: int = Field(
+        default=64 << 20,
+        ge=0,
+        description="Bytes of decoded neighbour lists a worker keeps per model version "
+        "(two versions at most), least recently used dropped first.",
+    )
+
     train_memory_budget: str = Field(
         default="3.5GiB",
         pattern=r"^\s*[0-9]*\.?[0-9]+\s*[A-Za-z]*\s*$",

@@ -208,7 +208,7 @@ async def _export_chunk(
 ) -> None:
     view, fetched = await store.customers([CustomerQuery(c) for c in customers])
     for customer, got in zip(customers, fetched, strict=True):
-        ranking = rec.rank_stored(view, settings, got.history, got.blobs, k, exclude_purchased)
+        ranking = rec.rank_stored(view, settings, got.history, got.lists, k, exclude_purchased)
         writer.write(rec.render(view, ranking, "recommendations", customer_id=customer))
 
 

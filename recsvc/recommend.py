@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recsvc.config import Settings
-from recsvc.layout import decode_lists
 from recsvc.merch import MerchRules
 from recsvc.ranking import (
     SOURCE_PINNED,
@@ -31,7 +30,7 @@ from recsvc.ranking import (
     recency_weights,
     upsell,
 )
-from recsvc.store import ModelView, StoredHistory
+from recsvc.store import ItemList, ModelView, StoredHistory
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,14 +44,15 @@ def seeds(
     view: ModelView,
     item_ids: Sequence[str],
     weights: Sequence[float],
-    blobs: Sequence[bytes | None],
+    lists: Sequence[ItemList | None],
 ) -> list[Seed]:
     out = []
-    for item_id, weight, blob in zip(item_ids, weights, blobs, strict=True):
-        if blob is None:
+    for item_id, weight, got in zip(item_ids, weights, lists, strict=True):
+        if got is None:
             continue  # unknown to this model: ignored, as documented
-        indices, scores, counts = decode_lists(blob)
-        out.append(Seed(item_id, view.index[item_id], weight, indices, scores, counts))
+        out.append(
+            Seed(item_id, view.index[item_id], weight, got.indices, got.scores, got.counts)
+        )
     return out
 
 
@@ -93,10 +93,10 @@ def rank_cart(
     view: ModelView,
     settings: Settings,
     lines: Sequence[tuple[str, int]],
-    blobs: Sequence[bytes | None],
+    lists: Sequence[ItemList | None],
     k: int,
     request_rules: MerchRules | None = None,
-    alternatives: Sequence[bytes | None] | None = None,
+    alternatives: Sequence[ItemList | None] | None = None,
     upsell_k: int = 0,
     band: PriceBand | None = None,
 ) -> CartAnswer:
@@ -124,7 +124,7 @@ def rank_cart(
         )
     if ups:
         rules = replace(rules, exclude=in_cart | {view.index[u.item_id] for u in ups})
-    cross = rank(seeds(view, ids, weights, blobs), view.item_ids, view.popular, rules)
+    cross = rank(seeds(view, ids, weights, lists), view.item_ids, view.popular, rules)
     return CartAnswer(cross, ups)
 
 
@@ -146,7 +146,7 @@ def rank_history(
     view: ModelView,
     settings: Settings,
     weights: dict[str, float],
-    blobs: Sequence[bytes | None],
+    lists: Sequence[ItemList | None],
     k: int,
     exclude_purchased: bool,
     request_rules: MerchRules | None = None,
@@ -165,7 +165,7 @@ def rank_history(
         negatives=False,
     )
     return rank(
-        seeds(view, ids, [weights[i] for i in ids], blobs), view.item_ids, view.popular, rules
+        seeds(view, ids, [weights[i] for i in ids], lists), view.item_ids, view.popular, rules
     )
 
 
@@ -173,7 +173,7 @@ def rank_stored(
     view: ModelView,
     settings: Settings,
     history: StoredHistory | None,
-    blobs: Sequence[bytes | None],
+    lists: Sequence[ItemList | None],
     k: int,
     exclude_purchased: bool,
     request_rules: MerchRules | None = None,
@@ -185,7 +185,7 @@ def rank_stored(
     weights = history_weights(
         history.item_ids, stored_times(history), settings.history_half_life_days
     )
-    return rank_history(view, settings, weights, blobs, k, exclude_purchased, request_rules)
+    return rank_history(view, settings, weights, lists, k, exclude_purchased, request_rules)
 
 
 def _facts(view: ModelView, item_id: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from recsvc.schemas import (
     StockChange,
     StockRequest,
 )
-from recsvc.store import CustomerQuery, ModelStore, decode_neighbours
+from recsvc.store import CustomerQuery, ModelStore
 
 
 class JSONBytes(JSONResponse):
@@ -132,9 +132,9 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> JSO
         [p.purchased_at for p in body.purchases],
         settings.history_half_life_days,
     )
-    view, blobs = await store.neighbours(list(weights))
+    view, lists = await store.neighbours(list(weights))
     ranking = rec.rank_history(
-        view, settings, weights, blobs, body.k, body.exclude_purchased, body.rules
+        view, settings, weights, lists, body.k, body.exclude_purchased, body.rules
     )
     _count_fallback(request, ranking.fallback)
     return JSONBytes(rec.render(view, ranking, "recommendations"))
@@ -154,7 +154,7 @@ async def customer_recommendations(
 ) -> JSONBytes:
     store, settings = _store(request), _settings(request)
     view, (found,) = await store.customers([CustomerQuery(customer_id)])
-    ranking = rec.rank_stored(view, settings, found.history, found.blobs, k, exclude_purchased)
+    ranking = rec.rank_stored(view, settings, found.history, found.lists, k, exclude_purchased)
     # Rules in a GET would need a query encoding; the batch endpoint takes them in a body.
     _count_fallback(request, ranking.fallback)
     return JSONBytes(rec.render(view, ranking, "recommendations", customer_id=customer_id))
@@ -195,12 +195,12 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
         got = next(answers)
         if entry.customer_id is not None:
             ranking = rec.rank_stored(
-                view, settings, got.history, got.blobs, body.k, body.exclude_purchased, body.rules
+                view, settings, got.history, got.lists, body.k, body.exclude_purchased, body.rules
             )
             head: dict[str, Any] = {"index": index, "customer_id": entry.customer_id}
         else:
             items = [(i, 1) for i in entry.items or []]
-            ranking = rec.rank_cart(view, settings, items, got.blobs, body.k, body.rules).cross_sell
+            ranking = rec.rank_cart(view, settings, items, got.lists, body.k, body.rules).cross_sell
             head = {"index": index}
         _count_fallback(request, ranking.fallback)
         results.append(
@@ -287,10 +287,10 @@ async def similar_items(
     request: Request,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> JSONBytes:
-    view, (blob,) = await _store(request).neighbours([item_id])
-    if blob is None:
+    view, (got,) = await _store(request).neighbours([item_id])
+    if got is None:
         raise UnknownItemError(f"item {item_id!r} is not in model {view.version}")
-    indices, scores = decode_neighbours(blob)
+    indices, scores = got.indices, got.scores
     positive = scores > 0  # negative weights are anti-neighbours, not similar items
     indices, scores = indices[positive], scores[positive]
     return JSONBytes(

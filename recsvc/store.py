@@ -9,7 +9,10 @@ is how a newly published model is served at once without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,6 +29,7 @@ from recsvc.errors import (
     ModelIncompleteError,
     NoLiveModelError,
     OverloadedError,
+    RecsvcError,
     StoreFullError,
     StoreUnavailableError,
 )
@@ -120,13 +124,62 @@ class ModelView:
         return mask
 
 
+@dataclass(frozen=True, slots=True)
+class ItemList:
+    """One item's decoded neighbour list: indices, weights, evidence counts, best first."""
+
+    indices: lay.IntArray
+    scores: lay.FloatArray
+    counts: lay.IntArray
+
+    @classmethod
+    def decode(cls, blob: bytes) -> ItemList:
+        try:
+            return cls(*lay.decode_lists(blob))
+        except ValueError as exc:
+            raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indices.nbytes + self.scores.nbytes + self.counts.nbytes) + _LIST_OVERHEAD
+
+
+_LIST_OVERHEAD = 400
+"""Bytes of a cached list beyond its arrays: three array headers, the key, the entry."""
+DEFAULT_LIST_CACHE_BYTES = 64 << 20
+
+
+class _VersionLists:
+    """Decoded lists of one version, by item id, bounded in bytes (popular items stay)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        half = max_bytes // 2
+        self.complements: ByteBoundedCache[str, ItemList] = ByteBoundedCache(half)
+        self.alternatives: ByteBoundedCache[str, ItemList] = ByteBoundedCache(half)
+
+    def keep(
+        self, kind: ByteBoundedCache[str, ItemList], ids: Sequence[str], blobs: Sequence[Any]
+    ) -> dict[str, ItemList | None]:
+        out: dict[str, ItemList | None] = {}
+        for item, blob in zip(ids, blobs, strict=True):
+            if blob is None:
+                out[item] = None
+                continue
+            decoded = kind.get(item)
+            if decoded is None:
+                decoded = ItemList.decode(blob)
+                kind.put(item, decoded, decoded.nbytes)
+            out[item] = decoded
+        return out
+
+
 @dataclass(frozen=True)
 class Lists:
-    """A fetch: the view it came from, and per requested item its packed lists."""
+    """A fetch: the view it came from, and per requested item its decoded lists."""
 
     view: ModelView
-    complements: list[bytes | None]
-    alternatives: list[bytes | None]
+    complements: list[ItemList | None]
+    alternatives: list[ItemList | None]
 
 
 @dataclass(frozen=True)
@@ -157,7 +210,7 @@ class StoredHistory:
 @dataclass(frozen=True)
 class Fetched:
     history: StoredHistory | None
-    blobs: list[bytes | None]
+    lists: list[ItemList | None]
 
 
 class ModelStore:
@@ -166,10 +219,21 @@ class ModelStore:
         client: aioredis.Redis,
         layout: lay.Layout,
         mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
+        list_cache_bytes: int = DEFAULT_LIST_CACHE_BYTES,
+        refresh_interval_s: float = 0.0,
     ) -> None:
         self._client = client
         self._layout = layout
         self._mask_cache_bytes = mask_cache_bytes
+        self._list_cache_bytes = list_cache_bytes
+        self._lists: dict[str, _VersionLists] = {}
+        self._believed: str | None = None
+        """The version the last answer came from: a cart whose lists are all cached for
+        it needs only the pointer and the stock epoch from Redis."""
+        self.refresh_interval_s = refresh_interval_s
+        self._state: tuple[str, bytes | None] | None = None
+        self._state_at = -math.inf
+        """The live version and its stock epoch as ``watch`` last read them, and when."""
         self._fetch_sha = hashlib.sha1(lay.FETCH_SCRIPT.encode()).hexdigest()
         self._customer_sha = hashlib.sha1(lay.CUSTOMER_FETCH_SCRIPT.encode()).hexdigest()
         self._views: dict[str, ModelView] = {}
@@ -277,13 +341,31 @@ class ModelStore:
             raise unavailable(exc) from exc
         return version, blob if isinstance(blob, bytes) else None
 
-    async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[bytes | None]]:
-        """The live version and the packed neighbour list of each item (None if unknown)."""
+    async def neighbours(
+        self, item_ids: Sequence[str]
+    ) -> tuple[ModelView, list[ItemList | None]]:
+        """The live version and each item's complements list (None if unknown)."""
         got = await self.lists(item_ids)
         return got.view, got.complements
 
     async def lists(self, item_ids: Sequence[str], alternatives: bool = False) -> Lists:
-        """The live version, and each item's complements (and alternatives) lists."""
+        """The live version, and each item's complements (and alternatives) lists.
+
+        One round trip. Lists are decoded once per version and kept (bounded in bytes):
+        when every list a cart needs is kept for the version last seen live, the round
+        trip reads only the pointer and the stock epoch; otherwise it fetches the lists
+        not kept, with the pointer, in one script. A version switch seen there costs one
+        more round trip, once; an answer never mixes two versions.
+        """
+        watched = self._watched()
+        if watched is not None:
+            got = self._lists_kept(*watched, item_ids, alternatives)
+            if got is not None:
+                return got  # no Redis I/O at all: the watcher vouches for the version
+        if self._believed is not None:
+            got = await self._lists_of_believed(self._believed, item_ids, alternatives)
+            if got is not None:
+                return got
         for _attempt in range(2):
             try:
                 version_raw, epoch, blobs, alts = await self._fetch(item_ids, alternatives)
@@ -291,13 +373,128 @@ class ModelStore:
                 raise unavailable(exc) from exc
             if version_raw is None:
                 raise NoLiveModelError("no model has been published yet")
+            version = version_raw.decode()
             try:
-                view = await self._view(version_raw.decode(), epoch)
+                view = await self._view(version, epoch)
             except _VersionGoneError:
                 continue  # two publishes raced past us; read the new pointer again
-            alt_list = list(alts) if alternatives else [None] * len(item_ids)
-            return Lists(view, list(blobs), alt_list)
+            kept = self._version_lists(version)
+            comp = kept.keep(kept.complements, item_ids, blobs)
+            alt = kept.keep(kept.alternatives, item_ids, alts) if alternatives else {}
+            self._believed = version
+            return Lists(
+                view, [comp[i] for i in item_ids], [alt.get(i) for i in item_ids]
+            )
         raise StoreUnavailableError("the live model changed twice during one request")
+
+    async def _lists_of_believed(
+        self, version: str, item_ids: Sequence[str], alternatives: bool
+    ) -> Lists | None:
+        """``lists`` from the kept lists of ``version``; None when it is no longer live."""
+        view = self._views.get(version)
+        if view is None:
+            return None
+        kept = self._version_lists(version)
+        known = [i for i in dict.fromkeys(item_ids) if i in view.index]
+        comp: dict[str, ItemList | None] = {}
+        alt: dict[str, ItemList | None] = {}
+        missing = []
+        for item in known:
+            c = kept.complements.get(item)
+            a = kept.alternatives.get(item) if alternatives else None
+            if c is None or (alternatives and a is None):
+                missing.append(item)
+            else:
+                comp[item], alt[item] = c, a
+        try:
+            if missing:
+                version_raw, epoch, blobs, alts = await self._fetch(missing, alternatives)
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    pipe.get(self._layout.live)
+                    pipe.get(self._layout.stock_epoch(version))
+                    version_raw, epoch = await pipe.execute()
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        if version_raw is None:
+            raise NoLiveModelError("no model has been published yet")
+        if version_raw.decode() != version:
+            return None  # switched: the caller fetches everything from the new version
+        if missing:
+            comp.update(kept.keep(kept.complements, missing, blobs))
+            if alternatives:
+                alt.update(kept.keep(kept.alternatives, missing, alts))
+        try:
+            view = await self._view(version, epoch)
+        except _VersionGoneError:
+            return None
+        return Lists(view, [comp.get(i) for i in item_ids], [alt.get(i) for i in item_ids])
+
+    # -- the watcher ----------------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Reads the live version and its stock epoch every ``refresh_interval_s``, so a
+        cart whose lists are kept needs no Redis I/O at all. Run as a task by the app.
+
+        A switch, rollback or stock change is served by every worker within two intervals
+        (the watcher's state counts as fresh for two); if the watcher cannot read Redis
+        for that long, requests go back to reading the pointer themselves.
+        """
+        while True:
+            with contextlib.suppress(RecsvcError):
+                await self.refresh()
+            await asyncio.sleep(self.refresh_interval_s)
+
+    async def refresh(self) -> None:
+        """One read of the pointer and the epoch (the fetch script, with no ids)."""
+        try:
+            version_raw, epoch, _, _ = await self._fetch([], False)
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        if version_raw is None:
+            self._state = None
+            return
+        self._state = (bytes(version_raw).decode(), epoch)
+        self._state_at = time.monotonic()
+
+    def _watched(self) -> tuple[str, bytes | None] | None:
+        if self.refresh_interval_s <= 0 or self._state is None:
+            return None
+        if time.monotonic() - self._state_at > 2 * self.refresh_interval_s:
+            return None  # the watcher is late (Redis slow or away): read per request
+        return self._state
+
+    def _lists_kept(
+        self, version: str, epoch: bytes | None, item_ids: Sequence[str], alternatives: bool
+    ) -> Lists | None:
+        """``lists`` from what this worker holds for ``version`` at ``epoch``, or None."""
+        view = self._views.get(version)
+        kept = self._lists.get(version)
+        if view is None or view.stock_epoch != epoch or kept is None:
+            return None
+        comp: list[ItemList | None] = []
+        alt: list[ItemList | None] = []
+        for item in item_ids:
+            if item not in view.index:
+                comp.append(None)
+                alt.append(None)
+                continue
+            c = kept.complements.get(item)
+            a = kept.alternatives.get(item) if alternatives else None
+            if c is None or (alternatives and a is None):
+                return None
+            comp.append(c)
+            alt.append(a)
+        return Lists(view, comp, alt)
+
+    def _version_lists(self, version: str) -> _VersionLists:
+        kept = self._lists.get(version)
+        if kept is None:
+            # The newest two versions, as for views: the live one and the one before.
+            others = [(v, k) for v, k in self._lists.items() if v != version][-1:]
+            kept = _VersionLists(self._list_cache_bytes)
+            self._lists = {**dict(others), version: kept}
+        return kept
 
     async def customers(
         self, requests: Sequence[CustomerQuery | Sequence[str]]
@@ -324,13 +521,18 @@ class ModelStore:
                 view = await self._view(bytes(version).decode(), epoch)
             except _VersionGoneError:
                 continue
+            kept = self._version_lists(view.version)
+            self._believed = view.version
             out = []
             for req, reply in zip(requests, replies, strict=True):
                 if isinstance(req, CustomerQuery):
                     history = None if reply[2] is None else StoredHistory.decode(reply[2])
-                    out.append(Fetched(history, list(reply[3])))
+                    ids = history.item_ids if history is not None else []
+                    got = kept.keep(kept.complements, ids, list(reply[3]))
+                    out.append(Fetched(history, [got[i] for i in ids]))
                 else:
-                    out.append(Fetched(None, list(reply[2])))
+                    got = kept.keep(kept.complements, req, list(reply[2]))
+                    out.append(Fetched(None, [got[i] for i in req]))
             return view, out
         raise StoreUnavailableError("the live model changed twice during one request")
 
@@ -356,6 +558,8 @@ class ModelStore:
                 await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
+        if self.refresh_interval_s > 0:
+            await self.refresh()  # this worker serves the change from its next request
         return view.version, unknown
 
     async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
@@ -487,8 +691,3 @@ def unavailable(exc: RedisError) -> StoreUnavailableError:
     return StoreUnavailableError(f"redis did not answer: {exc}")
 
 
-def decode_neighbours(blob: bytes) -> tuple[lay.IntArray, lay.FloatArray]:
-    try:
-        return lay.decode_pairs(blob)
-    except ValueError as exc:
-        raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc

@@ -122,7 +122,11 @@ def publisher(client: redis.Redis, layout: Layout) -> Publisher:
 
 @pytest.fixture
 def settings(redis_url: str, layout: Layout, tmp_path: Path) -> Settings:
-    return Settings(redis_url=redis_url, key_prefix=layout.prefix, data_dir=tmp_path)
+    # Reads the pointer on every request, so a test sees its publish at once; the watcher
+    # (the default) and its bound are tested in test_serving_cache.py.
+    return Settings(
+        redis_url=redis_url, key_prefix=layout.prefix, data_dir=tmp_path, refresh_interval_s=0
+    )
 
 
 # -- synthetic purchases with known answers -----------------------------------------------

@@ -88,11 +88,11 @@ async def test_the_service_store_reads_the_trainers_model(
 
     async with aioredis.Redis.from_url(redis_url) as client:
         store = ModelStore(client, layout)
-        view, blobs = await store.neighbours(["A1", "nope"])
+        view, lists = await store.neighbours(["A1", "nope"])
         assert view.version == published
         assert view.item_ids == tuple(block_model.item_ids)
-        assert blobs[1] is None
-        assert blobs[0] is not None
-        idx, _ = lay.decode_pairs(blobs[0])
+        assert lists[1] is None
+        assert lists[0] is not None
+        idx = lists[0].indices
         assert {view.item_ids[i] for i in idx[:4]} <= {"A2", "A3", "A4", "A5"}
         assert view.popular.tolist() == block_model.popular_indices.tolist()

@@ -31,7 +31,7 @@ from recsvc import layout as lay
 from recsvc import recommend as rec
 from recsvc.config import Settings
 from recsvc.ranking import SOURCE_POPULAR, Ranking
-from recsvc.store import ModelView
+from recsvc.store import ItemList, ModelView
 from training import ingest, matrices
 from training.errors import InputError
 from training.model import AlsParams, train_als
@@ -420,7 +420,10 @@ def served_from_payload(
         None if payload.catalog is None else lay.encode_json(payload.catalog),
     )
     nb = payload.neighbours
-    blobs = [lay.encode_pairs(*nb.row(i), nb.counts_row(i)) for i in range(len(ids))]
+    # Through the same encoding the service reads, so the served ranking is what is scored.
+    lists = [
+        ItemList.decode(lay.encode_pairs(*nb.row(i), nb.counts_row(i))) for i in range(len(ids))
+    ]
     stats = {"answers": 0, "filled": 0}
 
     def count(ranking: Ranking) -> list[int]:
@@ -430,12 +433,12 @@ def served_from_payload(
 
     def cart(items: list[int]) -> list[int]:
         lines = [(ids[i], 1) for i in items]
-        answer = rec.rank_cart(view, settings, lines, [blobs[i] for i in items], TOP)
+        answer = rec.rank_cart(view, settings, lines, [lists[i] for i in items], TOP)
         return count(answer.cross_sell)
 
     def history(case: HistoryCase, exclude: bool) -> list[int]:
         weights = {ids[i]: w for i, w in zip(case.items, case.weights, strict=True)}
-        seeds = [blobs[i] for i in case.items]
+        seeds = [lists[i] for i in case.items]
         return count(rec.rank_history(view, settings, weights, seeds, TOP, exclude))
 
     return Recommender(name, cart, history, stats)

@@ -1,0 +1,195 @@
+"""The full cart answer against the stack's ceiling and floor, in one run.
+
+For each data set: train into its own redis-server, start three one-worker uvicorn apps
+pinned to core 0 (recsvc, ``ceiling_app``, the HMGET-only ``baseline_app``), then drive
+each with wrk on core 1, alternating, at 1 and 16 connections, ``--rounds`` times. The
+cart is the same four items for all three: popular items of the model (so every list is
+long). Prints req/s, p50 and p99 per app and the ratios to the ceiling; writes
+benchmarks/out/cart_speed.json. Needs wrk (``apt-get install wrk``) and taskset.
+
+Usage: .venv/bin/python -m benchmarks.cart_speed [online-retail] [complete-journey]
+           [--seconds 10] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from benchmarks.scale import CJ_COLUMNS, SHARED, complete_journey_catalog
+from recsvc.embedded import redis_server_binary
+from recsvc.layout import Layout, decode_json, decode_lists
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+APPS = {
+    "floor": [PY, "-m", "uvicorn", "--factory", "benchmarks.baseline_app:create"],
+    "ceiling": [PY, "-m", "uvicorn", "--factory", "benchmarks.ceiling_app:create"],
+    "recsvc": [PY, "-m", "recsvc", "serve"],
+}
+DATA = {
+    "online-retail": ["--purchases", str(SHARED / "online_retail.parquet"), "--preset",
+                      "online-retail"],
+}  # fmt: skip
+
+
+def data_args(name: str) -> list[str]:
+    if name == "complete-journey":
+        return [
+            "--purchases", str(SHARED / "complete_journey_transactions.parquet"),
+            "--catalog", str(complete_journey_catalog()), *CJ_COLUMNS,
+        ]  # fmt: skip
+    return DATA[name]
+
+
+def wrk(port: int, conns: int, seconds: float, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}/v1/recommendations/cart"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    got: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec"):
+            got["rps"] = float(parts[1])
+        elif parts[:1] in (["50%"], ["99%"]):
+            got["p" + parts[0].rstrip("%")] = _ms(parts[1])
+        elif "Non-2xx" in line:
+            got["non_2xx"] = float(parts[-1])
+    return got
+
+
+def _ms(value: str) -> float:
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if value.endswith(unit):
+            return float(value[: -len(unit)]) * scale
+    raise ValueError(value)
+
+
+def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f"recsvc-speed-{name}-"))
+    rport = port_base
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(rport), "--save", "", "--appendonly", "no",
+         "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{rport}/0",
+        "RECSVC_KEY_PREFIX": "speed",
+        "RECSVC_LOG_LEVEL": "warning",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        time.sleep(0.5)
+        train = subprocess.run(
+            [PY, "-m", "training", "train", *data_args(name), "--force"],
+            env=env, capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        if train.returncode:
+            raise SystemExit(f"training {name} failed: {train.stderr[-2000:]}")
+        print(train.stdout.strip().splitlines()[-1], flush=True)
+        r = redis.Redis(port=rport)
+        layout = Layout("speed")
+        version = r.get(layout.live).decode()  # type: ignore[union-attr]
+        items = decode_json(r.get(layout.items(version)))  # type: ignore[arg-type]
+        popular, _, _ = decode_lists(r.get(layout.popular(version)))  # type: ignore[arg-type]
+        cart = [items[int(popular[i])] for i in (0, 5, 10, 20)]
+        script = work / "cart.lua"
+        body = json.dumps({"items": cart, "k": 10})
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body)}\n"
+        )
+        ports = {}
+        for n, (app, cmd) in enumerate(APPS.items(), start=1):
+            port = port_base + n
+            ports[app] = port
+            args = cmd + (["--port", str(port), "--log-level", "warning", "--no-access-log"]
+                          if app != "recsvc" else [])  # fmt: skip
+            app_env = {**env, "RECSVC_PORT": str(port)}
+            log = open(work / f"{app}.log", "wb")  # noqa: SIM115 - closed with the process
+            pinned = ["taskset", "-c", "0", *args]
+            procs.append(subprocess.Popen(pinned, env=app_env, cwd=ROOT, stderr=log))
+        for port in ports.values():
+            for _ in range(100):
+                try:
+                    if (
+                        httpx.post(
+                            f"http://127.0.0.1:{port}/v1/recommendations/cart",
+                            content=body,
+                            headers={"content-type": "application/json"},
+                        ).status_code
+                        == 200
+                    ):
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {a: {1: [], 16: []} for a in APPS}
+        for conns in (1, 16):
+            for _ in range(rounds):
+                for app, port in ports.items():
+                    got = wrk(port, conns, seconds, script)
+                    runs[app][conns].append(got)
+                    print(f"{name} {app:8s} c{conns:<2d} {got}", flush=True)
+        summary: dict[str, Any] = {"data": name, "cart": cart, "items": len(items), "runs": runs}
+        for conns in (1, 16):
+            per = {a: statistics.median(x["rps"] for x in runs[a][conns]) for a in APPS}
+            ratios = [
+                rec["rps"] / ceil["rps"]
+                for rec, ceil in zip(runs["recsvc"][conns], runs["ceiling"][conns], strict=True)
+            ]
+            summary[f"c{conns}"] = {
+                "rps_median": per,
+                "recsvc_over_ceiling": ratios,
+                "recsvc_p50_ms": [x.get("p50") for x in runs["recsvc"][conns]],
+                "recsvc_p99_ms": [x.get("p99") for x in runs["recsvc"][conns]],
+                "ceiling_p50_ms": [x.get("p50") for x in runs["ceiling"][conns]],
+            }
+            print(
+                f"{name} c{conns}: recsvc {per['recsvc']:.0f} req/s, ceiling "
+                f"{per['ceiling']:.0f}, floor {per['floor']:.0f}; recsvc/ceiling "
+                + ", ".join(f"{x:.2f}" for x in ratios),
+                flush=True,
+            )
+        return summary
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data", nargs="*", default=["online-retail"])
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--port-base", type=int, default=8400)
+    args = ap.parse_args()
+    results = [
+        bench(name, args.seconds, args.rounds, args.port_base + 10 * n)
+        for n, name in enumerate(args.data)
+    ]
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "cart_speed.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""What each worker keeps: decoded lists per version, and the watcher that lets a kept
+cart skip Redis. Correctness first: one version per answer, changes served within the
+stated bound, memory within its setting."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+import numpy as np
+import redis
+import redis.asyncio as aioredis
+
+from recsvc import layout as lay
+from recsvc.app import create_app
+from recsvc.config import Settings
+from recsvc.store import ModelStore
+from training.neighbours import Neighbours
+from training.publish import ModelPayload, Publisher
+
+CART = "/v1/recommendations/cart"
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def variant(model: ModelPayload, score: float) -> ModelPayload:
+    nb = Neighbours(model.neighbours.indices, np.full_like(model.neighbours.scores, score))
+    return dataclasses.replace(model, neighbours=nb)
+
+
+async def served_after(check: Callable[[], Awaitable[bool]], since: float) -> float:
+    """Seconds from ``since`` until ``check`` holds (polled every 5 ms, for 5 s at most)."""
+    for _ in range(1000):
+        if await check():
+            return time.monotonic() - since
+        await asyncio.sleep(0.005)
+    raise AssertionError("never served")
+
+
+async def test_a_kept_cart_costs_no_redis_command_while_the_watcher_vouches(
+    redis_url: str, layout: lay.Layout, published: str, client: redis.Redis
+) -> None:
+    async with aioredis.Redis.from_url(redis_url) as conn:
+        store = ModelStore(conn, layout, refresh_interval_s=0.5)
+        await store.refresh()
+        first = await store.lists(["A1", "B1", "nope"], alternatives=True)  # fetches, keeps
+        assert first.view.version == published and first.complements[2] is None
+        before = _calls(client)
+        for _ in range(5):
+            got = await store.lists(["A1", "B1", "nope"], alternatives=True)
+            assert got.view.version == published
+        after = _calls(client)
+        for command in ("evalsha", "get", "hmget", "mget"):
+            assert after.get(command, 0) == before.get(command, 0), command
+        # Once the watcher is two intervals late, a request reads the pointer itself.
+        await asyncio.sleep(1.05)
+        await store.lists(["A1"])
+        assert _calls(client).get("get", 0) > after.get("get", 0)
+
+
+async def test_a_switch_and_a_stock_change_reach_every_worker_within_two_intervals(
+    settings: Settings, publisher: Publisher, shop_model: ModelPayload
+) -> None:
+    interval = 0.1
+    watched = settings.model_copy(update={"refresh_interval_s": interval})
+    workers = [create_app(watched), create_app(watched)]
+    async with (
+        workers[0].router.lifespan_context(workers[0]),
+        workers[1].router.lifespan_context(workers[1]),
+    ):
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=w), base_url="http://w")
+            for w in workers
+        ]
+        body = {"items": ["M1", "T1"], "k": 3}
+        first = publisher.publish(shop_model)
+        await asyncio.sleep(2 * interval)
+        for c in clients:
+            assert (await c.post(CART, json=body)).json()["model_version"] == first
+        newer = publisher.publish(shop_model)
+        switched = time.monotonic()
+        waits = []
+        for c in clients:
+
+            async def on_newer(c: httpx.AsyncClient = c) -> bool:
+                return bool((await c.post(CART, json=body)).json()["model_version"] == newer)
+
+            waits.append(await served_after(on_newer, switched))
+        assert max(waits) <= 2 * interval + 0.15, waits
+        # A stock change made through one worker: the other serves it within the bound.
+        store = workers[0].state.store
+        await store.set_stock({"SP": {"available": False}})
+        changed = time.monotonic()
+
+        async def without_sp() -> bool:
+            answer = (await clients[1].post(CART, json=body)).json()
+            return "SP" not in {x["item_id"] for x in answer["cross_sell"]}
+
+        assert await served_after(without_sp, changed) <= 2 * interval + 0.15
+        for c in clients:
+            await c.aclose()
+
+
+async def test_answers_never_mix_versions_while_versions_switch(
+    redis_url: str, layout: lay.Layout, block_model: ModelPayload
+) -> None:
+    """Every version has its own score; each answer's lists must carry its view's."""
+    publisher = Publisher(redis.Redis.from_url(redis_url), layout)
+    score_of: dict[str, float] = {}
+    first = lay.new_version()
+    score_of[first] = 0.5
+    publisher.publish(variant(block_model, 0.5), first)
+    stop = threading.Event()
+
+    def publish_loop() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            version, score = lay.new_version(), 0.25 + (n % 7) / 10
+            score_of[version] = score
+            publisher.publish(variant(block_model, score), version)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=publish_loop)
+    async with aioredis.Redis.from_url(redis_url) as conn:
+        store = ModelStore(conn, layout, refresh_interval_s=0.02)
+        watcher = asyncio.create_task(store.watch())
+        thread.start()
+        seen = set()
+        try:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                got = await store.lists(["A1", "B2", "A3"])
+                scores = {float(x.scores[0]) for x in got.complements if x is not None}
+                assert scores == {np.float32(score_of[got.view.version])}, got.view.version
+                seen.add(got.view.version)
+                await asyncio.sleep(0)
+        finally:
+            stop.set()
+            thread.join()
+            watcher.cancel()
+    assert len(seen) >= 3
+
+
+async def test_kept_lists_stay_within_their_byte_bound(
+    redis_url: str, layout: lay.Layout, publisher: Publisher, shop_model: ModelPayload
+) -> None:
+    publisher.publish(shop_model)
+    async with aioredis.Redis.from_url(redis_url) as conn:
+        bound = 2_000
+        store = ModelStore(conn, layout, list_cache_bytes=bound)
+        for item in ["M1", "M2", "M3", "SP", "T1"] * 3:
+            await store.lists([item], alternatives=True)
+            for kept in store._lists.values():
+                assert kept.complements.bytes + kept.alternatives.bytes <= bound
