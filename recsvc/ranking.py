@@ -7,15 +7,18 @@ its time in one vectorised pass.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float32]
+FloatArray = npt.NDArray[np.floating[Any]]
+"""Scores: float64 as the service keeps them (float32 as packed is accepted too)."""
 BoolArray = npt.NDArray[np.bool_]
 
 SOURCE_NEIGHBOURS = "neighbours"
@@ -25,7 +28,7 @@ SOURCE_PINNED = "pinned"
 SOURCE_ALTERNATIVES = "alternatives"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Seed:
     """One known item of a cart or history, its weight, and its neighbour list."""
 
@@ -56,7 +59,7 @@ class Ranking:
     """True when nothing in the input was known and the answer is popular items only."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rules:
     k: int = 10
     exclude: Collection[int] = field(default_factory=frozenset)
@@ -145,81 +148,143 @@ def _rank_seeds(
     rules: Rules,
 ) -> list[tuple[Suggestion, int]]:
     # One vectorised pass, no Python loop per candidate: a cart touches a few hundred
-    # (index, score) pairs, and per-pair Python work was most of a request's time.
-    sizes = np.fromiter((x.indices.size for x in seeds), dtype=np.int64, count=len(seeds))
-    owner = np.repeat(np.arange(len(seeds), dtype=np.int64), sizes)
-    idx = np.concatenate([x.indices for x in seeds])
-    weights = np.fromiter((x.weight for x in seeds), dtype=np.float64, count=len(seeds))
-    contrib = np.concatenate([x.scores for x in seeds]).astype(np.float64) * weights[owner]
-    counts = np.concatenate(
-        [x.counts if x.counts is not None else np.zeros(x.indices.size, np.int64) for x in seeds]
-    )
+    # (index, score) pairs, and per-pair Python work was most of a request's time. Every
+    # numpy call costs a microsecond or two whatever its size, so there are few of them.
+    n_seeds = len(seeds)
+    idx = np.concatenate([x.indices for x in seeds]) if n_seeds > 1 else seeds[0].indices
+    if all(x.weight == 1.0 for x in seeds):
+        contrib = np.concatenate([x.scores for x in seeds]) if n_seeds > 1 else seeds[0].scores
+    else:
+        contrib = np.concatenate([x.scores * x.weight for x in seeds])
+    contrib = contrib.astype(np.float64, copy=False)
+    owner = np.repeat(np.arange(n_seeds), [x.indices.size for x in seeds])
+    counts: IntArray | None = None
+    if any(x.counts is not None for x in seeds):
+        counts = np.concatenate(
+            [
+                x.counts if x.counts is not None else np.zeros(x.indices.size, np.int64)
+                for x in seeds
+            ]
+        )
     if not rules.negatives:
         keep = contrib > 0
-        idx, contrib, counts, owner = idx[keep], contrib[keep], counts[keep], owner[keep]
+        idx, contrib, owner = idx[keep], contrib[keep], owner[keep]
+        counts = None if counts is None else counts[keep]
     if rules.repurchase_weight > 0:
-        own = np.arange(len(seeds), dtype=np.int64)
+        weights = np.array([x.weight for x in seeds])
         idx = np.concatenate([idx, [x.index for x in seeds]])
         contrib = np.concatenate(
             [contrib, weights * rules.repurchase_weight + rules.repurchase_bonus]
         )
-        counts = np.concatenate([counts, np.zeros(len(seeds), np.int64)])
-        owner = np.concatenate([owner, own])
+        counts = None if counts is None else np.concatenate([counts, np.zeros(n_seeds, np.int64)])
+        owner = np.concatenate([owner, np.arange(n_seeds)])
     if idx.size == 0:
         return []
-    # Dense over the catalog: bincount and masks over a few thousand floats cost less
-    # than sorting the entries (np.unique measured as the largest single step).
-    n_items = len(item_ids)
-    totals = np.bincount(idx, weights=contrib, minlength=n_items)
-    if exclude:
-        totals[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = 0.0
+    # Candidates are the entries' distinct items. Totals accumulate in a scratch array
+    # over the catalog that is zero before and after, touched only where the entries
+    # point: the cost follows the lists read, never the catalog.
+    scratch = _scratch(len(item_ids))
+    np.add.at(scratch.totals, idx, contrib)
+    entry = np.arange(idx.size)
+    scratch.marks[idx] = entry
+    first = scratch.marks[idx] == entry  # one entry per distinct item
+    candidates = idx[first]
+    totals = scratch.totals[candidates]
+    scratch.totals[candidates] = 0.0
+    ok = totals > 0
     if rules.allowed is not None:
-        totals[~rules.allowed] = 0.0
-    boosted = np.zeros(n_items, dtype=bool)
-    for index, factor in rules.boost.items():
-        if totals[index] > 0:
-            totals[index] *= factor
-            boosted[index] = True
-    allowed = np.flatnonzero(totals > 0)
+        ok &= rules.allowed[candidates]
+    if exclude:
+        # Flags in the scratch rather than np.isin, which costs tens of microseconds.
+        banned = np.fromiter(exclude, np.int64, len(exclude))
+        scratch.flags[banned] = True
+        ok &= ~scratch.flags[candidates]
+        scratch.flags[banned] = False
+    boosted: set[int] = set()
+    if rules.boost:
+        for index, factor in rules.boost.items():
+            hit = np.flatnonzero((candidates == index) & ok)
+            if hit.size:
+                totals[hit] *= factor
+                boosted.add(index)
+    pos = np.flatnonzero(ok)
     # Room for what the category cap will skip; without a cap exactly k are needed.
     room = rules.k + len(rules.pins)
     if rules.max_per_category is not None:
         room *= 4
-    if allowed.size > room:
-        allowed = allowed[np.argpartition(-totals[allowed], room - 1)[:room]]
-    # Highest score first; ties by index keep answers stable across calls.
-    chosen = allowed[np.lexsort((allowed, -totals[allowed]))]
+    if pos.size > room:
+        pos = pos[np.argpartition(-totals[pos], room - 1)[:room]]
+    # Highest score first; ties by item index keep answers stable across calls.
+    pos = pos[np.lexsort((candidates[pos], -totals[pos]))]
     # Each chosen candidate's contribution from each seed, from the entries naming a
-    # chosen candidate only: a one-hot product over all entries and seeds was most of a
-    # long history's time.
-    row_of = np.full(n_items, -1, dtype=np.int64)
-    row_of[chosen] = np.arange(chosen.size)
-    rows = row_of[idx]
+    # chosen candidate only. A seed's list names an item once, so each (candidate, seed)
+    # cell is written by one entry.
+    chosen = candidates[pos]
+    scratch.marks[idx] = -1
+    scratch.marks[chosen] = np.arange(pos.size)
+    rows = scratch.marks[idx]
+    scratch.marks[chosen] = -1
     mine = rows >= 0
-    by_seed = np.zeros((chosen.size, len(seeds)))
-    np.add.at(by_seed, (rows[mine], owner[mine]), contrib[mine])
-    count_by_seed = np.zeros((chosen.size, len(seeds)), dtype=np.int64)
-    np.maximum.at(count_by_seed, (rows[mine], owner[mine]), counts[mine])
-    order = np.argsort(-by_seed, axis=1, kind="stable")[:, : rules.because_limit]
-    seed_indices = {s.index for s in seeds}
+    cells = (rows[mine], owner[mine])
+    by_seed = np.zeros((pos.size, n_seeds))
+    by_seed[cells] = contrib[mine]
+    count_rows: list[list[int]] | None = None
+    if counts is not None:
+        count_by_seed = np.zeros((pos.size, n_seeds), dtype=np.int64)
+        count_by_seed[cells] = counts[mine]
+        count_rows = count_by_seed.tolist()
+    limit = rules.because_limit
+    seed_ids = [x.item_id for x in seeds]
+    seed_indices = {x.index for x in seeds}
+    # The seeds behind each suggestion, strongest first (ties: cart order).
+    order = np.argsort(-by_seed, axis=1, kind="stable")[:, :limit].tolist()
     out: list[tuple[Suggestion, int]] = []
-    positive = (by_seed[np.arange(chosen.size)[:, None], order] > 0).tolist()
-    for row, j in enumerate(chosen.tolist()):
-        because_at = [o for o, ok in zip(order[row].tolist(), positive[row], strict=True) if ok]
+    for row, (j, total, cells_of) in enumerate(
+        zip(chosen.tolist(), totals[pos].tolist(), by_seed.tolist(), strict=True)
+    ):
+        because_at = [o for o in order[row] if cells_of[o] > 0]
+        evidence = count_rows[row][because_at[0]] if count_rows and because_at else 0
         out.append(
             (
                 Suggestion(
-                    item_id=item_ids[j],
-                    score=float(totals[j]),
-                    because=tuple(seeds[o].item_id for o in because_at),
-                    source=SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS,
-                    evidence=int(count_by_seed[row, because_at[0]]) if because_at else 0,
-                    boosted=bool(boosted[j]),
+                    item_ids[j],
+                    total,
+                    tuple(seed_ids[o] for o in because_at),
+                    SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS,
+                    evidence,
+                    j in boosted,
                 ),
                 j,
             )
         )
     return out
+
+
+class _Scratch(threading.local):
+    """Per thread: an all-zero float array, an all -1 int array and an all-False bool
+    array over the catalog, borrowed by one ranking at a time and handed back as found."""
+
+    def __init__(self) -> None:
+        self.size = -1
+        self.totals = np.zeros(0)
+        self.marks = np.zeros(0, np.int64)
+        self.flags = np.zeros(0, bool)
+
+
+_SCRATCH = _Scratch()
+
+
+def _scratch(n_items: int) -> _Scratch:
+    if _SCRATCH.size != n_items:
+        _SCRATCH.size = n_items
+        _SCRATCH.totals = np.zeros(n_items)
+        _SCRATCH.marks = np.full(n_items, -1, np.int64)
+        _SCRATCH.flags = np.zeros(n_items, bool)
+    return _SCRATCH
+
+
+def _counts(seed: Seed) -> IntArray:
+    return seed.counts if seed.counts is not None else np.zeros(seed.indices.size, np.int64)
 
 
 def _popular_fill(popular: IntArray, item_ids: Sequence[str], picker: _Picker) -> None:
@@ -286,24 +351,22 @@ def upsell(
     if sources:
         # All cart items' alternatives in one pass: numpy calls per source were most of
         # the upsell's time.
-        sizes = np.fromiter((x.indices.size for x in sources), np.int64, count=len(sources))
-        origin = np.repeat(np.arange(len(sources), dtype=np.int64), sizes)
+        origin = np.repeat(np.arange(len(sources)), [x.indices.size for x in sources])
         cand = np.concatenate([x.indices for x in sources])
-        score = np.concatenate([x.scores for x in sources]).astype(np.float64)
-        count = np.concatenate(
-            [
-                x.counts if x.counts is not None else np.zeros(x.indices.size, np.int64)
-                for x in sources
-            ]
-        )
-        src_index = np.fromiter((x.index for x in sources), np.int64, count=len(sources))
-        base = price[src_index][origin]
+        score = np.concatenate([x.scores for x in sources]).astype(np.float64, copy=False)
+        count = np.concatenate([_counts(x) for x in sources])
+        src_index = np.array([x.index for x in sources])
+        base = price[src_index]
+        # Bounds per cart item, then per entry: a cart item without a price has none.
+        priced = base > 0
+        low = np.where(priced, band.low * base, np.inf)[origin]
+        high = np.where(priced, band.high * base, -np.inf)[origin]
         p = price[cand]
-        with np.errstate(invalid="ignore"):
-            ok = (score > 0) & (base > 0) & (p >= band.low * base) & (p <= band.high * base)
+        ok = (score > 0) & (p >= low) & (p <= high)
         if category is not None:
             own = category[src_index][origin]
-            ok &= (own < 0) | (category[cand] == own) | (category[cand] < 0)
+            theirs = category[cand]
+            ok &= (own < 0) | (theirs == own) | (theirs < 0)
         cand, score, count, origin = cand[ok], score[ok], count[ok], origin[ok]
         if margin is not None:
             m = margin[cand]

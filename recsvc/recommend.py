@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,9 +50,7 @@ def seeds(
     for item_id, weight, got in zip(item_ids, weights, lists, strict=True):
         if got is None:
             continue  # unknown to this model: ignored, as documented
-        out.append(
-            Seed(item_id, view.index[item_id], weight, got.indices, got.scores, got.counts)
-        )
+        out.append(Seed(item_id, view.index[item_id], weight, got.indices, got.scores, got.counts))
     return out
 
 
@@ -69,18 +67,27 @@ def merch_rules(
     exclude: Collection[int],
     **extra: Any,
 ) -> Rules:
+    return Rules(k=k, exclude=exclude, **_rule_parts(view, settings, request), **extra)
+
+
+def _rule_parts(view: ModelView, settings: Settings, request: MerchRules | None) -> dict[str, Any]:
+    """What a request's rules (on top of the defaults) make of this view's catalog. Without
+    request rules it is the same every time: kept on the view (a stock change makes a new
+    view, and so new parts)."""
+    if request is None and view.default_rule_parts:
+        return view.default_rule_parts
     merged = settings.default_rules.merged(request)
-    return Rules(
-        k=k,
-        exclude=exclude,
-        because_limit=settings.because_limit,
-        allowed=view.allowed(merged),
-        category=view.arrays.category,
-        max_per_category=merged.max_per_category,
-        boost={view.index[i]: f for i, f in merged.boost.items() if i in view.index},
-        pins=[view.index[i] for i in merged.pin if i in view.index],
-        **extra,
-    )
+    parts = {
+        "because_limit": settings.because_limit,
+        "allowed": view.allowed(merged),
+        "category": view.arrays.category,
+        "max_per_category": merged.max_per_category,
+        "boost": {view.index[i]: f for i, f in merged.boost.items() if i in view.index},
+        "pins": [view.index[i] for i in merged.pin if i in view.index],
+    }
+    if request is None:
+        view.default_rule_parts.update(parts)
+    return parts
 
 
 @dataclass(frozen=True)
@@ -109,10 +116,10 @@ def rank_cart(
     ids = [i for i, _ in lines]
     weights = [quantity_weight(q) for _, q in lines]
     in_cart = {view.index[i] for i in ids if i in view.index}
-    rules = merch_rules(view, settings, request_rules, k, in_cart)
+    parts = _rule_parts(view, settings, request_rules)
     ups: list[Upsell] = []
     if upsell_k > 0 and alternatives is not None:
-        up_rules = replace(rules, k=upsell_k, pins=(), boost={})
+        up_rules = Rules(k=upsell_k, exclude=in_cart, **{**parts, "pins": (), "boost": {}})
         ups = upsell(
             seeds(view, ids, weights, alternatives),
             view.item_ids,
@@ -122,8 +129,8 @@ def rank_cart(
             band or PriceBand(settings.upsell_min_ratio, settings.upsell_max_ratio),
             view.margin,
         )
-    if ups:
-        rules = replace(rules, exclude=in_cart | {view.index[u.item_id] for u in ups})
+    exclude = in_cart | {view.index[u.item_id] for u in ups} if ups else in_cart
+    rules = Rules(k=k, exclude=exclude, **parts)
     cross = rank(seeds(view, ids, weights, lists), view.item_ids, view.popular, rules)
     return CartAnswer(cross, ups)
 
@@ -189,6 +196,14 @@ def rank_stored(
 
 
 def _facts(view: ModelView, item_id: str) -> dict[str, Any]:
+    """An item's catalog facts as a response shows them, made once per view."""
+    kept = view.facts.get(item_id)
+    if kept is None:
+        kept = view.facts[item_id] = _make_facts(view, item_id)
+    return kept
+
+
+def _make_facts(view: ModelView, item_id: str) -> dict[str, Any]:
     at = view.index.get(item_id)
     facts = view.catalog[at] if at is not None and view.catalog else {}
     out = {

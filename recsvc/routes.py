@@ -98,7 +98,7 @@ router = APIRouter()
 )
 async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes:
     store, settings = _store(request), _settings(request)
-    lines = [(line.item_id, line.quantity) for line in body.lines()]
+    lines = body.lines()
     upsell_k = settings.upsell_k if body.upsell_k is None else body.upsell_k
     got = await store.lists([i for i, _ in lines], alternatives=upsell_k > 0)
     band = None

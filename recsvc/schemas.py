@@ -83,14 +83,17 @@ class CartRequest(_Strict):
         default=None, description="Upsell price band relative to the cart item upgraded."
     )
 
-    def lines(self) -> list[CartLine]:
-        """Items as lines, a repeated item merged into one with the quantities added (capped
-        at the per-line maximum: past it, more of one item changes no suggestion)."""
+    def lines(self) -> list[tuple[str, int]]:
+        """Items as (id, quantity), a repeated item merged into one with the quantities
+        added (capped at the per-line maximum: past it, more of one item changes no
+        suggestion)."""
         merged: dict[str, int] = {}
         for entry in self.items:
-            line = CartLine(item_id=entry) if isinstance(entry, str) else entry
-            merged[line.item_id] = merged.get(line.item_id, 0) + line.quantity
-        return [CartLine(item_id=i, quantity=min(q, MAX_QUANTITY)) for i, q in merged.items()]
+            if isinstance(entry, str):
+                merged[entry] = merged.get(entry, 0) + 1
+            else:
+                merged[entry.item_id] = merged.get(entry.item_id, 0) + entry.quantity
+        return [(i, min(q, MAX_QUANTITY)) for i, q in merged.items()]
 
 
 class Purchase(_Strict):

@@ -61,6 +61,10 @@ class ModelView:
     )
     """Allowed-item masks by rules, computed once per view (a stock change makes a new
     one), keyed by a digest of the rules and bounded in bytes: rules come from requests."""
+    default_rule_parts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per suggested item, its catalog facts as rendered (bounded by the catalog)."""
+    """The ranking rules of a request without rules of its own, made once per view."""
 
     @classmethod
     def from_blobs(
@@ -129,15 +133,17 @@ class ItemList:
     """One item's decoded neighbour list: indices, weights, evidence counts, best first."""
 
     indices: lay.IntArray
-    scores: lay.FloatArray
+    scores: npt.NDArray[np.float64]
+    """Widened from the packed float32 once, when decoded, not on every request."""
     counts: lay.IntArray
 
     @classmethod
     def decode(cls, blob: bytes) -> ItemList:
         try:
-            return cls(*lay.decode_lists(blob))
+            indices, scores, counts = lay.decode_lists(blob)
         except ValueError as exc:
             raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc
+        return cls(indices, scores.astype(np.float64), counts)
 
     @property
     def nbytes(self) -> int:
@@ -341,9 +347,7 @@ class ModelStore:
             raise unavailable(exc) from exc
         return version, blob if isinstance(blob, bytes) else None
 
-    async def neighbours(
-        self, item_ids: Sequence[str]
-    ) -> tuple[ModelView, list[ItemList | None]]:
+    async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[ItemList | None]]:
         """The live version and each item's complements list (None if unknown)."""
         got = await self.lists(item_ids)
         return got.view, got.complements
@@ -382,9 +386,7 @@ class ModelStore:
             comp = kept.keep(kept.complements, item_ids, blobs)
             alt = kept.keep(kept.alternatives, item_ids, alts) if alternatives else {}
             self._believed = version
-            return Lists(
-                view, [comp[i] for i in item_ids], [alt.get(i) for i in item_ids]
-            )
+            return Lists(view, [comp[i] for i in item_ids], [alt.get(i) for i in item_ids])
         raise StoreUnavailableError("the live model changed twice during one request")
 
     async def _lists_of_believed(
@@ -689,5 +691,3 @@ def unavailable(exc: RedisError) -> StoreUnavailableError:
     if isinstance(exc, OutOfMemoryError):
         return StoreFullError(f"Redis refused the write, it is at maxmemory: {exc}")
     return StoreUnavailableError(f"redis did not answer: {exc}")
-
-
