@@ -21,12 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 LOGGER = "recsvc"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
     """One registry per app, so several apps (tests) never share counters."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.latency = Histogram(
@@ -65,6 +67,19 @@ class Metrics:
             "recsvc_model_age_seconds", "Seconds since the live model was trained.", registry=r
         )
 
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request's latency and status; label children are looked up once."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.latency.labels(route, method),
+                self.responses.labels(route, str(status)),
+            )
+            self._children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
+
     def observe_model(self, version: str, trained_at: str | None) -> None:
         self.model_info.clear()
         self.model_info.labels(version=version).set(1)
@@ -86,6 +101,33 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         # orjson: the standard encoder measured as most of a request log line's cost.
         return orjson.dumps(entry, default=str).decode()
+
+
+def _direct_writer(logger: logging.Logger) -> Any:
+    """The request line written straight to the handler's stream, the same JSON as the
+    formatter makes, when the logger is as ``configure_logging`` left it (one JSON stream
+    handler, no filters): ``Logger.info`` measured as 12 microseconds a request, this 2.
+    Any other set-up (a test's handler, a filter) goes through ``logging``."""
+    handlers = list(logger.handlers)  # a copy: compared with the live list on each write
+    if len(handlers) != 1 or logger.filters:
+        return None
+    handler = handlers[0]
+    if type(handler) is not logging.StreamHandler or not isinstance(
+        handler.formatter, JsonFormatter
+    ):
+        return None
+    stream = handler.stream
+    name = logger.name
+
+    def write(fields: dict[str, Any]) -> None:
+        if logger.handlers != handlers:  # reconfigured since: take the general path
+            logger.info("request", extra={"fields": fields})
+            return
+        line = {"time": time.time(), "level": "info", "logger": name, "message": "request"}
+        line.update(fields)
+        stream.write(orjson.dumps(line).decode() + "\n")
+
+    return write
 
 
 def configure_logging(level: str) -> logging.Logger:
@@ -111,6 +153,7 @@ class ObservabilityMiddleware:
         self.metrics = metrics
         self.logger = logger
         self.log = log
+        self.fast_log = _direct_writer(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,19 +187,18 @@ class ObservabilityMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.latency.labels(template, method).observe(elapsed)
-            self.metrics.responses.labels(template, str(status)).inc()
-            if self.log:
-                self.logger.info(
-                    "request",
-                    extra={
-                        "fields": {
-                            "request_id": request_id,
-                            "method": method,
-                            "path": scope.get("path", ""),
-                            "route": template,
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 3),
-                        }
-                    },
-                )
+            known = method if method in _METHODS else "OTHER"  # bounded label values
+            self.metrics.observe_request(template, known, status, elapsed)
+            if self.log and self.logger.isEnabledFor(logging.INFO):
+                fields = {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope.get("path", ""),
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                }
+                if self.fast_log is not None:
+                    self.fast_log(fields)
+                else:
+                    self.logger.info("request", extra={"fields": fields})

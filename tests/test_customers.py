@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
@@ -9,7 +10,7 @@ import httpx
 import orjson
 import pandas as pd
 
-from recsvc.observability import LOGGER, JsonFormatter
+from recsvc.observability import LOGGER, JsonFormatter, _direct_writer
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
 from training.histories import recent_items
 from training.publish import ModelPayload
@@ -156,3 +157,23 @@ async def test_each_request_is_logged_as_json_with_its_request_id(
     entry = orjson.loads(line)
     assert entry["request_id"] == "req-42" and entry["status"] == 200
     assert entry["route"] == "/v1/recommendations/cart" and entry["duration_ms"] > 0
+
+
+def test_the_direct_request_line_is_the_formatters_line() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger(f"recsvc-test-{id(stream)}")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fields = {"request_id": "r1", "method": "POST", "status": 200, "duration_ms": 0.5}
+    write = _direct_writer(logger)
+    assert write is not None
+    write(fields)
+    logger.info("request", extra={"fields": fields})
+    direct, formatted = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert set(direct) == set(formatted) and direct.pop("time") <= formatted.pop("time")
+    assert {**direct, "logger": "x"} == {**formatted, "logger": "x"}
+    logger.addHandler(logging.NullHandler())  # another set-up: back to logging
+    assert _direct_writer(logger) is None
