@@ -53,10 +53,12 @@ def data_args(name: str) -> list[str]:
     return DATA[name]
 
 
-def wrk(port: int, conns: int, seconds: float, script: Path) -> dict[str, float]:
+def wrk(
+    port: int, conns: int, seconds: float, script: Path, path: str = "/v1/recommendations/cart"
+) -> dict[str, float]:
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{port}/v1/recommendations/cart"],
+         "-s", str(script), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     got: dict[str, float] = {}
@@ -164,6 +166,35 @@ def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, A
                 f"{name} c{conns}: recsvc {per['recsvc']:.0f} req/s, ceiling "
                 f"{per['ceiling']:.0f}, floor {per['floor']:.0f}; recsvc/ceiling "
                 + ", ".join(f"{x:.2f}" for x in ratios),
+                flush=True,
+            )
+        # A stored customer with the longest history: GET /v1/customers/{id}, recsvc only,
+        # against the ceiling's cart throughput measured above.
+        customers = r.hkeys(layout.customers(version))
+        lengths = r.hmget(layout.customers(version), customers[:5000])
+        longest, size = max(
+            (
+                (c.decode(), len(decode_json(h)[0]))
+                for c, h in zip(customers, lengths, strict=False)
+            ),
+            key=lambda x: x[1],
+        )
+        path = f"/v1/customers/{longest}/recommendations"
+        get = work / "customer.lua"
+        get.write_text('wrk.method = "GET"\n')
+        summary["customer"] = {"id": longest, "history_items": size}
+        for conns in (1, 16):
+            got = [
+                wrk(ports["recsvc"], conns, seconds, get, path) for _ in range(max(1, rounds - 1))
+            ]
+            ratio = (
+                statistics.median(x["rps"] for x in got)
+                / summary[f"c{conns}"]["rps_median"]["ceiling"]
+            )
+            summary["customer"][f"c{conns}"] = {"runs": got, "over_ceiling_cart": ratio}
+            print(
+                f"{name} customer ({size} items) c{conns}: {got}; over the ceiling's cart "
+                f"{ratio:.2f}",
                 flush=True,
             )
         return summary

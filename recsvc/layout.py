@@ -146,8 +146,9 @@ class Layout:
     def _suffix(self, key: str) -> str:
         return key.split("\x00")[1]
 
-    def customer_fetch_args(self, customer_id: str) -> list[str]:
-        """ARGV for ``CUSTOMER_FETCH_SCRIPT``."""
+    def customer_fetch_args(self, customer_id: str, lists: bool = True) -> list[str]:
+        """ARGV for ``CUSTOMER_FETCH_SCRIPT``; ``lists=False`` reads the history only (for
+        a reader that keeps the lists it has decoded)."""
         v = "\x00"
         return [
             self.model_prefix(v).split(v)[0],
@@ -155,6 +156,7 @@ class Layout:
             self._suffix(self.neighbours(v)),
             self._suffix(self.stock_epoch(v)),
             customer_id,
+            "1" if lists else "0",
         ]
 
     def report(self, version: str) -> str:
@@ -316,7 +318,8 @@ return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts}
 
 # A stored customer's history and its items' neighbour lists, in one round trip.
 # KEYS[1] live pointer; ARGV[1] key prefix up to the version; ARGV[2] customers suffix;
-# ARGV[3] neighbours suffix; ARGV[4] stock epoch suffix; ARGV[5] customer id.
+# ARGV[3] neighbours suffix; ARGV[4] stock epoch suffix; ARGV[5] customer id; ARGV[6] '1'
+# for the lists too, '0' for the history only.
 # Returns {version, epoch, history JSON or false, neighbour lists of the history's items}.
 CUSTOMER_FETCH_SCRIPT = """
 local version = redis.call('GET', KEYS[1])
@@ -326,7 +329,7 @@ local epoch = redis.call('GET', base .. ARGV[4])
 local history = redis.call('HGET', base .. ARGV[2], ARGV[5])
 if not history then return {version, epoch, false, {}} end
 local items = cjson.decode(history)[1]
-if #items == 0 then return {version, epoch, history, {}} end
+if #items == 0 or ARGV[6] == '0' then return {version, epoch, history, {}} end
 return {version, epoch, history, redis.call('HMGET', base .. ARGV[3], unpack(items))}
 """
 

@@ -524,17 +524,42 @@ class ModelStore:
             except _VersionGoneError:
                 continue
             kept = self._version_lists(view.version)
-            self._believed = view.version
-            out = []
+            histories: list[StoredHistory | None] = []
+            wanted: dict[str, None] = {}
             for req, reply in zip(requests, replies, strict=True):
                 if isinstance(req, CustomerQuery):
                     history = None if reply[2] is None else StoredHistory.decode(reply[2])
-                    ids = history.item_ids if history is not None else []
-                    got = kept.keep(kept.complements, ids, list(reply[3]))
-                    out.append(Fetched(history, [got[i] for i in ids]))
+                    histories.append(history)
+                    ids: Sequence[str] = history.item_ids if history is not None else []
                 else:
-                    got = kept.keep(kept.complements, req, list(reply[2]))
-                    out.append(Fetched(None, [got[i] for i in req]))
+                    histories.append(None)
+                    ids = req
+                wanted.update(dict.fromkeys(i for i in ids if i in view.index))
+            # The histories came without lists: what this worker keeps decoded is used,
+            # the rest read from the same version in one more round trip.
+            got: dict[str, ItemList | None] = {}
+            missing = []
+            for item in wanted:
+                decoded = kept.complements.get(item)
+                if decoded is None:
+                    missing.append(item)
+                else:
+                    got[item] = decoded
+            if missing:
+                try:
+                    blobs = await self._client.hmget(self._layout.neighbours(view.version), missing)
+                except RedisError as exc:
+                    raise unavailable(exc) from exc
+                if any(b is None for b in blobs):
+                    continue  # the version was collected meanwhile: read the pointer again
+                got.update(kept.keep(kept.complements, missing, blobs))
+            self._believed = view.version
+            out = []
+            for req, history in zip(requests, histories, strict=True):
+                ids = history.item_ids if history is not None else []
+                if not isinstance(req, CustomerQuery):
+                    ids = req
+                out.append(Fetched(history, [got.get(i) for i in ids]))
             return view, out
         raise StoreUnavailableError("the live model changed twice during one request")
 
@@ -577,10 +602,10 @@ class ModelStore:
         async with self._client.pipeline(transaction=False) as pipe:
             for req in requests:
                 if isinstance(req, CustomerQuery):
-                    args = self._layout.customer_fetch_args(req.customer_id)
+                    args = self._layout.customer_fetch_args(req.customer_id, lists=False)
                     pipe.evalsha(self._customer_sha, 1, live, *args)
                 else:
-                    pipe.evalsha(self._fetch_sha, 1, live, *self._layout.fetch_args(req))
+                    pipe.evalsha(self._fetch_sha, 1, live, *self._layout.fetch_args([]))
             replies = await pipe.execute()
         # Lua false arrives as None; the script returns 3 parts for a customer, 2 for a cart.
         return [list(r) for r in replies]

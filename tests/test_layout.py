@@ -48,8 +48,9 @@ def test_fetch_args_name_the_keys_of_any_version() -> None:
     assert head + "v9" + epoch == layout.stock_epoch("v9")
     assert ids == ["x", "y"]
     assert layout.fetch_args(["x"])[2] == ""  # no alternatives asked for
-    head, customers, neighbours, epoch, customer = layout.customer_fetch_args("c1")
+    head, customers, neighbours, epoch, customer, lists = layout.customer_fetch_args("c1")
     assert head + "v9" + customers == layout.customers("v9") and customer == "c1"
+    assert lists == "1" and layout.customer_fetch_args("c1", lists=False)[-1] == "0"
 
 
 def test_versions_sort_by_time_and_are_unique() -> None:
