@@ -152,12 +152,11 @@ def _rank_seeds(
     # numpy call costs a microsecond or two whatever its size, so there are few of them.
     n_seeds = len(seeds)
     idx = np.concatenate([x.indices for x in seeds]) if n_seeds > 1 else seeds[0].indices
-    if all(x.weight == 1.0 for x in seeds):
-        contrib = np.concatenate([x.scores for x in seeds]) if n_seeds > 1 else seeds[0].scores
-    else:
-        contrib = np.concatenate([x.scores * x.weight for x in seeds])
+    contrib = np.concatenate([x.scores for x in seeds]) if n_seeds > 1 else seeds[0].scores
     contrib = contrib.astype(np.float64, copy=False)
     owner = np.repeat(np.arange(n_seeds), [x.indices.size for x in seeds])
+    if any(x.weight != 1.0 for x in seeds):
+        contrib = contrib * np.array([x.weight for x in seeds])[owner]
     counts: IntArray | None = None
     if any(x.counts is not None for x in seeds):
         counts = np.concatenate(

@@ -11,7 +11,7 @@ import math
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from recsvc.config import Settings
@@ -145,8 +145,15 @@ def history_weights(
     return weights
 
 
-def stored_times(history: StoredHistory) -> list[datetime | None]:
-    return [None if d < 0 else _EPOCH + timedelta(days=d) for d in history.days]
+def stored_weights(history: StoredHistory, half_life_days: float) -> dict[str, float]:
+    """``history_weights`` of a stored history, from its day numbers directly (the same
+    weights, without a datetime per purchase): an undated purchase counts as the latest."""
+    latest = history.last_day
+    weights: dict[str, float] = {}
+    for item_id, day in zip(history.item_ids, history.days, strict=True):
+        weight = 1.0 if day < 0 else 0.5 ** ((latest - day) / half_life_days)
+        weights[item_id] = weights.get(item_id, 0.0) + weight
+    return weights
 
 
 def rank_history(
@@ -189,9 +196,7 @@ def rank_stored(
     if history is None:
         rules = merch_rules(view, settings, request_rules, k, frozenset())
         return rank([], view.item_ids, view.popular, rules)
-    weights = history_weights(
-        history.item_ids, stored_times(history), settings.history_half_life_days
-    )
+    weights = stored_weights(history, settings.history_half_life_days)
     return rank_history(view, settings, weights, lists, k, exclude_purchased, request_rules)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 import pandas as pd
 
+from recsvc import recommend as rec
 from recsvc.observability import LOGGER, JsonFormatter, _direct_writer
+from recsvc.store import StoredHistory
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
 from training.histories import recent_items
 from training.publish import ModelPayload
@@ -177,3 +180,14 @@ def test_the_direct_request_line_is_the_formatters_line() -> None:
     assert {**direct, "logger": "x"} == {**formatted, "logger": "x"}
     logger.addHandler(logging.NullHandler())  # another set-up: back to logging
     assert _direct_writer(logger) is None
+
+
+def test_stored_weights_are_the_history_weights_of_the_same_days() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    history = StoredHistory(["a", "b", "c", "a"], [19000, 18970, -1, 18940])
+    times = [None if d < 0 else epoch + timedelta(days=d) for d in history.days]
+    expected = rec.history_weights(history.item_ids, times, 30.0)
+    got = rec.stored_weights(history, 30.0)
+    assert got.keys() == expected.keys()
+    assert all(abs(got[k] - expected[k]) < 1e-12 for k in got)
+    assert got["b"] == 0.5 and got["c"] == 1.0
