@@ -39,6 +39,8 @@ class Seed:
     scores: FloatArray
     counts: IntArray | None = None
     """Evidence per neighbour (orders bought together); None when not known."""
+    positive_only: bool = False
+    """Every weight is known positive (the caller dropped the rest)."""
 
 
 @dataclass(slots=True)
@@ -165,7 +167,7 @@ def _rank_seeds(
                 for x in seeds
             ]
         )
-    if not rules.negatives:
+    if not rules.negatives and not all(x.positive_only for x in seeds):
         keep = contrib > 0
         idx, contrib, owner = idx[keep], contrib[keep], owner[keep]
         counts = None if counts is None else counts[keep]

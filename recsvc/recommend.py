@@ -45,12 +45,25 @@ def seeds(
     item_ids: Sequence[str],
     weights: Sequence[float],
     lists: Sequence[ItemList | None],
+    positive_only: bool = False,
 ) -> list[Seed]:
     out = []
     for item_id, weight, got in zip(item_ids, weights, lists, strict=True):
         if got is None:
             continue  # unknown to this model: ignored, as documented
-        out.append(Seed(item_id, view.index[item_id], weight, got.indices, got.scores, got.counts))
+        if positive_only and got.positive is not None:
+            got = got.positive
+        out.append(
+            Seed(
+                item_id,
+                view.index[item_id],
+                weight,
+                got.indices,
+                got.scores,
+                got.counts,
+                positive_only,
+            )
+        )
     return out
 
 
@@ -179,7 +192,10 @@ def rank_history(
         negatives=False,
     )
     return rank(
-        seeds(view, ids, [weights[i] for i in ids], lists), view.item_ids, view.popular, rules
+        seeds(view, ids, [weights[i] for i in ids], lists, positive_only=True),
+        view.item_ids,
+        view.popular,
+        rules,
     )
 
 

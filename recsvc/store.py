@@ -136,6 +136,10 @@ class ItemList:
     scores: npt.NDArray[np.float64]
     """Widened from the packed float32 once, when decoded, not on every request."""
     counts: lay.IntArray
+    positive: ItemList | None = None
+    """The entries with a positive weight, as views into these arrays (lists are best
+    first, so they lead): a history ranks only these, half of an EASE list. Made once,
+    when decoded; None on the positive part itself."""
 
     @classmethod
     def decode(cls, blob: bytes) -> ItemList:
@@ -143,7 +147,13 @@ class ItemList:
             indices, scores, counts = lay.decode_lists(blob)
         except ValueError as exc:
             raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc
-        return cls(indices, scores.astype(np.float64), counts)
+        wide = scores.astype(np.float64)
+        positive = wide > 0
+        n = int(positive.sum())
+        if not positive[:n].all():  # not best first: put the positive ones first
+            order = np.concatenate([np.flatnonzero(positive), np.flatnonzero(~positive)])
+            indices, wide, counts = indices[order], wide[order], counts[order]
+        return cls(indices, wide, counts, cls(indices[:n], wide[:n], counts[:n]))
 
     @property
     def nbytes(self) -> int:
