@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -191,3 +192,18 @@ def test_stored_weights_are_the_history_weights_of_the_same_days() -> None:
     assert got.keys() == expected.keys()
     assert all(abs(got[k] - expected[k]) < 1e-12 for k in got)
     assert got["b"] == 0.5 and got["c"] == 1.0
+
+
+def test_the_positive_part_of_a_list_is_every_positive_entry_and_only_those() -> None:
+    from recsvc.layout import encode_pairs
+    from recsvc.store import ItemList
+
+    best_first = ItemList.decode(encode_pairs([3, 1, 4, 2], [0.9, 0.5, -0.1, -0.7], [5, 4, 0, 0]))
+    assert best_first.positive is not None
+    assert best_first.positive.indices.tolist() == [3, 1]
+    assert best_first.positive.counts.tolist() == [5, 4]
+    assert np.shares_memory(best_first.positive.indices, best_first.indices)  # a view
+    mixed = ItemList.decode(encode_pairs([3, 1, 4, 2], [0.9, -0.5, 0.3, -0.7]))
+    assert mixed.positive is not None
+    assert sorted(mixed.positive.indices.tolist()) == [3, 4]
+    assert (mixed.positive.scores > 0).all()
