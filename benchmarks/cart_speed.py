@@ -168,6 +168,14 @@ def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, A
                 + ", ".join(f"{x:.2f}" for x in ratios),
                 flush=True,
             )
+        # Half of recsvc's saturated throughput, paced by wrk's delay() (each of the 16
+        # connections waits between requests): the latency a busy storefront sees.
+        half = summary["c16"]["rps_median"]["recsvc"] / 2
+        paced = work / "cart_paced.lua"
+        paced.write_text(script.read_text() + f"function delay() return {16000 / half:.1f} end\n")
+        got = wrk(ports["recsvc"], 16, seconds, paced)
+        summary["half_load"] = {"target_rps": half, **got}
+        print(f"{name} recsvc at half load ({half:.0f} req/s target): {got}", flush=True)
         # A stored customer with the longest history: GET /v1/customers/{id}, recsvc only,
         # against the ceiling's cart throughput measured above.
         customers = r.hkeys(layout.customers(version))
