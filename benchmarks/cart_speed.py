@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
+from benchmarks.harness import live_model, redis_server, service_env
 from benchmarks.scale import CJ_COLUMNS, SHARED, complete_journey_catalog
-from recsvc.embedded import redis_server_binary
-from recsvc.layout import Layout, decode_json, decode_lists
+from recsvc.layout import decode_json, decode_lists
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -81,22 +78,14 @@ def _ms(value: str) -> float:
 
 
 def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix=f"recsvc-speed-{name}-"))
-    rport = port_base
-    server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(rport), "--save", "", "--appendonly", "no",
-         "--dir", str(work)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    env = {
-        **os.environ,
-        "REDIS_URL": f"redis://127.0.0.1:{rport}/0",
-        "RECSVC_KEY_PREFIX": "speed",
-        "RECSVC_LOG_LEVEL": "warning",
-    }
+    with redis_server(port_base, f"speed-{name}") as work:
+        return _bench(name, seconds, rounds, port_base, work)
+
+
+def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> dict[str, Any]:
+    env = service_env(rport, "speed", log_level="warning")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        time.sleep(0.5)
         train = subprocess.run(
             [PY, "-m", "training", "train", *data_args(name), "--force"],
             env=env, capture_output=True, text=True, cwd=ROOT,
@@ -104,10 +93,7 @@ def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, A
         if train.returncode:
             raise SystemExit(f"training {name} failed: {train.stderr[-2000:]}")
         print(train.stdout.strip().splitlines()[-1], flush=True)
-        r = redis.Redis(port=rport)
-        layout = Layout("speed")
-        version = r.get(layout.live).decode()  # type: ignore[union-attr]
-        items = decode_json(r.get(layout.items(version)))  # type: ignore[arg-type]
+        r, layout, version, items = live_model(rport, "speed")
         popular, _, _ = decode_lists(r.get(layout.popular(version)))  # type: ignore[arg-type]
         cart = [items[int(popular[i])] for i in (0, 5, 10, 20)]
         script = work / "cart.lua"
@@ -118,7 +104,7 @@ def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, A
         )
         ports = {}
         for n, (app, cmd) in enumerate(APPS.items(), start=1):
-            port = port_base + n
+            port = rport + n
             ports[app] = port
             args = cmd + (["--port", str(port), "--log-level", "warning", "--no-access-log"]
                           if app != "recsvc" else [])  # fmt: skip
@@ -210,8 +196,6 @@ def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, A
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> None:

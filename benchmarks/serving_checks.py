@@ -8,27 +8,24 @@ serves with one uvicorn worker, then measures:
   it upgrades (checked against the published catalog, not the response's own numbers),
 and prints one cart request and its response.
 
-Usage: .venv/bin/python benchmarks/serving_checks.py [purchases] [--port-base 8200]
+Usage: .venv/bin/python -m benchmarks.serving_checks [purchases] [--port-base 8200]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import redis
 
-from recsvc.embedded import redis_server_binary
-from recsvc.layout import Layout, decode_json
+from benchmarks.harness import live_model, redis_server, service_env, wait_ready
+from recsvc.layout import decode_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -42,22 +39,16 @@ def main() -> None:
     ap.add_argument("--port-base", type=int, default=8200)
     args = ap.parse_args()
     rport, aport = args.port_base, args.port_base + 1
-    work = Path(tempfile.mkdtemp(prefix="recsvc-bench-"))
-    server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(rport), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    env = {
-        **os.environ,
-        "REDIS_URL": f"redis://127.0.0.1:{rport}/0",
-        "RECSVC_KEY_PREFIX": "bench",
-        "RECSVC_LOG_REQUESTS": "false",
-    }
+    with redis_server(rport, "bench") as work:
+        run(args.purchases, rport, aport, work)
+
+
+def run(purchases: str, rport: int, aport: int, work: Path) -> None:
+    env = service_env(rport, "bench", log_requests="false")
     api = None
     try:
-        time.sleep(0.5)
         train = subprocess.run(
-            [PY, "-m", "training", "train", "--purchases", args.purchases,
+            [PY, "-m", "training", "train", "--purchases", purchases,
              "--preset", "online-retail"],
             env=env, capture_output=True, text=True, check=True, cwd=ROOT,
         )  # fmt: skip
@@ -69,17 +60,8 @@ def main() -> None:
         )  # fmt: skip
         base = f"http://127.0.0.1:{aport}"
         client = httpx.Client(base_url=base, timeout=30)
-        for _ in range(50):
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        r = redis.Redis(port=rport)
-        layout = Layout("bench")
-        version = r.get(layout.live).decode()  # type: ignore[union-attr]
-        items = decode_json(r.get(layout.items(version)))  # type: ignore[arg-type]
+        wait_ready(base)
+        r, layout, version, items = live_model(rport, "bench")
         catalog = decode_json(r.get(layout.catalog(version)))  # type: ignore[arg-type]
         price = {i: c.get("price") for i, c in zip(items, catalog, strict=True)}
         customers = sorted(k.decode() for k in r.hkeys(layout.customers(version)))
@@ -139,8 +121,6 @@ def main() -> None:
         if api is not None:
             api.terminate()
             api.wait()
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

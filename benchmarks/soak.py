@@ -9,7 +9,7 @@ Starts its own redis-server, trains on the given purchases, serves with ``recsvc
 and prints the status counts, latency percentiles and the worker's RSS after each step.
 Results go to benchmarks/out/soak.json.
 
-Usage: .venv/bin/python benchmarks/soak.py [purchases] [--seconds 60] [--port-base 8300]
+Usage: .venv/bin/python -m benchmarks.soak [purchases] [--seconds 60] [--port-base 8300]
 """
 
 from __future__ import annotations
@@ -18,22 +18,18 @@ import argparse
 import asyncio
 import collections
 import json
-import os
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
-from recsvc.embedded import redis_server_binary
-from recsvc.layout import Layout, decode_json
+from benchmarks.harness import live_model, redis_server, service_env, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -162,43 +158,28 @@ def main() -> None:
     ap.add_argument("--port-base", type=int, default=8300)
     args = ap.parse_args()
     rport, aport = args.port_base, args.port_base + 1
-    work = Path(tempfile.mkdtemp(prefix="recsvc-soak-"))
-    server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(rport), "--save", "", "--appendonly", "no",
-         "--dir", str(work)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    env = {
-        **os.environ,
-        "REDIS_URL": f"redis://127.0.0.1:{rport}/0",
-        "RECSVC_KEY_PREFIX": "soak",
-        "RECSVC_LOG_REQUESTS": "false",
-        "RECSVC_PORT": str(aport),
-        "RECSVC_LOG_LEVEL": "warning",
-    }
+    with redis_server(rport, "soak"):
+        out = run(args.purchases, args.seconds, rport, aport)
+    (ROOT / "benchmarks" / "out").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "out" / "soak.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+def run(purchases: str, seconds: float, rport: int, aport: int) -> dict[str, Any]:
+    env = service_env(rport, "soak", log_requests="false", port=str(aport), log_level="warning")
     api = None
-    out: dict[str, Any] = {"purchases": Path(args.purchases).name, "seconds": args.seconds}
+    out: dict[str, Any] = {"purchases": Path(purchases).name, "seconds": seconds}
     try:
-        time.sleep(0.5)
         train = subprocess.run(
-            [PY, "-m", "training", "train", "--purchases", args.purchases,
+            [PY, "-m", "training", "train", "--purchases", purchases,
              "--preset", "online-retail", "--force"],
             env=env, capture_output=True, text=True, check=True, cwd=ROOT,
         )  # fmt: skip
         print(train.stdout.strip().splitlines()[-1])
         api = subprocess.Popen([PY, "-m", "recsvc", "serve"], env=env, cwd=ROOT)
         base = f"http://127.0.0.1:{aport}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        r = redis.Redis(port=rport)
-        layout = Layout("soak")
-        version = r.get(layout.live).decode()  # type: ignore[union-attr]
-        items = decode_json(r.get(layout.items(version)))  # type: ignore[arg-type]
+        wait_ready(base)
+        r, layout, version, items = live_model(rport, "soak")
         customers = [k.decode() for k in r.hkeys(layout.customers(version))][:5000]
         pid = api.pid
         out["rss_mib_start"] = rss_mib(pid)
@@ -206,7 +187,7 @@ def main() -> None:
         asyncio.run(mixed(base, Load(items, customers, seed=1), 5))  # warm up
         out["rss_mib_warm"] = rss_mib(pid)
         t0 = time.monotonic()
-        asyncio.run(mixed(base, load, args.seconds))
+        asyncio.run(mixed(base, load, seconds))
         wall = time.monotonic() - t0
         out["rss_mib_after_load"] = rss_mib(pid)
         total = sum(len(v) for v in load.latency.values())
@@ -230,15 +211,11 @@ def main() -> None:
         out["rss_mib_after_rules_flood"] = rss_mib(pid)
         asyncio.run(mixed(base, Load(items, customers, seed=2), 10))
         out["rss_mib_end"] = rss_mib(pid)
-        (ROOT / "benchmarks" / "out").mkdir(exist_ok=True)
-        (ROOT / "benchmarks" / "out" / "soak.json").write_text(json.dumps(out, indent=2))
-        print(json.dumps(out, indent=2))
+        return out
     finally:
         if api is not None:
             api.terminate()
             api.wait(timeout=10)
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
