@@ -229,22 +229,24 @@ def _rank_seeds(
     cells = (rows[mine], owner[mine])
     by_seed = np.zeros((pos.size, n_seeds))
     by_seed[cells] = contrib[mine]
-    count_rows: list[list[int]] | None = None
-    if counts is not None:
-        count_by_seed = np.zeros((pos.size, n_seeds), dtype=np.int64)
-        count_by_seed[cells] = counts[mine]
-        count_rows = count_by_seed.tolist()
     limit = rules.because_limit
     seed_ids = [x.item_id for x in seeds]
     seed_indices = {x.index for x in seeds}
-    # The seeds behind each suggestion, strongest first (ties: cart order).
-    order = np.argsort(-by_seed, axis=1, kind="stable")[:, :limit].tolist()
+    # The seeds behind each suggestion, strongest first (ties: cart order); only the top
+    # few per row go back to Python, not the whole rows-by-seeds table.
+    order = np.argsort(-by_seed, axis=1, kind="stable")[:, :limit]
+    rows_at = np.arange(pos.size)
+    contributes = (by_seed[rows_at[:, None], order] > 0).tolist()
+    evidence_of = [0] * pos.size
+    if counts is not None:
+        count_by_seed = np.zeros((pos.size, n_seeds), dtype=np.int64)
+        count_by_seed[cells] = counts[mine]
+        evidence_of = count_by_seed[rows_at, order[:, 0]].tolist()
+    order_rows = order.tolist()
     out: list[tuple[Suggestion, int]] = []
-    for row, (j, total, cells_of) in enumerate(
-        zip(chosen.tolist(), totals[pos].tolist(), by_seed.tolist(), strict=True)
-    ):
-        because_at = [o for o in order[row] if cells_of[o] > 0]
-        evidence = count_rows[row][because_at[0]] if count_rows and because_at else 0
+    for row, (j, total) in enumerate(zip(chosen.tolist(), totals[pos].tolist(), strict=True)):
+        because_at = [o for o, ok in zip(order_rows[row], contributes[row], strict=True) if ok]
+        evidence = evidence_of[row] if because_at else 0
         out.append(
             (
                 Suggestion(
