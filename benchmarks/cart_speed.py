@@ -56,7 +56,7 @@ def wrk(
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     got: dict[str, float] = {}
     for line in out.splitlines():
@@ -83,7 +83,8 @@ def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, A
 
 
 def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> dict[str, Any]:
-    env = service_env(rport, "speed", log_level="warning")
+    # The request log line is part of the answer: written at info level, to a file.
+    env = service_env(rport, "speed", log_level="info")
     procs: list[subprocess.Popen[bytes]] = []
     try:
         train = subprocess.run(
@@ -195,7 +196,11 @@ def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> di
     finally:
         for p in procs:
             p.terminate()
-            p.wait(timeout=10)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
@@ -183,9 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 if watcher is not None:
+                    # Bounded: shutting down must not wait on a Redis call that hangs.
                     watcher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watcher
+                    await asyncio.wait({watcher}, timeout=settings.redis_timeout_s)
                 await client.aclose()
                 await pool.aclose()
 
