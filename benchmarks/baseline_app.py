@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from recsvc.config import Settings
-from recsvc.layout import Layout
+from recsvc.layout import Layout, decode_json
 
 
 class Body(BaseModel):
@@ -20,20 +20,23 @@ class Body(BaseModel):
     k: int = 10
 
 
-def create() -> FastAPI:
+@asynccontextmanager
+async def live_model(app: FastAPI) -> AsyncIterator[None]:
+    """A Redis client, the live version's neighbours key and item ids, on ``app.state``
+    (shared with ``ceiling_app``)."""
     settings = Settings()
     layout = Layout(settings.key_prefix)
+    assert settings.redis_url
+    client = aioredis.Redis.from_url(settings.redis_url)
+    version = (await client.get(layout.live)).decode()
+    app.state.client, app.state.key = client, layout.neighbours(version)
+    app.state.item_ids = decode_json(await client.get(layout.items(version)))
+    yield
+    await client.aclose()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        assert settings.redis_url
-        client = aioredis.Redis.from_url(settings.redis_url)
-        version = (await client.get(layout.live)).decode()
-        app.state.client, app.state.key = client, layout.neighbours(version)
-        yield
-        await client.aclose()
 
-    app = FastAPI(lifespan=lifespan)
+def create() -> FastAPI:
+    app = FastAPI(lifespan=live_model)
 
     @app.post("/v1/recommendations/cart")
     async def cart(body: Body, request: Request) -> Response:

@@ -7,40 +7,17 @@ facts, no upsell, no version check: what any endpoint on this stack pays at leas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import numpy as np
 import orjson
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
-from recsvc.config import Settings
-from recsvc.layout import NEIGHBOUR_DTYPE, Layout, decode_json
-
-
-class Body(BaseModel):
-    items: list[str]
-    k: int = 10
+from benchmarks.baseline_app import Body, live_model
+from recsvc.layout import NEIGHBOUR_DTYPE
 
 
 def create() -> FastAPI:
-    settings = Settings()
-    layout = Layout(settings.key_prefix)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        assert settings.redis_url
-        client = aioredis.Redis.from_url(settings.redis_url)
-        version = (await client.get(layout.live)).decode()
-        app.state.client, app.state.key = client, layout.neighbours(version)
-        app.state.item_ids = decode_json(await client.get(layout.items(version)))
-        yield
-        await client.aclose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=live_model)
 
     @app.post("/v1/recommendations/cart")
     async def cart(body: Body, request: Request) -> Response:

@@ -244,8 +244,8 @@ class ModelStore:
         self._list_cache_bytes = list_cache_bytes
         self._lists: dict[str, _VersionLists] = {}
         self._believed: str | None = None
-        """The version the last answer came from: a cart whose lists are all cached for
-        it needs only the pointer and the stock epoch from Redis."""
+        """The version the last answer came from: a cart asks Redis only for the pointer,
+        the epoch and the lists it does not keep for it."""
         self.refresh_interval_s = refresh_interval_s
         self._state: tuple[str, bytes | None] | None = None
         self._state_at = -math.inf
@@ -402,45 +402,50 @@ class ModelStore:
     async def _lists_of_believed(
         self, version: str, item_ids: Sequence[str], alternatives: bool
     ) -> Lists | None:
-        """``lists`` from the kept lists of ``version``; None when it is no longer live."""
+        """``lists`` from the kept lists of ``version``, with one fetch-script call for the
+        pointer, the epoch and the lists not kept (none, often); None when ``version`` is
+        no longer live."""
         view = self._views.get(version)
         if view is None:
             return None
         kept = self._version_lists(version)
-        known = [i for i in dict.fromkeys(item_ids) if i in view.index]
-        comp: dict[str, ItemList | None] = {}
-        alt: dict[str, ItemList | None] = {}
-        missing = []
-        for item in known:
-            c = kept.complements.get(item)
-            a = kept.alternatives.get(item) if alternatives else None
-            if c is None or (alternatives and a is None):
-                missing.append(item)
-            else:
-                comp[item], alt[item] = c, a
+        comp, alt, missing = self._split(view, kept, item_ids, alternatives)
         try:
-            if missing:
-                version_raw, epoch, blobs, alts = await self._fetch(missing, alternatives)
-            else:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.get(self._layout.live)
-                    pipe.get(self._layout.stock_epoch(version))
-                    version_raw, epoch = await pipe.execute()
+            version_raw, epoch, blobs, alts = await self._fetch(missing, alternatives)
         except RedisError as exc:
             raise unavailable(exc) from exc
         if version_raw is None:
             raise NoLiveModelError("no model has been published yet")
         if version_raw.decode() != version:
             return None  # switched: the caller fetches everything from the new version
-        if missing:
-            comp.update(kept.keep(kept.complements, missing, blobs))
-            if alternatives:
-                alt.update(kept.keep(kept.alternatives, missing, alts))
+        comp.update(kept.keep(kept.complements, missing, blobs))
+        if alternatives:
+            alt.update(kept.keep(kept.alternatives, missing, alts))
         try:
             view = await self._view(version, epoch)
         except _VersionGoneError:
             return None
         return Lists(view, [comp.get(i) for i in item_ids], [alt.get(i) for i in item_ids])
+
+    @staticmethod
+    def _split(
+        view: ModelView, kept: _VersionLists, item_ids: Sequence[str], alternatives: bool
+    ) -> tuple[dict[str, ItemList | None], dict[str, ItemList | None], list[str]]:
+        """The kept lists of ``item_ids`` (complements, alternatives), and the ids of the
+        model whose lists are not kept. Ids the model does not know have no lists."""
+        comp: dict[str, ItemList | None] = {}
+        alt: dict[str, ItemList | None] = {}
+        missing = []
+        for item in dict.fromkeys(item_ids):
+            if item not in view.index:
+                continue
+            c = kept.complements.get(item)
+            a = kept.alternatives.get(item) if alternatives else None
+            if c is None or (alternatives and a is None):
+                missing.append(item)
+            else:
+                comp[item], alt[item] = c, a
+        return comp, alt, missing
 
     # -- the watcher ----------------------------------------------------------------------
 
@@ -484,20 +489,10 @@ class ModelStore:
         kept = self._lists.get(version)
         if view is None or view.stock_epoch != epoch or kept is None:
             return None
-        comp: list[ItemList | None] = []
-        alt: list[ItemList | None] = []
-        for item in item_ids:
-            if item not in view.index:
-                comp.append(None)
-                alt.append(None)
-                continue
-            c = kept.complements.get(item)
-            a = kept.alternatives.get(item) if alternatives else None
-            if c is None or (alternatives and a is None):
-                return None
-            comp.append(c)
-            alt.append(a)
-        return Lists(view, comp, alt)
+        comp, alt, missing = self._split(view, kept, item_ids, alternatives)
+        if missing:
+            return None
+        return Lists(view, [comp.get(i) for i in item_ids], [alt.get(i) for i in item_ids])
 
     def _version_lists(self, version: str) -> _VersionLists:
         kept = self._lists.get(version)
