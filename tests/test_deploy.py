@@ -1,13 +1,17 @@
 """The Dockerfile and Kubernetes manifests agree with the code they run.
 
-CI validates the manifests against the Kubernetes schemas and lints the Dockerfile; these
-tests check what a schema cannot: that names, ports, paths and commands match the code.
+CI validates every overlay's build against the Kubernetes schemas and lints the
+Dockerfile; these tests check what a schema cannot: that names, ports, paths and commands
+match the code, and that each overlay builds into what an operator can apply as shipped.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +26,17 @@ from training.cli import _parser as trainer_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
+BASE = K8S / "base"
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
+SECRET_KEYS = {"REDIS_URL", "RECSVC_ADMIN_TOKEN", "REDIS_PASSWORD", "PURCHASES_URL"}
+"""What the README's secrets.env holds: the Secret every overlay generates from it."""
+MANIFEST_ONLY = {"PURCHASES_FILE", "RECSVC_TRAIN_ARGS"}
+"""ConfigMap keys the manifests use themselves (the trainer job's command), not settings."""
 
 
 def docs() -> list[dict[str, Any]]:
     out = []
-    for path in sorted(K8S.glob("*.yaml")):
+    for path in sorted(BASE.glob("*.yaml")):
         if path.name != "kustomization.yaml":
             out += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return out
@@ -47,17 +57,20 @@ def env_names() -> set[str]:
 
 
 def test_kustomization_lists_every_manifest() -> None:
-    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
-    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    listed = set(yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
+    assert not list(K8S.rglob("secret*.yaml")), "no Secret is committed: overlays generate it"
 
 
 def test_every_configured_variable_is_a_setting() -> None:
     known = env_names()
     config = find("ConfigMap", "recsvc")["data"]
-    secret = find("Secret", "recsvc")["stringData"]
-    assert set(config) | set(secret) <= known, (set(config) | set(secret)) - known
-    assert {"REDIS_URL", "RECSVC_ADMIN_TOKEN"} <= set(secret)
+    assert set(config) - MANIFEST_ONLY <= known, set(config) - MANIFEST_ONLY - known
+    assert {"REDIS_URL", "RECSVC_ADMIN_TOKEN"} <= SECRET_KEYS & known
     assert int(config["RECSVC_PORT"]) == Settings().port
+    assert config["RECSVC_ALLOW_EMBEDDED_REDIS"] == "false"
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"{key}=" in readme for key in SECRET_KEYS)
 
 
 def test_the_deployment_probes_ports_and_command_match_the_app() -> None:
@@ -79,17 +92,35 @@ def test_the_deployment_probes_ports_and_command_match_the_app() -> None:
     assert parsed.value.code == 0
 
 
+def trainer_command() -> list[str]:
+    """The CronJob's trainer command as its shell runs it, ConfigMap values filled in."""
+    cron = find("CronJob", "recsvc-train")
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    shell, flag, script = container["command"]
+    assert (shell, flag) == ("sh", "-c")
+    config = find("ConfigMap", "recsvc")["data"]
+    for key, value in config.items():
+        script = script.replace(f"${key}", value)
+    assert "$" not in script, script
+    return shlex.split(script)
+
+
 def test_the_cronjob_runs_a_trainer_command_that_parses() -> None:
     cron = find("CronJob", "recsvc-train")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     job = cron["spec"]["jobTemplate"]["spec"]
     assert job["backoffLimit"] >= 0 and job["activeDeadlineSeconds"] > 0
-    (container,) = job["template"]["spec"]["containers"]
-    command = container["command"]
-    assert command[:3] == ["python", "-m", "training"]
-    args = trainer_parser().parse_args(command[3:])
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    command = trainer_command()
+    assert command[:4] == ["exec", "python", "-m", "training"]
+    args = trainer_parser().parse_args(command[4:])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert str(args.purchases.parent) in mounts
+    # The purchases arrive by the init container's download, into the pod's own volume.
+    (fetch,) = pod["initContainers"]
+    assert str(args.purchases.parent) in {m["mountPath"] for m in fetch["volumeMounts"]}
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
 
 
 def dockerfile_user() -> int:
@@ -112,9 +143,74 @@ def test_trainer_memory_budget_fits_the_cronjob_limit() -> None:
     container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     limit = memory.parse_size(container["resources"]["limits"]["memory"])
     configured = find("ConfigMap", "recsvc")["data"].get("RECSVC_TRAIN_MEMORY_BUDGET")
-    args = container["command"]
+    args = trainer_command()
     flag = args[args.index("--memory-budget") + 1] if "--memory-budget" in args else None
     budget = memory.parse_size(flag or configured or memory.DEFAULT_BUDGET)
     assert budget <= limit * 7 // 8, (budget, limit)
     # And the default alone fits too, for a CronJob that drops the ConfigMap entry.
     assert memory.parse_size(memory.DEFAULT_BUDGET) <= limit * 7 // 8
+
+
+def build(overlay: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize`` of an overlay, with a secrets.env as the README writes it."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs kubectl (kustomize) to build the overlays")
+        pytest.skip("needs kubectl to build the kustomize overlays, as CI has")
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets.env"))
+    (tree / "overlays" / overlay / "secrets.env").write_text(
+        "".join(f"{key}=value-of-{key.lower()}-0123456789\n" for key in sorted(SECRET_KEYS))
+    )
+    out = subprocess.run(
+        [kubectl, "kustomize", str(tree / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def pod_specs(built: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    specs = {}
+    for d in built:
+        spec = d.get("spec", {})
+        if d["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        if "template" in spec:
+            specs[d["metadata"]["name"]] = spec["template"]["spec"]
+    return specs
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_builds_into_what_deploys_as_shipped(overlay: str, tmp_path: Path) -> None:
+    built = build(overlay, tmp_path)
+    kustomization = yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    ours = f"{image['newName']}:{image['newTag']}"
+    specs = pod_specs(built)
+    for name in ("recsvc", "recsvc-train"):
+        (container,) = specs[name]["containers"]
+        assert container["image"] == ours, (name, container["image"])
+    # One Secret, generated from secrets.env, and every reference points at it.
+    (secret,) = [d for d in built if d["kind"] == "Secret"]
+    assert set(secret["data"]) == SECRET_KEYS
+    text = yaml.safe_dump_all(built)
+    refs = set(re.findall(r"secretKeyRef:\s+key: \w+\s+name: (\S+)", text))
+    refs |= set(re.findall(r"secretRef:\s+name: (\S+)", text))
+    assert refs == {secret["metadata"]["name"]}
+    # Redis needs its password, and only recsvc's pods may reach it.
+    (redis_container,) = specs["redis"]["containers"]
+    assert "--requirepass" in redis_container["args"]
+    (policy,) = [d for d in built if d["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "recsvc"}}}]
+    for spec in (specs["recsvc"], specs["recsvc-train"]):
+        assert spec["containers"][0]["envFrom"][0] == {"configMapRef": {"name": "recsvc"}}
+    # No storage another pod must share.
+    claims = [d for d in built if d["kind"] == "PersistentVolumeClaim"]
+    assert not claims
+    assert all(d["metadata"].get("namespace") in (None, "recsvc") for d in built)

@@ -23,12 +23,12 @@ def data_dir() -> Iterator[Path]:
 def test_starts_joins_and_persists(data_dir: Path) -> None:
     owner = EmbeddedRedis(data_dir)
     url = owner.start()
-    assert owner.owned
+    assert owner.launched
     guest = EmbeddedRedis(data_dir)
-    assert guest.start() == url and not guest.owned  # joins the running server
+    assert guest.start() == url and not guest.launched  # joins the running server
     with redis.Redis.from_url(url) as c:
         c.set("k", "kept")
-    guest.stop()  # a guest never stops the owner's server
+    guest.stop()  # one user leaving never stops a server another uses
     with redis.Redis.from_url(url) as c:
         assert c.get("k") == b"kept"
     owner.stop()

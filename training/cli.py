@@ -1,7 +1,8 @@
 """``python -m training``: train and publish, roll back, show status.
 
-Exit codes (for cron): 0 success, 1 unexpected failure, 2 bad input, 3 Redis unreachable,
-4 another trainer holds the lock, 5 refused by the quality gate, 6 Redis out of memory.
+Exit codes (for cron): 0 success, 1 unexpected failure, 2 bad input (or configuration),
+3 Redis unreachable, 4 another trainer holds the lock, 5 refused by the quality gate,
+6 Redis out of memory, 7 nothing to act on (no previous version to roll back to).
 
 A ``train`` run holds the publisher lock from its start to its switch: one trainer per
 key prefix, and the model live before it always stays as the rollback target.
@@ -20,7 +21,8 @@ import pandas as pd
 import redis
 
 from recsvc.config import Settings, redact_url
-from recsvc.embedded import EmbeddedRedisError, redis_url_for
+from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
+from recsvc.helptext import HelpFormatter, plain
 from recsvc.layout import Layout
 from training import evaluate as ev
 from training import ingest, matrices, memory, workflow
@@ -41,7 +43,26 @@ from training.report import render_html
 from training.tuning import params_of
 from training.workflow import GateOptions
 
-COLUMN_NAMES = ("customer", "item", "order", "quantity", "timestamp", "price", "description")
+COLUMN_NAMES = (
+    "customer",
+    "item",
+    "order",
+    "quantity",
+    "timestamp",
+    "price",
+    "total",
+    "description",
+)
+COLUMN_HELP = {
+    "customer": "customer ids (required unless the preset names it)",
+    "item": "item ids (required unless the preset names it)",
+    "order": "order ids; without, a customer's lines at one timestamp are one order",
+    "quantity": "quantities; without, every line counts 1",
+    "timestamp": "purchase times; without, no temporal split or recency",
+    "price": "unit prices",
+    "total": "line totals, when there is no unit price: price = total / quantity",
+    "description": "item titles, when there is no catalog",
+}
 DEFAULT_TUNE_BUDGET = 120.0
 """Seconds ``evaluate`` searches parameters for unless told otherwise."""
 
@@ -55,7 +76,9 @@ def _data_options() -> argparse.ArgumentParser:
     )
     cols = p.add_argument_group("columns (override the preset)")
     for name in COLUMN_NAMES:
-        cols.add_argument(f"--{name}-col", dest=f"{name}_col", metavar="NAME")
+        cols.add_argument(
+            f"--{name}-col", dest=f"{name}_col", metavar="NAME", help=COLUMN_HELP[name]
+        )
     p.add_argument(
         "--catalog",
         type=Path,
@@ -84,18 +107,23 @@ def _data_options() -> argparse.ArgumentParser:
     c.add_argument("--keep-duplicates", action="store_true", help="keep exact duplicate rows")
     d = TrainConfig
     m = p.add_argument_group("model (the tuning starts from these)")
-    m.add_argument("--weighting", choices=matrices.WEIGHTINGS, default=d.weighting)
-    m.add_argument("--factors", type=int, default=AlsParams.factors)
-    m.add_argument("--regularization", type=float, default=AlsParams.regularization)
-    m.add_argument("--alpha", type=float, default=AlsParams.alpha)
-    m.add_argument("--iterations", type=int, default=AlsParams.iterations)
-    m.add_argument("--seed", type=int, default=AlsParams.random_state)
+    m.add_argument(
+        "--weighting",
+        choices=matrices.WEIGHTINGS,
+        default=d.weighting,
+        help="ALS confidence of a purchase",
+    )
+    m.add_argument("--factors", type=int, default=AlsParams.factors, help="ALS factors")
+    m.add_argument("--regularization", type=float, default=AlsParams.regularization, help="ALS")
+    m.add_argument("--alpha", type=float, default=AlsParams.alpha, help="ALS confidence scale")
+    m.add_argument("--iterations", type=int, default=AlsParams.iterations, help="ALS iterations")
+    m.add_argument("--seed", type=int, default=AlsParams.random_state, help="ALS random seed")
     m.add_argument("--neighbours", type=int, default=d.top_n, help="neighbours kept per item")
     m.add_argument(
         "--method", choices=sorted(METHODS), default=d.method, help="how neighbours are computed"
     )
-    m.add_argument("--ease-lambda", type=float, default=d.ease_lambda)
-    m.add_argument("--als-weight", type=float, default=d.als_weight)
+    m.add_argument("--ease-lambda", type=float, default=d.ease_lambda, help="EASE regularisation")
+    m.add_argument("--als-weight", type=float, default=d.als_weight, help="ALS share in ease-als")
     m.add_argument(
         "--recency-half-life",
         type=float,
@@ -131,7 +159,12 @@ def _data_options() -> argparse.ArgumentParser:
         type=_timestamp,
         help="test on purchases from this date on (default: the last --test-fraction of time)",
     )
-    e.add_argument("--test-fraction", type=float, default=0.1)
+    e.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="share of the time span held out for testing, without --cutoff",
+    )
     e.add_argument(
         "--eval-seed", type=int, default=0, help="which cart item is hidden, and trial order"
     )
@@ -139,16 +172,15 @@ def _data_options() -> argparse.ArgumentParser:
         "--tune-budget",
         type=float,
         metavar="SECONDS",
-        help="time for the parameter search on a validation window (0: no search)",
+        help="time for the parameter search on a validation window (0: no search; "
+        f"default: 0 for train, {DEFAULT_TUNE_BUDGET:.0f} for evaluate)",
     )
     return p
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m training",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, description=plain(__doc__), formatter_class=HelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
     data = _data_options()
@@ -163,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         parents=[data, lock],
+        formatter_class=HelpFormatter,
         help="evaluate, gate, and publish a new version (tuning: --tune-budget)",
     )
     g = t.add_argument_group("quality gate")
@@ -185,13 +218,21 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         parents=[data],
+        formatter_class=HelpFormatter,
         help="tune and score against baselines on a temporal holdout; write the report",
     )
     ev.add_argument(
         "--out", type=Path, default=Path("recsvc-report"), help="directory for the report"
     )
-    sub.add_parser("rollback", parents=[lock], help="make the previous version live again")
-    sub.add_parser("status", help="show the live and previous versions")
+    sub.add_parser(
+        "rollback",
+        parents=[lock],
+        help="make the previous version live again",
+        formatter_class=HelpFormatter,
+    )
+    sub.add_parser(
+        "status", help="show the live and previous versions", formatter_class=HelpFormatter
+    )
     return p
 
 
@@ -294,7 +335,9 @@ def _progress(stages: Stages | None) -> Callable[[int, int, str], None] | None:
 @contextmanager
 def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Publisher]:
     try:
-        with redis_url_for(settings.redis_url, settings.data_dir) as url:
+        with redis_url_for(
+            settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
+        ) as url:
             client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
             try:
                 client.ping()
@@ -306,6 +349,8 @@ def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Pub
                 yield Publisher(client, Layout(settings.key_prefix), on_progress=_progress(stages))
             finally:
                 client.close()
+    except EmbeddedRedisForbiddenError as exc:
+        raise InputError(str(exc)) from exc
     except EmbeddedRedisError as exc:
         raise StoreUnavailableError(str(exc)) from exc
 
@@ -358,8 +403,12 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     print(f"report: {args.out / 'report.html'} and {args.out / 'report.json'}")
 
 
-def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    prog: str = "python -m training",
+) -> int:
+    args = _parser(prog).parse_args(argv)
     settings = settings or Settings()
     try:
         budget_text = getattr(args, "memory_budget", None) or settings.train_memory_budget

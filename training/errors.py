@@ -9,6 +9,7 @@ EXIT_REDIS_UNAVAILABLE = 3
 EXIT_LOCKED = 4
 EXIT_REFUSED = 5
 EXIT_REDIS_FULL = 6
+EXIT_NO_MODEL = 7
 
 
 class TrainingError(Exception):
@@ -42,3 +43,9 @@ class StoreFullError(TrainingError):
     would not fit in what is left. Nothing was switched; the live model stays."""
 
     exit_code = EXIT_REDIS_FULL
+
+
+class NoModelError(TrainingError):
+    """Nothing to act on: no live model, or no previous version to roll back to."""
+
+    exit_code = EXIT_NO_MODEL

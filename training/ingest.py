@@ -23,6 +23,9 @@ CUSTOMER, ITEM, ORDER, QUANTITY, TIMESTAMP, PRICE, DESCRIPTION = (
     "price",
     "description",
 )
+TOTAL = "total"
+"""A line total (quantity times unit price), as many exports give it: read, then turned into
+the unit price (total / quantity) and dropped."""
 
 # Postage, fees, manual adjustments, vouchers: lines that are not products.
 DEFAULT_NON_PRODUCT_PATTERN = (
@@ -45,6 +48,8 @@ class Columns:
     timestamp: str | None = None
     price: str | None = None
     description: str | None = None
+    total: str | None = None
+    """The line-total column, when the export has no unit price (ignored with ``price``)."""
 
     def mapping(self) -> dict[str, str]:
         pairs = {
@@ -55,6 +60,7 @@ class Columns:
             TIMESTAMP: self.timestamp,
             PRICE: self.price,
             DESCRIPTION: self.description,
+            TOTAL: None if self.price else self.total,
         }
         return {std: col for std, col in pairs.items() if col}
 
@@ -291,6 +297,9 @@ def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, Clea
         df[QUANTITY] = _numbers(df[QUANTITY])
     if PRICE in df:
         df[PRICE] = _numbers(df[PRICE])
+    elif TOTAL in df:
+        total = _numbers(df.pop(TOTAL))
+        df[PRICE] = total / df[QUANTITY] if QUANTITY in df else total
     if TIMESTAMP in df:
         df[TIMESTAMP] = _timestamps(df[TIMESTAMP])
     if DESCRIPTION in df:

@@ -32,7 +32,13 @@ from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
 from recsvc.config import redact_url
-from training.errors import LockedError, StoreFullError, StoreUnavailableError, TrainingError
+from training.errors import (
+    LockedError,
+    NoModelError,
+    StoreFullError,
+    StoreUnavailableError,
+    TrainingError,
+)
 from training.neighbours import Neighbours
 
 _WRITE_BATCH = 2_000
@@ -297,7 +303,7 @@ class Publisher:
         with self.hold() as token:
             previous = self.previous_version()
             if previous is None:
-                raise TrainingError("no previous version to roll back to")
+                raise NoModelError("no previous version to roll back to; the live version stays")
             meta = self.meta(previous)
             if meta is None:
                 raise TrainingError(
