@@ -15,7 +15,7 @@ from recsvc.config import Settings, redact_url
 from recsvc.layout import Layout
 from tests.conftest import free_port, tiny_train_args
 from training.cli import main
-from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_REDIS_UNAVAILABLE
+from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_NO_MODEL, EXIT_REDIS_UNAVAILABLE
 from training.publish import ModelPayload, Publisher
 
 SAMPLE = ["--purchases", str(sample_path()), "--preset", "online-retail"]
@@ -137,7 +137,7 @@ def test_rollback_and_status(
     csv = tmp_path / "p.csv"
     csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
     train = tiny_train_args(csv)
-    assert main(["rollback"], settings) == 1
+    assert main(["rollback"], settings) == EXIT_NO_MODEL  # nothing to roll back
     assert main(train, settings) == 0
     first = publisher.live_version()
     assert main(train, settings) == 0
