@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import getpass
 import gzip
 import shutil
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -24,6 +27,7 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from recsvc import export
+from recsvc import layout as lay
 from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
@@ -200,15 +204,115 @@ def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]) -> list[str]:
+    async with _model_store(settings) as store:
+        _, unknown = await store.set_stock(changes)
+        return unknown
+
+
+@asynccontextmanager
+async def _model_store(settings: Settings) -> AsyncIterator[ModelStore]:
+    """The live model's store, for a command (one client, closed after)."""
     with redis_url_for(
         settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
     ) as url:
         client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
         try:
-            _, unknown = await ModelStore(client, Layout(settings.key_prefix)).set_stock(changes)
-            return unknown
+            yield ModelStore(client, Layout(settings.key_prefix))
         finally:
             await client.aclose()
+
+
+CATALOG_COLUMNS = ("title", "category", "price", "available", "brand", "image_url", "url")
+
+
+def catalog_changes(path: Path) -> dict[str, dict[str, object]]:
+    """Catalog facts from a CSV (item_id and any of ``CATALOG_COLUMNS``); ValueError says
+    which line is wrong."""
+    if not path.is_file():
+        raise ValueError(f"catalog file {path} not found")
+    changes: dict[str, dict[str, object]] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        cols = {c.strip().lower() for c in reader.fieldnames or []}
+        if "item_id" not in cols or not cols & set(CATALOG_COLUMNS):
+            raise ValueError(
+                f"the catalog file needs item_id and any of {', '.join(CATALOG_COLUMNS)}"
+            )
+        for n, row in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            item = row.get("item_id", "")
+            if not item or not lay.valid_id(item, lay.MAX_ITEM_ID_LENGTH):
+                raise ValueError(f"line {n}: item_id {item!r} is not a valid id")
+            change: dict[str, object] = {
+                c: row[c] for c in ("title", "category", "brand", "image_url", "url") if row.get(c)
+            }
+            if row.get("available"):
+                flag = row["available"].lower()
+                if flag not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(f"line {n}: available must be true or false")
+                change["available"] = flag in {"true", "1", "yes"}
+            if row.get("price"):
+                try:
+                    price = float(row["price"])
+                except ValueError:
+                    raise ValueError(f"line {n}: price {row['price']!r} is not a number") from None
+                if not 0 <= price <= 1e9:
+                    raise ValueError(f"line {n}: price must be between 0 and 1e9")
+                change["price"] = price
+            changes[item] = change
+    if not changes:
+        raise ValueError(f"{path} holds no items")
+    return changes
+
+
+def _actor() -> str:
+    return f"cli {getpass.getuser()}@{socket.gethostname()}"
+
+
+def _catalog(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        changes = catalog_changes(args.file) if args.file is not None else {}
+    except ValueError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    if not changes and not args.delete:
+        return _fail(EXIT_BAD_INPUT, "nothing to change: give --file, --delete, or both")
+
+    async def run() -> tuple[list[str], str | None]:
+        async with _model_store(settings) as store:
+            new: list[str] = []
+            if changes:
+                _, new = await store.put_items(changes, _actor())
+            if args.delete:
+                await store.delete_items(args.delete, _actor())
+            return new, None
+
+    try:
+        new, _ = asyncio.run(run())
+    except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
+        return _store_error(exc)
+    print(f"catalog: updated={len(changes)} new={len(new)} deleted={len(args.delete)}")
+    return 0
+
+
+def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    ids = list(args.customer)
+    if args.file is not None:
+        if not args.file.is_file():
+            return _fail(EXIT_BAD_INPUT, f"customer file {args.file} not found")
+        ids += list(export.iter_ids(args.file))
+    if not ids:
+        return _fail(EXIT_BAD_INPUT, "say which customers: --customer ID or --file")
+
+    async def run() -> list[str]:
+        async with _model_store(settings) as store:
+            return await store.erase_customers(ids, _actor())
+
+    try:
+        versions = asyncio.run(run())
+    except (StoreUnavailableError, EmbeddedRedisError) as exc:
+        return _store_error(exc)
+    print(f"erased: customers={len(ids)} versions={','.join(versions) or '(none held them)'}")
+    return 0
 
 
 def _write_sample(out: Path) -> int:
@@ -303,6 +407,30 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--file", type=Path, help="CSV with item_id and available and/or price columns, in bulk"
     )
+    ca = sub.add_parser(
+        "catalog",
+        help="add or change catalog items, or delete items, between trainings (audited)",
+        description="New items are suggested beside their category's best suggestion until "
+        "a training knows them; deleted items are never suggested until put back.",
+        formatter_class=HelpFormatter,
+    )
+    ca.add_argument(
+        "--file",
+        type=Path,
+        help=f"CSV of item_id and any of {', '.join(CATALOG_COLUMNS)} (default: none)",
+    )
+    ca.add_argument(
+        "--delete", action="append", default=[], metavar="ITEM", help="an item id (repeatable)"
+    )
+    er = sub.add_parser(
+        "erase",
+        help="erase customers' stored histories from every version (privacy requests; audited)",
+        formatter_class=HelpFormatter,
+    )
+    er.add_argument(
+        "--customer", action="append", default=[], metavar="ID", help="a customer id (repeatable)"
+    )
+    er.add_argument("--file", type=Path, help="a file of customer ids, one per line")
     sa = sub.add_parser(
         "sample",
         help="write the bundled purchase sample (the demo's data) to a file, to train on",
@@ -352,6 +480,10 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return _write_sample(args.out)
     if args.command == "stock":
         return _stock(args, settings or Settings())
+    if args.command == "catalog":
+        return _catalog(args, settings or Settings())
+    if args.command == "erase":
+        return _erase(args, settings or Settings())
     if args.command == "export":
         return _export(args, settings or Settings())
     overrides: dict[str, object] = {

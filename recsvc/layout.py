@@ -25,14 +25,21 @@ import numpy.typing as npt
 import orjson
 
 FORMAT_VERSION = 2
+"""Bumped whenever an encoding below changes; readers refuse a format they do not know.
+2: neighbour lists carry an evidence count; catalog, alternatives and stock keys."""
 
 MAX_ITEM_ID_LENGTH = 64
 MAX_CUSTOMER_ID_LENGTH = 128
+
 ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 """What an item or customer id may be, in the API and in what the trainer publishes
 (one rule for both: a published id is always one the API accepts)."""
-"""Bumped whenever an encoding below changes; readers refuse a format they do not know.
-2: neighbour lists carry an evidence count; catalog, alternatives and stock keys."""
+
+
+def valid_id(value: str, max_length: int) -> bool:
+    """Whether ``value`` is an id the API accepts (``ID_PATTERN``, within ``max_length``)."""
+    return 0 < len(value) <= max_length and re.match(ID_PATTERN, value) is not None
+
 
 NEIGHBOUR_DTYPE = np.dtype([("index", "<u4"), ("score", "<f4"), ("count", "<u4")])
 """One neighbour: its item index, its weight, and the evidence behind it (orders bought
@@ -41,6 +48,13 @@ together for a complement, customers shared for an alternative)."""
 Blob = bytes
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+
+
+AUDIT_MAX_ENTRIES = 100_000
+"""Entries the audit stream keeps (about 150 bytes each)."""
+ERASED_HISTORY = b"[[],[]]"
+"""What an erased customer's stored history becomes: empty, the hash keeping its size, so
+every version's manifest (and with it readiness and rollback) still holds."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,32 @@ class Layout:
         """Legacy: a set of versions, replaced by scanning ``model_pattern``; the next
         publish deletes it."""
         return f"{self.prefix}:versions"
+
+    @property
+    def catalog_items(self) -> str:
+        """Hash: item id -> JSON catalog facts (``title``, ``category``, ``price``,
+        ``available``, extras) added or updated by the admin API between trainings. Kept
+        across versions: an item a version does not know is served as a new item of its
+        category; one it knows has its facts overridden."""
+        return f"{self.prefix}:catalog:items"
+
+    @property
+    def catalog_deleted(self) -> str:
+        """Set of item ids deleted by the admin API: never suggested, by any version, until
+        added again."""
+        return f"{self.prefix}:catalog:deleted"
+
+    @property
+    def erased(self) -> str:
+        """Set of customer ids whose stored history was erased on request: every stored
+        version holds an empty history for them, and no later publish stores one."""
+        return f"{self.prefix}:erased"
+
+    @property
+    def audit(self) -> str:
+        """Stream of admin changes to the catalog and erasures (who, what, when), capped
+        at ``AUDIT_MAX_ENTRIES`` entries, oldest trimmed first."""
+        return f"{self.prefix}:audit"
 
     def model_prefix(self, version: str) -> str:
         return f"{self.prefix}:model:{version}:"

@@ -26,6 +26,10 @@ SOURCE_REPURCHASE = "repurchase"
 SOURCE_POPULAR = "popular"
 SOURCE_PINNED = "pinned"
 SOURCE_ALTERNATIVES = "alternatives"
+SOURCE_NEW = "new_in_category"
+NEW_ITEMS_PER_ANSWER = 2
+"""At most this many items added since the last training join one answer (one per
+category): enough to be seen, too few to push out what the model knows."""
 
 
 @dataclass(slots=True)
@@ -92,6 +96,7 @@ def rank(
     item_ids: Sequence[str],
     popular: IntArray,
     rules: Rules,
+    fresh: Sequence[int] = (),
 ) -> Ranking:
     """Ranks candidates by the weighted sum of their similarity to every seed.
 
@@ -111,7 +116,47 @@ def rank(
             picker.offer(index, suggestion)
     if not picker.full():
         _popular_fill(popular, item_ids, picker)
-    return Ranking(suggestions=tuple(picker.chosen), fallback=not seeds)
+    chosen = picker.chosen
+    if fresh and seeds and rules.category is not None:
+        chosen = place_new(picker, fresh, {s.index for s in seeds}, item_ids)
+    return Ranking(suggestions=tuple(chosen), fallback=not seeds)
+
+
+def place_new(
+    picker: _Picker,
+    fresh: Sequence[int],
+    seed_indices: Collection[int],
+    item_ids: Sequence[str],
+) -> list[Suggestion]:
+    """Items added since the last training (``fresh``, newest first), which no list knows
+    yet, placed as their category's popular items would be. Only for the categories the
+    answer is about (those of its suggestions from the lists, and of the seeds); one per
+    category, right after that category's best suggestion (or ahead of the popular filler
+    when none is there), at most ``NEW_ITEMS_PER_ANSWER``, within ``k``."""
+    rules = picker.rules
+    assert rules.category is not None
+    category = rules.category
+    out = list(zip(picker.chosen, picker.indices, strict=True))
+    suggested = [int(category[i]) for s, i in out if s.source != SOURCE_POPULAR]
+    wanted = ({int(category[i]) for i in seed_indices} | set(suggested)) - {-1}
+    placed: set[int] = set()
+    for index in fresh:
+        if len(placed) >= NEW_ITEMS_PER_ANSWER:
+            break
+        cat = int(category[index])
+        if cat not in wanted or cat in placed or index in picker.taken or index in picker.exclude:
+            continue
+        if rules.allowed is not None and not rules.allowed[index]:
+            continue
+        best = next((p for p, (_, i) in enumerate(out) if int(category[i]) == cat), None)
+        if best is None:
+            at = next((p for p, (s, _) in enumerate(out) if s.source == SOURCE_POPULAR), len(out))
+        else:
+            at = best + 1
+        score = out[at - 1][0].score if at > 0 else 0.0
+        out.insert(at, (Suggestion(item_ids[index], score, (), SOURCE_NEW), index))
+        placed.add(cat)
+    return [s for s, _ in out[: rules.k]]
 
 
 class _Picker:
@@ -123,6 +168,8 @@ class _Picker:
         self.taken: set[int] = set()
         self.per_category: dict[int, int] = {}
         self.chosen: list[Suggestion] = []
+        self.indices: list[int] = []
+        """The item index of each chosen suggestion, in order."""
 
     def full(self) -> bool:
         return len(self.chosen) >= self.rules.k
@@ -140,6 +187,7 @@ class _Picker:
             self.per_category[cat] = self.per_category.get(cat, 0) + 1
         self.taken.add(index)
         self.chosen.append(suggestion)
+        self.indices.append(index)
         return True
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from recsvc.config import Settings
 from recsvc.merch import MerchRules
 from recsvc.ranking import (
+    SOURCE_NEW,
     SOURCE_PINNED,
     SOURCE_POPULAR,
     SOURCE_REPURCHASE,
@@ -144,7 +145,7 @@ def rank_cart(
         )
     exclude = in_cart | {view.index[u.item_id] for u in ups} if ups else in_cart
     rules = Rules(k=k, exclude=exclude, **parts)
-    cross = rank(seeds(view, ids, weights, lists), view.item_ids, view.popular, rules)
+    cross = rank(seeds(view, ids, weights, lists), view.item_ids, view.popular, rules, view.fresh)
     return CartAnswer(cross, ups)
 
 
@@ -196,6 +197,7 @@ def rank_history(
         view.item_ids,
         view.popular,
         rules,
+        view.fresh,
     )
 
 
@@ -246,6 +248,9 @@ def reason(view: ModelView, s: Suggestion) -> str:
         return f"popular: bought by {n} customers" if n else "popular"
     if s.source == SOURCE_REPURCHASE:
         return "bought before"
+    if s.source == SOURCE_NEW:
+        category = _facts(view, s.item_id).get("category")
+        return f"new in {category}" if category else "new"
     text = f"bought together with {s.because[0]}" if s.because else "goes with your items"
     if s.because and s.evidence:
         text += f" in {s.evidence} orders"

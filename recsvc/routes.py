@@ -33,12 +33,18 @@ from recsvc.schemas import (
     MAX_K,
     AdminItemResponse,
     AdminStockResponse,
+    AuditResponse,
     BatchEntry,
     BatchRequest,
     BatchResponse,
     CartRequest,
     CartResponse,
+    CatalogItem,
+    CatalogRequest,
+    CatalogResponse,
     CustomerResponse,
+    DeletedResponse,
+    ErasedResponse,
     ErrorResponse,
     HistoryRequest,
     HistoryResponse,
@@ -269,6 +275,101 @@ async def admin_stock(
     version, unknown = await _store(request).set_stock(changes)
     updated = len(changes) - len(unknown)
     return JSONBytes({"model_version": version, "updated": updated, "unknown": unknown})
+
+
+def _actor(request: Request) -> str:
+    """Who made an audited change: the admin API, the client's address and the request."""
+    host = request.client.host if request.client else "unknown"
+    return f"api {host} request {request.state.request_id}"
+
+
+def _catalog_answer(version: str, ids: list[str], new: list[str]) -> JSONBytes:
+    return JSONBytes({"model_version": version, "updated": ids, "new": new})
+
+
+@router.put(
+    "/v1/admin/catalog/items/{item_id}",
+    response_class=JSONBytes,
+    responses={200: {"model": CatalogResponse}, **_errors(400, 401, 403, 413, 422, 503)},
+    summary="Add an item to the catalog, or change its facts, before the next training",
+)
+async def admin_put_item(
+    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    body: CatalogItem,
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> JSONBytes:
+    _require_admin(request)
+    facts = {item_id: body.model_dump(exclude_none=True)}
+    version, new = await _store(request).put_items(facts, _actor(request))
+    return _catalog_answer(version, [item_id], new)
+
+
+@router.post(
+    "/v1/admin/catalog",
+    response_class=JSONBytes,
+    responses={200: {"model": CatalogResponse}, **_errors(400, 401, 403, 413, 422, 503)},
+    summary="Add or change many catalog items at once, before the next training",
+)
+async def admin_put_items(
+    body: CatalogRequest,
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> JSONBytes:
+    _require_admin(request)
+    facts = {
+        line.item_id: line.model_dump(exclude_none=True, exclude={"item_id"}) for line in body.items
+    }
+    version, new = await _store(request).put_items(facts, _actor(request))
+    return _catalog_answer(version, list(facts), new)
+
+
+@router.delete(
+    "/v1/admin/catalog/items/{item_id}",
+    response_class=JSONBytes,
+    responses={200: {"model": DeletedResponse}, **_errors(400, 401, 403, 422, 503)},
+    summary="Delete an item: never suggested again until it is put back (audited)",
+)
+async def admin_delete_item(
+    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> JSONBytes:
+    _require_admin(request)
+    version = await _store(request).delete_items([item_id], _actor(request))
+    return JSONBytes({"model_version": version, "deleted": [item_id]})
+
+
+@router.delete(
+    "/v1/admin/customers/{customer_id}",
+    response_class=JSONBytes,
+    responses={200: {"model": ErasedResponse}, **_errors(400, 401, 403, 422, 503)},
+    summary="Erase a customer's stored history from every version, for a privacy request "
+    "(audited; no later training stores it again)",
+)
+async def admin_erase_customer(
+    customer_id: Annotated[str, Path(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)],
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> JSONBytes:
+    _require_admin(request)
+    versions = await _store(request).erase_customers([customer_id], _actor(request))
+    return JSONBytes({"erased": [customer_id], "versions": versions})
+
+
+@router.get(
+    "/v1/admin/audit",
+    response_class=JSONBytes,
+    responses={200: {"model": AuditResponse}, **_errors(400, 401, 403, 422, 503)},
+    summary="The latest catalog changes and erasures, newest first",
+)
+async def admin_audit(
+    request: Request,
+    count: Annotated[int, Query(ge=1, le=1000)] = 100,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> JSONBytes:
+    _require_admin(request)
+    return JSONBytes({"entries": await _store(request).audit_log(count)})
 
 
 def _count_fallback(request: Request, fallback: bool) -> None:

@@ -7,7 +7,7 @@ which field, rather than served slowly.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -21,7 +21,7 @@ from pydantic import (
 
 from recsvc import layout as lay
 from recsvc.fields import ID_NUMBER, WHOLE, numeric_id_schema
-from recsvc.merch import MerchRules
+from recsvc.merch import MAX_CATEGORY_LENGTH, MerchRules
 
 MAX_K = 100
 MAX_CART_ITEMS = 100
@@ -176,6 +176,32 @@ class StockRequest(_Strict):
     items: list[StockLine] = Field(min_length=1, max_length=10_000)
 
 
+MAX_TITLE_LENGTH = 500
+MAX_URL_LENGTH = 2048
+
+
+class CatalogItem(_Strict):
+    """An item's catalog facts, added or changed between trainings. Every field is
+    optional for an update; a new item needs a category to be suggested (beside its
+    category's best suggestion) before the next training."""
+
+    title: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH)
+    category: str | None = Field(default=None, max_length=MAX_CATEGORY_LENGTH)
+    price: float | None = Field(default=None, ge=0, le=1e9)
+    available: bool | None = None
+    brand: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH)
+    image_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
+    url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
+
+
+class CatalogLine(CatalogItem):
+    item_id: ItemId
+
+
+class CatalogRequest(_Strict):
+    items: list[CatalogLine] = Field(min_length=1, max_length=10_000)
+
+
 class SuggestionOut(BaseModel):
     item_id: str
     position: int = Field(description="1-based rank, for click attribution.")
@@ -186,7 +212,11 @@ class SuggestionOut(BaseModel):
     reason: str = Field(description="Why, with the evidence: orders bought together, etc.")
     boosted: bool = False
     because: list[str] = Field(description="The input items this suggestion came from.")
-    source: str = Field(description="neighbours, repurchase, or popular (filler).")
+    source: str = Field(
+        description="neighbours, repurchase, pinned, new_in_category (an item added since "
+        "the last training, placed beside its category's best suggestion), or popular "
+        "(filler)."
+    )
 
 
 class UpsellOut(BaseModel):
@@ -266,6 +296,31 @@ class AdminStockResponse(BaseModel):
     model_version: str
     updated: int
     unknown: list[str] = Field(description="Ids the live model does not know (unchanged).")
+
+
+class CatalogResponse(BaseModel):
+    model_version: str
+    updated: list[str]
+    new: list[str] = Field(
+        description="Ids the live model was not trained on: suggested as new in their "
+        "category until a training knows them."
+    )
+
+
+class DeletedResponse(BaseModel):
+    model_version: str
+    deleted: list[str]
+
+
+class ErasedResponse(BaseModel):
+    erased: list[str]
+    versions: list[str] = Field(description="Stored versions that held a history erased.")
+
+
+class AuditResponse(BaseModel):
+    entries: list[dict[str, Any]] = Field(
+        description="Newest first: id, at (Unix seconds), actor, action, ids (and versions)."
+    )
 
 
 class ModelInfo(BaseModel):

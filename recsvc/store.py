@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -56,6 +56,9 @@ class ModelView:
     margin: npt.NDArray[np.float64] | None
     """Per item, when the catalog gives margins."""
     stock_epoch: bytes | None
+    fresh: tuple[int, ...] = ()
+    """Items added by the admin API that this version was not trained on (indices past the
+    model's own items), newest first: placed among their category's suggestions."""
     masks: ByteBoundedCache[bytes, npt.NDArray[np.bool_]] = field(
         default_factory=lambda: ByteBoundedCache(DEFAULT_MASK_CACHE_BYTES)
     )
@@ -77,23 +80,43 @@ class ModelView:
         stock: dict[bytes, bytes] | None = None,
         stock_epoch: bytes | None = None,
         mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
+        added: dict[bytes, bytes] | None = None,
+        deleted: Collection[bytes] = (),
     ) -> ModelView:
         decoded_meta = lay.decode_json(meta)
         lay.check_format(decoded_meta)
-        item_ids = tuple(lay.decode_json(items))
+        model_ids: list[str] = list(lay.decode_json(items))
         popular_idx, _, popular_counts = lay.decode_lists(popular)
-        index = {item: i for i, item in enumerate(item_ids)}
+        index = {item: i for i, item in enumerate(model_ids)}
         facts: list[dict[str, Any]] = (
             [dict(f) for f in lay.decode_json(catalog)]
             if catalog
-            else [{"title": "", "available": True} for _ in item_ids]
+            else [{"title": "", "available": True} for _ in model_ids]
         )
-        if len(facts) != len(item_ids):
+        if len(facts) != len(model_ids):
             raise ValueError("catalog and items differ in length")
+        # Catalog changes between trainings: facts of known items overridden, new items
+        # appended past the model's own (no lists of their own: placed by category).
+        fresh: list[tuple[float, int]] = []
+        for raw_item, raw_facts in sorted((added or {}).items()):
+            item, entry = raw_item.decode(), dict(lay.decode_json(raw_facts))
+            at = index.get(item)
+            if at is None:
+                at = index[item] = len(model_ids)
+                model_ids.append(item)
+                facts.append({"title": "", "available": True})
+                fresh.append((-float(entry.get("added_at", 0.0)), at))
+            facts[at].update({k: v for k, v in entry.items() if k != "added_at"})
         for raw_item, raw_change in (stock or {}).items():
             at = index.get(raw_item.decode())
             if at is not None:
                 facts[at].update(lay.decode_json(raw_change))
+        for raw_item in deleted:
+            at = index.get(raw_item.decode())
+            if at is not None:
+                facts[at]["available"] = False  # never suggested
+        gone = {index[r.decode()] for r in deleted if r.decode() in index}
+        item_ids = tuple(model_ids)
         categories = sorted({str(f["category"]) for f in facts if f.get("category")})
         code = {c: n for n, c in enumerate(categories)}
         arrays = CatalogArrays(
@@ -116,6 +139,7 @@ class ModelView:
             arrays=arrays,
             margin=margin,
             stock_epoch=stock_epoch,
+            fresh=tuple(at for _, at in sorted(fresh) if at not in gone),
             masks=ByteBoundedCache(mask_cache_bytes),
         )
 
@@ -594,6 +618,104 @@ class ModelStore:
             await self.refresh()  # this worker serves the change from its next request
         return view.version, unknown
 
+    async def put_items(
+        self, items: Mapping[str, Mapping[str, Any]], actor: str
+    ) -> tuple[str, list[str]]:
+        """Adds items to the catalog, or updates their facts, between trainings; returns the
+        live version and the ids it was not trained on (served as new in their category)."""
+        view = await self.live_view()
+        now = time.time()
+        layout = self._layout
+        try:
+            current = await self._client.hmget(layout.catalog_items, list(items))
+            merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
+            for (item, change), old in zip(items.items(), current, strict=True):
+                entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
+                entry.setdefault("added_at", now)
+                entry.update({k: v for k, v in change.items() if v is not None})
+                merged[item] = lay.encode_json(entry)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hset(layout.catalog_items, mapping=merged)
+                pipe.srem(layout.catalog_deleted, *items)
+                self._audit(pipe, actor, "put_item", list(items))
+                pipe.incr(layout.stock_epoch(view.version))
+                await pipe.execute()
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        await self._changed()
+        model_items = int(view.meta.get("counts", {}).get("items", len(view.item_ids)))
+        new = [i for i in items if view.index.get(i, model_items) >= model_items]
+        return view.version, new
+
+    async def delete_items(self, item_ids: Sequence[str], actor: str) -> str:
+        """Items never suggested again, by this version or any later one, until put again."""
+        view = await self.live_view()
+        layout = self._layout
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.sadd(layout.catalog_deleted, *item_ids)
+                pipe.hdel(layout.catalog_items, *item_ids)
+                self._audit(pipe, actor, "delete_item", list(item_ids))
+                pipe.incr(layout.stock_epoch(view.version))
+                await pipe.execute()
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        await self._changed()
+        return view.version
+
+    async def erase_customers(self, customer_ids: Sequence[str], actor: str) -> list[str]:
+        """Erases the customers' stored histories from every stored version (live, previous
+        and any other), and keeps their ids so that no later publish stores them again.
+        Returns the versions that held any of them. Audited."""
+        layout = self._layout
+        try:
+            versions = {
+                v.decode() if isinstance(v, bytes) else str(v)
+                for v in await self._client.mget([layout.live, layout.previous])
+                if v is not None
+            }
+            held = []
+            for version in sorted(versions):
+                key = layout.customers(version)
+                present = await self._client.hmget(key, list(customer_ids))
+                found = [c for c, h in zip(customer_ids, present, strict=True) if h is not None]
+                if found:
+                    # Overwritten, not deleted: the hash keeps its size (its manifest).
+                    await self._client.hset(key, mapping=dict.fromkeys(found, lay.ERASED_HISTORY))
+                    held.append(version)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.sadd(layout.erased, *customer_ids)
+                self._audit(pipe, actor, "erase_customer", list(customer_ids), versions=held)
+                await pipe.execute()
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        return held
+
+    async def audit_log(self, count: int) -> list[dict[str, Any]]:
+        """The latest ``count`` audit entries, newest first."""
+        try:
+            entries = await self._client.xrevrange(self._layout.audit, count=count)
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        out = []
+        for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], entries):
+            record = lay.decode_json(fields[b"entry"])
+            out.append({"id": entry_id.decode(), **record})
+        return out
+
+    def _audit(self, pipe: Any, actor: str, action: str, ids: list[str], **extra: Any) -> None:
+        record = {"at": time.time(), "actor": actor, "action": action, "ids": ids, **extra}
+        pipe.xadd(
+            self._layout.audit,
+            {"entry": lay.encode_json(record)},
+            maxlen=lay.AUDIT_MAX_ENTRIES,
+            approximate=True,
+        )
+
+    async def _changed(self) -> None:
+        if self.refresh_interval_s > 0:
+            await self.refresh()  # this worker serves the change from its next request
+
     async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
         try:
             return await self._run_pipeline(requests)
@@ -674,7 +796,10 @@ class ModelStore:
                 pipe.get(self._layout.popular(version))
                 pipe.get(self._layout.catalog(version))
                 pipe.hgetall(self._layout.stock(version))
-                epoch, meta, items, popular, catalog, stock = await pipe.execute()
+                pipe.hgetall(self._layout.catalog_items)
+                pipe.smembers(self._layout.catalog_deleted)
+                result = await pipe.execute()
+            epoch, meta, items, popular, catalog, stock, added, deleted = result
         except RedisError as exc:
             raise unavailable(exc) from exc
         if meta is None:
@@ -694,7 +819,16 @@ class ModelStore:
             )
         try:
             return ModelView.from_blobs(
-                version, meta, items, popular, catalog, stock, epoch, self._mask_cache_bytes
+                version,
+                meta,
+                items,
+                popular,
+                catalog,
+                stock,
+                epoch,
+                self._mask_cache_bytes,
+                added=added,
+                deleted=deleted,
             )
         except ValueError as exc:
             raise ModelIncompleteError(f"model {version} is unreadable: {exc}") from exc

@@ -248,8 +248,11 @@ class Publisher:
             if self.on_progress:
                 self.on_progress(stop, n, "items")
         manifest += [lay.ManifestEntry(p, "hash", f) for p, f in fields.items() if f]
-        rows = iter(payload.histories.items())
-        written, total = 0, len(payload.histories)
+        # Customers erased on request (the admin API) are never stored again, even when
+        # the store's export still holds their purchases.
+        erased = {bytes(c).decode() for c in self._call(lambda: self.client.smembers(keys.erased))}
+        rows = ((c, h) for c, h in payload.histories.items() if c not in erased)
+        written, total = 0, len(payload.histories) - len(erased & payload.histories.keys())
         pipe = self.client.pipeline(transaction=False)
         number = 0
         while chunk := list(islice(rows, _WRITE_BATCH)):
