@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from recsvc import recommend as rec
 from recsvc.config import Settings
 from recsvc.errors import (
+    BadRequestError,
     ForbiddenError,
     NotFoundError,
     RecsvcError,
@@ -369,6 +370,9 @@ async def admin_audit(
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
     _require_admin(request)
+    unknown = set(request.query_params) - {"count"}
+    if unknown:
+        raise BadRequestError(f"unknown query parameters: {', '.join(sorted(unknown))}")
     return JSONBytes({"entries": await _store(request).audit_log(count)})
 
 
