@@ -186,18 +186,11 @@ class Layout:
     def _suffix(self, key: str) -> str:
         return key.split("\x00")[1]
 
-    def customer_fetch_args(self, customer_id: str, lists: bool = True) -> list[str]:
-        """ARGV for ``CUSTOMER_FETCH_SCRIPT``; ``lists=False`` reads the history only (for
-        a reader that keeps the lists it has decoded)."""
-        v = "\x00"
-        return [
-            self.model_prefix(v).split(v)[0],
-            self._suffix(self.customers(v)),
-            self._suffix(self.neighbours(v)),
-            self._suffix(self.stock_epoch(v)),
-            customer_id,
-            "1" if lists else "0",
-        ]
+    def customers_args(self, version: str, customer_ids: Sequence[str]) -> list[str]:
+        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``: the version's pointer, stock epoch and
+        customers hash (every key declared), then the version and the ids."""
+        keys = [self.live, self.stock_epoch(version), self.customers(version)]
+        return [*keys, version, *customer_ids]
 
     def report(self, version: str) -> str:
         """JSON: the evaluation report the version was published with (optional)."""
@@ -361,17 +354,17 @@ return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts}
 # ARGV[3] neighbours suffix; ARGV[4] stock epoch suffix; ARGV[5] customer id; ARGV[6] '1'
 # for the lists too, '0' for the history only.
 # Returns {version, epoch, history JSON or false, neighbour lists of the history's items}.
-CUSTOMER_FETCH_SCRIPT = """
-local version = redis.call('GET', KEYS[1])
-if not version then return {false, false, false, {}} end
-local base = ARGV[1] .. version
-local epoch = redis.call('GET', base .. ARGV[4])
-local history = redis.call('HGET', base .. ARGV[2], ARGV[5])
-if not history then return {version, epoch, false, {}} end
-local items = cjson.decode(history)[1]
-if #items == 0 or ARGV[6] == '0' then return {version, epoch, history, {}} end
-return {version, epoch, history, redis.call('HMGET', base .. ARGV[3], unpack(items))}
+CUSTOMERS_SCRIPT = """
+local live = redis.call('GET', KEYS[1])
+if live ~= ARGV[1] then return {live or false} end
+local epoch = redis.call('GET', KEYS[2])
+if #ARGV == 1 then return {live, epoch, {}} end
+return {live, epoch, redis.call('HMGET', KEYS[3], unpack(ARGV, 2))}
 """
+"""Stored histories of many customers from the version a reader believes is live, with
+its stock epoch, in one atomic step: ``{live}`` alone when another version is live (the
+reader switches and asks again). Keys: the pointer, the epoch, the customers hash, all
+declared (``customers_args``)."""
 
 # Checks every key of a version's manifest: KEYS[5..] against ARGV[3..] ("hash:120",
 # "string:4096", "string:*" for any non-empty size). Returns the problems found.

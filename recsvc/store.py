@@ -56,6 +56,9 @@ class ModelView:
     margin: npt.NDArray[np.float64] | None
     """Per item, when the catalog gives margins."""
     stock_epoch: bytes | None
+    model_items: int = 0
+    """How many of ``item_ids`` the version was trained on (they lead); the rest were added
+    since, by the admin API, and have no lists."""
     fresh: tuple[int, ...] = ()
     """Items added by the admin API that this version was not trained on (indices past the
     model's own items), newest first: placed among their category's suggestions."""
@@ -116,6 +119,7 @@ class ModelView:
             if at is not None:
                 facts[at]["available"] = False  # never suggested
         gone = {index[r.decode()] for r in deleted if r.decode() in index}
+        model_items = len(facts) - len(fresh)
         item_ids = tuple(model_ids)
         categories = sorted({str(f["category"]) for f in facts if f.get("category")})
         code = {c: n for n, c in enumerate(categories)}
@@ -139,6 +143,7 @@ class ModelView:
             arrays=arrays,
             margin=margin,
             stock_epoch=stock_epoch,
+            model_items=model_items,
             fresh=tuple(at for _, at in sorted(fresh) if at not in gone),
             masks=ByteBoundedCache(mask_cache_bytes),
         )
@@ -275,9 +280,8 @@ class ModelStore:
         self._state_at = -math.inf
         """The live version and its stock epoch as ``watch`` last read them, and when."""
         self._fetch_sha = hashlib.sha1(lay.FETCH_SCRIPT.encode()).hexdigest()
-        self._customer_sha = hashlib.sha1(lay.CUSTOMER_FETCH_SCRIPT.encode()).hexdigest()
+        self._customers_sha = hashlib.sha1(lay.CUSTOMERS_SCRIPT.encode()).hexdigest()
         self._views: dict[str, ModelView] = {}
-        self._scripts_loaded = False
         self._load_lock = asyncio.Lock()
 
     async def ping(self) -> None:
@@ -460,9 +464,10 @@ class ModelStore:
         comp: dict[str, ItemList | None] = {}
         alt: dict[str, ItemList | None] = {}
         missing = []
+        n = view.model_items
         for item in dict.fromkeys(item_ids):
-            if item not in view.index:
-                continue
+            if view.index.get(item, n) >= n:
+                continue  # unknown to the version, or added since: no lists
             c = kept.complements.get(item)
             a = kept.alternatives.get(item) if alternatives else None
             if c is None or (alternatives and a is None):
@@ -537,33 +542,39 @@ class ModelStore:
         """
         if not requests:
             return await self.live_view(), []
-        for _attempt in range(2):
+        customer_ids = [r.customer_id for r in requests if isinstance(r, CustomerQuery)]
+        version = self._believed or await self.live_version()
+        for _attempt in range(3):
+            if version is None:
+                raise NoLiveModelError("no model has been published yet")
             try:
-                replies = await self._pipeline(requests)
+                reply = await self._customers_script(version, customer_ids)
             except RedisError as exc:
                 raise unavailable(exc) from exc
-            heads = {(r[0], r[1]) for r in replies}
-            if any(v is None for v, _ in heads):
-                raise NoLiveModelError("no model has been published yet")
-            if len(heads) > 1:
-                continue  # a switch or stock change landed between two lookups
-            version, epoch = next(iter(heads))
-            try:
-                view = await self._view(bytes(version).decode(), epoch)
-            except _VersionGoneError:
+            if len(reply) == 1:  # another version is live: ask that one
+                version = None if reply[0] is None else bytes(reply[0]).decode()
                 continue
+            _, epoch, stored = reply
+            try:
+                view = await self._view(version, epoch)
+            except _VersionGoneError:
+                version = await self.live_version()
+                continue
+            found = iter(stored)
             kept = self._version_lists(view.version)
             histories: list[StoredHistory | None] = []
             wanted: dict[str, None] = {}
-            for req, reply in zip(requests, replies, strict=True):
+            for req in requests:
                 if isinstance(req, CustomerQuery):
-                    history = None if reply[2] is None else StoredHistory.decode(reply[2])
+                    blob = next(found)
+                    history = None if blob is None else StoredHistory.decode(blob)
                     histories.append(history)
                     ids: Sequence[str] = history.item_ids if history is not None else []
                 else:
                     histories.append(None)
                     ids = req
-                wanted.update(dict.fromkeys(i for i in ids if i in view.index))
+                n = view.model_items
+                wanted.update(dict.fromkeys(i for i in ids if view.index.get(i, n) < n))
             # The histories came without lists: what this worker keeps decoded is used,
             # the rest read from the same version in one more round trip.
             got: dict[str, ItemList | None] = {}
@@ -580,6 +591,7 @@ class ModelStore:
                 except RedisError as exc:
                     raise unavailable(exc) from exc
                 if any(b is None for b in blobs):
+                    version = await self.live_version()
                     continue  # the version was collected meanwhile: read the pointer again
                 got.update(kept.keep(kept.complements, missing, blobs))
             self._believed = view.version
@@ -643,8 +655,7 @@ class ModelStore:
         except RedisError as exc:
             raise unavailable(exc) from exc
         await self._changed()
-        model_items = int(view.meta.get("counts", {}).get("items", len(view.item_ids)))
-        new = [i for i in items if view.index.get(i, model_items) >= model_items]
+        new = [i for i in items if view.index.get(i, view.model_items) >= view.model_items]
         return view.version, new
 
     async def delete_items(self, item_ids: Sequence[str], actor: str) -> str:
@@ -716,33 +727,13 @@ class ModelStore:
         if self.refresh_interval_s > 0:
             await self.refresh()  # this worker serves the change from its next request
 
-    async def _pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
+    async def _customers_script(self, version: str, customer_ids: Sequence[str]) -> Any:
+        args = self._layout.customers_args(version, customer_ids)
         try:
-            return await self._run_pipeline(requests)
+            return await self._client.evalsha(self._customers_sha, 3, *args)
         except NoScriptError:
-            self._scripts_loaded = False  # Redis restarted and lost its script cache
-            return await self._run_pipeline(requests)
-
-    async def _run_pipeline(self, requests: Sequence[CustomerQuery | Sequence[str]]) -> list[Any]:
-        await self._ensure_scripts()
-        live = self._layout.live
-        async with self._client.pipeline(transaction=False) as pipe:
-            for req in requests:
-                if isinstance(req, CustomerQuery):
-                    args = self._layout.customer_fetch_args(req.customer_id, lists=False)
-                    pipe.evalsha(self._customer_sha, 1, live, *args)
-                else:
-                    pipe.evalsha(self._fetch_sha, 1, live, *self._layout.fetch_args([]))
-            replies = await pipe.execute()
-        # Lua false arrives as None; the script returns 3 parts for a customer, 2 for a cart.
-        return [list(r) for r in replies]
-
-    async def _ensure_scripts(self) -> None:
-        if self._scripts_loaded:
-            return
-        await self._client.script_load(lay.FETCH_SCRIPT)
-        await self._client.script_load(lay.CUSTOMER_FETCH_SCRIPT)
-        self._scripts_loaded = True
+            await self._client.script_load(lay.CUSTOMERS_SCRIPT)
+            return await self._client.evalsha(self._customers_sha, 3, *args)
 
     async def scan_customers(self, view: ModelView, count: int = 1000) -> Any:
         """Every stored customer of ``view``'s version, as (id, history) pairs, in batches."""

@@ -48,9 +48,13 @@ def test_fetch_args_name_the_keys_of_any_version() -> None:
     assert head + "v9" + epoch == layout.stock_epoch("v9")
     assert ids == ["x", "y"]
     assert layout.fetch_args(["x"])[2] == ""  # no alternatives asked for
-    head, customers, neighbours, epoch, customer, lists = layout.customer_fetch_args("c1")
-    assert head + "v9" + customers == layout.customers("v9") and customer == "c1"
-    assert lists == "1" and layout.customer_fetch_args("c1", lists=False)[-1] == "0"
+    live, epoch_key, customers, version, *who = layout.customers_args("v9", ["c1", "c2"])
+    assert (live, epoch_key, customers) == (
+        layout.live,
+        layout.stock_epoch("v9"),
+        layout.customers("v9"),
+    )
+    assert version == "v9" and who == ["c1", "c2"]
 
 
 def test_versions_sort_by_time_and_are_unique() -> None:

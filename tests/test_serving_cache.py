@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from recsvc import layout as lay
 from recsvc.app import create_app
 from recsvc.config import Settings
-from recsvc.store import ModelStore
+from recsvc.store import CustomerQuery, ModelStore
 from training.neighbours import Neighbours
 from training.publish import ModelPayload, Publisher
 
@@ -160,3 +160,64 @@ async def test_kept_lists_stay_within_their_byte_bound(
             await store.lists([item], alternatives=True)
             for kept in store._lists.values():
                 assert kept.complements.bytes + kept.alternatives.bytes <= bound
+
+
+async def test_stored_customers_never_mix_versions_while_versions_switch(
+    redis_url: str, layout: lay.Layout, block_model: ModelPayload
+) -> None:
+    """The batch path (histories, then the lists this worker lacks) under switches every
+    10 ms: each answer's lists carry the score of the version its view names."""
+    publisher = Publisher(redis.Redis.from_url(redis_url), layout)
+    score_of: dict[str, float] = {}
+    first = lay.new_version()
+    score_of[first] = 0.5
+    publisher.publish(variant(block_model, 0.5), first)
+    stop = threading.Event()
+
+    def publish_loop() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            version, score = lay.new_version(), 0.25 + (n % 7) / 10
+            score_of[version] = score
+            publisher.publish(variant(block_model, score), version)
+            time.sleep(0.01)
+
+    customers = [CustomerQuery(c) for c in list(block_model.histories)[:20]]
+    thread = threading.Thread(target=publish_loop)
+    async with aioredis.Redis.from_url(redis_url) as conn:
+        store = ModelStore(conn, layout, refresh_interval_s=0)
+        thread.start()
+        seen = set()
+        try:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                view, fetched = await store.customers(customers)
+                assert all(f.history is not None for f in fetched)
+                scores = {float(x.scores[0]) for f in fetched for x in f.lists if x is not None}
+                assert scores == {np.float32(score_of[view.version])}, view.version
+                seen.add(view.version)
+        finally:
+            stop.set()
+            thread.join()
+    assert len(seen) >= 3
+
+
+async def test_a_batch_of_stored_customers_costs_one_script_call(
+    redis_url: str, layout: lay.Layout, published: str, block_model: ModelPayload
+) -> None:
+    """Histories of the whole batch in one call; with the lists kept, nothing else."""
+    client = redis.Redis.from_url(redis_url)
+    customers = [CustomerQuery(c) for c in block_model.histories]
+    async with aioredis.Redis.from_url(redis_url) as conn:
+        store = ModelStore(conn, layout, refresh_interval_s=0)
+        await store.customers(customers)  # lists decoded and kept
+        before = _calls(client)
+        view, fetched = await store.customers(customers)
+        after = _calls(client)
+    assert view.version == published and len(fetched) == len(customers) > 10
+    spent = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    spent.pop("info", None)
+    # One script call, and what it runs inside (commandstats counts those too): the
+    # pointer, the epoch and the histories. No neighbour lists are read: all are kept.
+    assert spent == {"evalsha": 1, "get": 2, "hmget": 1}, spent
