@@ -262,12 +262,9 @@ def _rank_seeds(
     if rules.max_per_category is not None:
         room *= 4
     if pos.size > room:
-        # The best ``room``, and every candidate tied with the last of them: which of
-        # equal totals is suggested goes by item index below, never by partition order.
-        cut = totals[pos][np.argpartition(-totals[pos], room - 1)[room - 1]]
-        pos = pos[totals[pos] >= cut]
+        pos = pos[np.argpartition(-totals[pos], room - 1)[:room]]
     # Highest score first; ties by item index keep answers stable across calls.
-    pos = pos[np.lexsort((candidates[pos], -totals[pos]))][:room]
+    pos = pos[np.lexsort((candidates[pos], -totals[pos]))]
     # Each chosen candidate's contribution from each seed, from the entries naming a
     # chosen candidate only. A seed's list names an item once, so each (candidate, seed)
     # cell is written by one entry.
