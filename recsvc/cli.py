@@ -156,6 +156,29 @@ def _stock(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if len(unknown) < len(changes) else 2
 
 
+MAX_PRICE = 1e9
+
+
+def _stock_facts(row: dict[str, str], n: int) -> dict[str, object]:
+    """``available`` and ``price`` of a CSV row (line ``n``), as given; ValueError says
+    what is wrong with them."""
+    facts: dict[str, object] = {}
+    if row.get("available"):
+        flag = row["available"].lower()
+        if flag not in {"true", "false", "1", "0", "yes", "no"}:
+            raise ValueError(f"line {n}: available must be true or false")
+        facts["available"] = flag in {"true", "1", "yes"}
+    if row.get("price"):
+        try:
+            price = float(row["price"])
+        except ValueError:
+            raise ValueError(f"line {n}: price {row['price']!r} is not a number") from None
+        if not 0 <= price <= MAX_PRICE:
+            raise ValueError(f"line {n}: price must be between 0 and {MAX_PRICE:g}")
+        facts["price"] = price
+    return facts
+
+
 def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     """The changes the flags or the file ask for; ValueError says what is wrong."""
     changes: dict[str, dict[str, object]] = {}
@@ -169,22 +192,7 @@ def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
                 raise ValueError("the stock file needs item_id and available and/or price")
             for n, row in enumerate(reader, start=2):
                 row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                change: dict[str, object] = {}
-                if row.get("available"):
-                    flag = row["available"].lower()
-                    if flag not in {"true", "false", "1", "0", "yes", "no"}:
-                        raise ValueError(f"line {n}: available must be true or false")
-                    change["available"] = flag in {"true", "1", "yes"}
-                if row.get("price"):
-                    try:
-                        price = float(row["price"])
-                    except ValueError:
-                        raise ValueError(
-                            f"line {n}: price {row['price']!r} is not a number"
-                        ) from None
-                    if price < 0:
-                        raise ValueError(f"line {n}: price must not be negative")
-                    change["price"] = price
+                change = _stock_facts(row, n)
                 if row.get("item_id") and change:
                     changes[row["item_id"]] = change
     for item in args.item:
@@ -246,19 +254,7 @@ def catalog_changes(path: Path) -> dict[str, dict[str, object]]:
             change: dict[str, object] = {
                 c: row[c] for c in ("title", "category", "brand", "image_url", "url") if row.get(c)
             }
-            if row.get("available"):
-                flag = row["available"].lower()
-                if flag not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(f"line {n}: available must be true or false")
-                change["available"] = flag in {"true", "1", "yes"}
-            if row.get("price"):
-                try:
-                    price = float(row["price"])
-                except ValueError:
-                    raise ValueError(f"line {n}: price {row['price']!r} is not a number") from None
-                if not 0 <= price <= 1e9:
-                    raise ValueError(f"line {n}: price must be between 0 and 1e9")
-                change["price"] = price
+            change.update(_stock_facts(row, n))
             changes[item] = change
     if not changes:
         raise ValueError(f"{path} holds no items")

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import redis
 import uvicorn
+from pydantic import SecretStr
 
 from recsvc.app import create_app
 from recsvc.config import Settings
@@ -294,6 +295,23 @@ def shop_model(tmp_path_factory: pytest.TempPathFactory) -> ModelPayload:
     path.write_text(SHOP_CATALOG)
     catalog, _ = cat.read_catalog(path)
     return fit(shop_purchases(), TEST_CONFIG, Stages(io.StringIO()), catalog=catalog)
+
+
+ADMIN_TOKEN = "s3cret-token-of-24-chars"
+ADMIN_AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def shop(
+    settings: Settings, publisher: Publisher, shop_model: ModelPayload
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The shop model published, and the app with the admin API on, over ASGI."""
+    publisher.publish(shop_model)
+    app = create_app(settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
+            yield c
 
 
 def tiny_train_args(csv: Path, *extra: str) -> list[str]:

@@ -4,35 +4,19 @@ erased on request from every version, for good, with an audit trail."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from recsvc import cli
-from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.layout import Layout
+from tests.conftest import ADMIN_AUTH
 from training.publish import ModelPayload, Publisher
 
-TOKEN = "catalog-admin-token-0123"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 CART = "/v1/recommendations/cart"
-
-
-@pytest.fixture
-async def admin(
-    settings: Settings, publisher: Publisher, shop_model: ModelPayload
-) -> AsyncIterator[httpx.AsyncClient]:
-    publisher.publish(shop_model)
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr(TOKEN)}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            yield c
 
 
 async def cross_sell(api: httpx.AsyncClient, items: list[str], k: int = 5) -> list[dict[str, Any]]:
@@ -42,40 +26,42 @@ async def cross_sell(api: httpx.AsyncClient, items: list[str], k: int = 5) -> li
 
 
 async def test_a_new_item_is_suggested_beside_its_categorys_best(
-    admin: httpx.AsyncClient,
+    shop: httpx.AsyncClient,
 ) -> None:
-    before = await cross_sell(admin, ["T1"])
+    before = await cross_sell(shop, ["T1"])
     mugs = [s["position"] for s in before if s["category"] == "mugs"]
     assert mugs, before  # tea's complements are mugs (the known answer of shop_purchases)
-    r = await admin.put(
+    r = await shop.put(
         "/v1/admin/catalog/items/M9",
         json={"title": "Speckled mug", "category": "mugs", "price": 9.5},
-        headers=AUTH,
+        headers=ADMIN_AUTH,
     )
     assert r.status_code == 200 and r.json()["new"] == ["M9"], r.text
-    after = await cross_sell(admin, ["T1"])
+    after = await cross_sell(shop, ["T1"])
     (new,) = [s for s in after if s["item_id"] == "M9"]
     assert new["position"] == mugs[0] + 1  # right after the best mug
     assert new["source"] == "new_in_category" and new["reason"] == "new in mugs"
     assert (new["title"], new["price"]) == ("Speckled mug", 9.5)
-    assert len(await cross_sell(admin, ["T1"], k=3)) == 3  # placed within k, not past it
+    assert len(await cross_sell(shop, ["T1"], k=3)) == 3  # placed within k, not past it
     # Only in answers about its category: a new kettle has no place beside tea's mugs.
-    await admin.put("/v1/admin/catalog/items/K1", json={"category": "kettles"}, headers=AUTH)
-    assert "K1" not in {s["item_id"] for s in await cross_sell(admin, ["T1"], k=10)}
+    await shop.put("/v1/admin/catalog/items/K1", json={"category": "kettles"}, headers=ADMIN_AUTH)
+    assert "K1" not in {s["item_id"] for s in await cross_sell(shop, ["T1"], k=10)}
     # An item the model knows has its facts updated, and is not "new".
-    r = await admin.put("/v1/admin/catalog/items/T1", json={"title": "Earl Grey"}, headers=AUTH)
+    r = await shop.put(
+        "/v1/admin/catalog/items/T1", json={"title": "Earl Grey"}, headers=ADMIN_AUTH
+    )
     assert r.json()["new"] == []
-    titles = {s["item_id"]: s["title"] for s in await cross_sell(admin, ["M1"])}
+    titles = {s["item_id"]: s["title"] for s in await cross_sell(shop, ["M1"])}
     assert titles.get("T1") == "Earl Grey"
 
 
 async def test_new_items_survive_a_retrain_and_a_deleted_item_is_never_suggested(
-    admin: httpx.AsyncClient, publisher: Publisher, shop_model: ModelPayload
+    shop: httpx.AsyncClient, publisher: Publisher, shop_model: ModelPayload
 ) -> None:
-    r = await admin.post(
+    r = await shop.post(
         "/v1/admin/catalog",
         json={"items": [{"item_id": "M8", "category": "mugs", "title": "Tall mug"}]},
-        headers=AUTH,
+        headers=ADMIN_AUTH,
     )
     assert r.json() == {
         "model_version": r.json()["model_version"],
@@ -83,39 +69,41 @@ async def test_new_items_survive_a_retrain_and_a_deleted_item_is_never_suggested
         "new": ["M8"],
     }
     publisher.publish(shop_model)  # the nightly retrain, whose data lacks M8
-    assert "M8" in {s["item_id"] for s in await cross_sell(admin, ["T1"])}
-    victim = (await cross_sell(admin, ["T1"]))[0]["item_id"]
-    r = await admin.delete(f"/v1/admin/catalog/items/{victim}", headers=AUTH)
+    assert "M8" in {s["item_id"] for s in await cross_sell(shop, ["T1"])}
+    victim = (await cross_sell(shop, ["T1"]))[0]["item_id"]
+    r = await shop.delete(f"/v1/admin/catalog/items/{victim}", headers=ADMIN_AUTH)
     assert r.status_code == 200 and r.json()["deleted"] == [victim]
     for cart in (["T1"], ["SP"], ["T1", "SP"], ["M1"]):
-        assert victim not in {s["item_id"] for s in await cross_sell(admin, cart, k=10)}
+        assert victim not in {s["item_id"] for s in await cross_sell(shop, cart, k=10)}
     publisher.publish(shop_model)  # still deleted in the next version
-    assert victim not in {s["item_id"] for s in await cross_sell(admin, ["T1"], k=10)}
-    await admin.put(f"/v1/admin/catalog/items/{victim}", json={"available": True}, headers=AUTH)
-    assert victim in {s["item_id"] for s in await cross_sell(admin, ["T1"], k=10)}
+    assert victim not in {s["item_id"] for s in await cross_sell(shop, ["T1"], k=10)}
+    await shop.put(
+        f"/v1/admin/catalog/items/{victim}", json={"available": True}, headers=ADMIN_AUTH
+    )
+    assert victim in {s["item_id"] for s in await cross_sell(shop, ["T1"], k=10)}
 
 
 async def test_an_erased_customer_stays_erased_in_every_version_and_it_is_audited(
-    admin: httpx.AsyncClient, publisher: Publisher, shop_model: ModelPayload
+    shop: httpx.AsyncClient, publisher: Publisher, shop_model: ModelPayload
 ) -> None:
     publisher.publish(shop_model)  # live and previous both hold s1's history
     url = "/v1/customers/s1/recommendations?k=3"
-    assert (await admin.get(url)).json()["fallback"] is False
-    assert (await admin.delete("/v1/admin/customers/s1")).status_code == 401
-    r = await admin.delete("/v1/admin/customers/s1", headers=AUTH)
+    assert (await shop.get(url)).json()["fallback"] is False
+    assert (await shop.delete("/v1/admin/customers/s1")).status_code == 401
+    r = await shop.delete("/v1/admin/customers/s1", headers=ADMIN_AUTH)
     assert r.status_code == 200 and len(r.json()["versions"]) == 2, r.text
-    assert (await admin.get(url)).json()["fallback"] is True  # popular items, no history
-    assert (await admin.get("/readyz")).status_code == 200  # every manifest still holds
+    assert (await shop.get(url)).json()["fallback"] is True  # popular items, no history
+    assert (await shop.get("/readyz")).status_code == 200  # every manifest still holds
     assert publisher.rollback()  # the previous version has forgotten s1 too
-    assert (await admin.get(url)).json()["fallback"] is True
+    assert (await shop.get(url)).json()["fallback"] is True
     publisher.publish(shop_model)  # a retrain on data that still holds s1 stores nothing
-    assert (await admin.get(url)).json()["fallback"] is True
-    assert (await admin.get("/v1/customers/s2/recommendations")).json()["fallback"] is False
-    audit = (await admin.get("/v1/admin/audit", headers=AUTH)).json()["entries"]
+    assert (await shop.get(url)).json()["fallback"] is True
+    assert (await shop.get("/v1/customers/s2/recommendations")).json()["fallback"] is False
+    audit = (await shop.get("/v1/admin/audit", headers=ADMIN_AUTH)).json()["entries"]
     erase = audit[0]
     assert (erase["action"], erase["ids"]) == ("erase_customer", ["s1"])
     assert erase["actor"].startswith("api ") and erase["at"] > 0
-    assert (await admin.get("/v1/admin/audit")).status_code == 401
+    assert (await shop.get("/v1/admin/audit")).status_code == 401
 
 
 def test_the_catalog_and_erase_commands(

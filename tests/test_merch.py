@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,13 @@ from recsvc.layout import Layout
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
 from recsvc.store import ModelStore
-from tests.conftest import SHOP_CATALOG, shop_purchases
+from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, shop_purchases
 from training import catalog as cat
 from training.cli import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError
 from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
-TOKEN = "s3cret-token-of-24-chars"
 
 
 # -- catalog --------------------------------------------------------------------------
@@ -160,18 +158,6 @@ def test_the_allowed_mask_applies_every_filter() -> None:
 # -- through the API ------------------------------------------------------------------
 
 
-@pytest.fixture
-async def shop(
-    settings: Settings, publisher: Publisher, shop_model: ModelPayload
-) -> AsyncIterator[httpx.AsyncClient]:
-    publisher.publish(shop_model)
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr(TOKEN)}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            yield c
-
-
 def item_ids(rows: list[dict[str, Any]]) -> list[str]:
     return [r["item_id"] for r in rows]
 
@@ -212,7 +198,7 @@ async def test_request_rules_and_live_stock_change_the_next_answer(
         "/v1/admin/items/T1", json={"available": False}, headers={"authorization": "Bearer nope"}
     )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
-    auth = {"authorization": f"Bearer {TOKEN}"}
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     ok = await shop.patch("/v1/admin/items/T1", json={"available": False}, headers=auth)
     assert ok.status_code == 200, ok.text
     after = (await shop.post(CART, json={"items": ["M1"], "k": 2})).json()
@@ -241,7 +227,7 @@ async def test_after_a_stock_change_a_cart_stays_at_one_round_trip(
     shop: httpx.AsyncClient, client: redis.Redis
 ) -> None:
     """A stock change once made every later request reload the whole version."""
-    auth = {"authorization": f"Bearer {TOKEN}"}
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     body = {"items": ["M1"], "k": 2}
     assert (await shop.post(CART, json=body)).status_code == 200
     ok = await shop.patch("/v1/admin/items/SP", json={"available": False}, headers=auth)
@@ -292,7 +278,9 @@ async def test_an_empty_admin_token_disables_the_admin_api(
 def test_a_short_admin_token_refuses_to_start() -> None:
     with pytest.raises(ValidationError, match="too short"):
         Settings(admin_token=SecretStr("hunter2"))
-    assert Settings(admin_token=SecretStr(f"  {TOKEN}  ")).admin_token == SecretStr(TOKEN)
+    assert Settings(admin_token=SecretStr(f"  {ADMIN_TOKEN}  ")).admin_token == SecretStr(
+        ADMIN_TOKEN
+    )
 
 
 def test_the_stock_command_changes_the_live_model(

@@ -8,7 +8,8 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -33,6 +34,34 @@ def _calls(client: redis.Redis) -> dict[str, int]:
 def variant(model: ModelPayload, score: float) -> ModelPayload:
     nb = Neighbours(model.neighbours.indices, np.full_like(model.neighbours.scores, score))
     return dataclasses.replace(model, neighbours=nb)
+
+
+@contextmanager
+def switching(publisher: Publisher, model: ModelPayload) -> Iterator[dict[str, float]]:
+    """A version of ``model`` published every 10 ms in a thread while the block runs, each
+    with its own score; yields version -> score (the first one published before)."""
+    score_of: dict[str, float] = {}
+    first = lay.new_version()
+    score_of[first] = 0.5
+    publisher.publish(variant(model, 0.5), first)
+    stop = threading.Event()
+
+    def publish_loop() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            version, score = lay.new_version(), 0.25 + (n % 7) / 10
+            score_of[version] = score
+            publisher.publish(variant(model, score), version)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=publish_loop)
+    thread.start()
+    try:
+        yield score_of
+    finally:
+        stop.set()
+        thread.join()
 
 
 async def served_after(check: Callable[[], Awaitable[bool]], since: float) -> float:
@@ -113,38 +142,20 @@ async def test_answers_never_mix_versions_while_versions_switch(
 ) -> None:
     """Every version has its own score; each answer's lists must carry its view's."""
     publisher = Publisher(redis.Redis.from_url(redis_url), layout)
-    score_of: dict[str, float] = {}
-    first = lay.new_version()
-    score_of[first] = 0.5
-    publisher.publish(variant(block_model, 0.5), first)
-    stop = threading.Event()
-
-    def publish_loop() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            version, score = lay.new_version(), 0.25 + (n % 7) / 10
-            score_of[version] = score
-            publisher.publish(variant(block_model, score), version)
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=publish_loop)
     async with aioredis.Redis.from_url(redis_url) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0.02)
         watcher = asyncio.create_task(store.watch())
-        thread.start()
         seen = set()
         try:
-            deadline = time.monotonic() + 1.5
-            while time.monotonic() < deadline:
-                got = await store.lists(["A1", "B2", "A3"])
-                scores = {float(x.scores[0]) for x in got.complements if x is not None}
-                assert scores == {np.float32(score_of[got.view.version])}, got.view.version
-                seen.add(got.view.version)
-                await asyncio.sleep(0)
+            with switching(publisher, block_model) as score_of:
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:
+                    got = await store.lists(["A1", "B2", "A3"])
+                    scores = {float(x.scores[0]) for x in got.complements if x is not None}
+                    assert scores == {np.float32(score_of[got.view.version])}, got.view.version
+                    seen.add(got.view.version)
+                    await asyncio.sleep(0)
         finally:
-            stop.set()
-            thread.join()
             watcher.cancel()
     assert len(seen) >= 3
 
@@ -168,28 +179,11 @@ async def test_stored_customers_never_mix_versions_while_versions_switch(
     """The batch path (histories, then the lists this worker lacks) under switches every
     10 ms: each answer's lists carry the score of the version its view names."""
     publisher = Publisher(redis.Redis.from_url(redis_url), layout)
-    score_of: dict[str, float] = {}
-    first = lay.new_version()
-    score_of[first] = 0.5
-    publisher.publish(variant(block_model, 0.5), first)
-    stop = threading.Event()
-
-    def publish_loop() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            version, score = lay.new_version(), 0.25 + (n % 7) / 10
-            score_of[version] = score
-            publisher.publish(variant(block_model, score), version)
-            time.sleep(0.01)
-
     customers = [CustomerQuery(c) for c in list(block_model.histories)[:20]]
-    thread = threading.Thread(target=publish_loop)
     async with aioredis.Redis.from_url(redis_url) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0)
-        thread.start()
         seen = set()
-        try:
+        with switching(publisher, block_model) as score_of:
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
                 view, fetched = await store.customers(customers)
@@ -197,9 +191,6 @@ async def test_stored_customers_never_mix_versions_while_versions_switch(
                 scores = {float(x.scores[0]) for f in fetched for x in f.lists if x is not None}
                 assert scores == {np.float32(score_of[view.version])}, view.version
                 seen.add(view.version)
-        finally:
-            stop.set()
-            thread.join()
     assert len(seen) >= 3
 
 
