@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +30,7 @@ from recsvc.layout import Layout
 from recsvc.observability import LOGGER, Metrics, ObservabilityMiddleware, configure_logging
 from recsvc.routes import JSONBytes, router
 from recsvc.store import ModelStore
+from recsvc.widget import widget_router
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONBytes:
@@ -218,6 +220,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
     app.include_router(docs_router("recsvc"))
+    app.include_router(widget_router())
+    if settings.cors_origins:
+        # Outermost: a browser's preflight is answered before anything else reads it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-request-id"],
+            max_age=600,
+        )
     return app
 
 

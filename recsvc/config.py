@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     upsell_min_ratio: float = Field(default=1.05, gt=0)
     upsell_max_ratio: float = Field(default=2.0, gt=0)
 
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (https://shop.example) whose pages may call the API from a "
+        "browser, as the storefront widget does; JSON list in the environment. Empty: none.",
+    )
     max_body_bytes: int = Field(
         default=1 << 20,
         ge=1024,

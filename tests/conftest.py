@@ -7,6 +7,8 @@ process without seeing each other's models.
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -321,3 +323,35 @@ def tiny_train_args(csv: Path, *extra: str) -> list[str]:
     """
     return ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i",
             "--force", *extra]  # fmt: skip
+
+
+# -- a real browser ----------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render(url: str, profile: Path, *extra: str) -> str:
+    """What headless Chromium shows at ``url`` with every host but this machine unreachable
+    (a CDN script would fail to load, and the page would stay blank)."""
+    assert CHROMIUM is not None
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}",
+         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+         "--virtual-time-budget=15000", *extra, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.fixture
+def chromium() -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (.ci/run does)")
+        pytest.skip("needs Debian's chromium (apt-get install chromium), as .ci/run installs")
+    return CHROMIUM

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from tests.conftest import (
     GROUPED_ARGS,
     free_port,
     grouped_purchases,
+    render,
     tiny_train_args,
     uvicorn_server,
 )
@@ -276,35 +276,6 @@ def test_a_line_total_column_gives_unit_prices_and_numeric_ids_work(
 
 # -- the API documentation, offline, in a real browser --------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _render(url: str, profile: Path, *extra: str) -> str:
-    """What headless Chromium shows at ``url`` with every host but this machine unreachable
-    (a CDN script would fail to load, and the page would stay blank)."""
-    assert CHROMIUM is not None
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}",
-         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-         "--virtual-time-budget=15000", *extra, url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-@pytest.fixture
-def chromium() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium (.ci/run does)")
-        pytest.skip("needs Debian's chromium (apt-get install chromium), as .ci/run installs")
-    return CHROMIUM
-
 
 def test_docs_and_redoc_render_offline_in_chromium(
     chromium: str, settings: Settings, tmp_path: Path
@@ -312,13 +283,13 @@ def test_docs_and_redoc_render_offline_in_chromium(
     with uvicorn_server(settings) as base:
         page = httpx.get(f"{base}/docs").text
         assert "cdn" not in page.lower() and "https://" not in page
-        dom = _render(f"{base}/docs", tmp_path / "profile", "--dump-dom")
+        dom = render(f"{base}/docs", tmp_path / "profile", "--dump-dom")
         paths = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom))
         assert {"/v1/recommendations/cart", "/v1/customers/{customer_id}/recommendations"} <= paths
-        redoc = _render(f"{base}/redoc", tmp_path / "profile", "--dump-dom")
+        redoc = render(f"{base}/redoc", tmp_path / "profile", "--dump-dom")
         assert "/v1/recommendations/cart" in redoc and "redoc-wrap" in redoc
         shot = tmp_path / "docs.png"
-        _render(
+        render(
             f"{base}/docs", tmp_path / "profile", "--window-size=1280,900", f"--screenshot={shot}"
         )
         assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
