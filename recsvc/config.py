@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsvc.merch import MerchRules
@@ -121,14 +121,35 @@ class Settings(BaseSettings):
         f"disables it; a token shorter than {MIN_ADMIN_TOKEN} characters refuses to start.",
     )
 
-    @field_validator("admin_token", mode="after")
+    ingest_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the order-event API (POST /v1/events/orders), apart "
+        "from the admin token; unset, empty or blank disables it, as for the admin token.",
+    )
+    events_max: int = Field(
+        default=1_000_000,
+        ge=1000,
+        description="Order events the stream keeps for the next training; older ones are "
+        "trimmed, and recsvc_events_trimmed says how many.",
+    )
+    event_dedupe_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an order id is remembered: a second event for it in that "
+        "time is a duplicate, ignored.",
+    )
+
+    @field_validator("admin_token", "ingest_token", mode="after")
     @classmethod
-    def _admin_token_strength(cls, value: SecretStr | None) -> SecretStr | None:
+    def _admin_token_strength(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None  # "" or blanks: disabled, never "any empty bearer passes"
         if len(value.get_secret_value().strip()) < MIN_ADMIN_TOKEN:
+            name = f"RECSVC_{str(info.field_name).upper()}"
             raise ValueError(
-                f"RECSVC_ADMIN_TOKEN is too short: use at least {MIN_ADMIN_TOKEN} characters "
+                f"{name} is too short: use at least {MIN_ADMIN_TOKEN} characters "
                 "(for example the output of: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(32))')"
             )

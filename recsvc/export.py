@@ -140,7 +140,17 @@ def _chunks(ids: Iterable[str], size: int) -> Iterator[list[str]]:
 async def _audience_chunks(
     store: ModelStore, view: ModelView, audience: Audience, today: int
 ) -> AsyncIterator[list[str]]:
+    # A live order event (``/v1/events/orders``) moves a customer's last purchase on.
     async for batch in store.scan_customers(view):
+        recent = await store.event_days([c for c, _ in batch])
+        picked = [
+            c
+            for (c, history), day in zip(batch, recent, strict=True)
+            if audience.wants(max(history.last_day, day), today)
+        ]
+        if picked:
+            yield picked
+    async for batch in store.scan_event_customers(view):
         picked = [c for c, history in batch if audience.wants(history.last_day, today)]
         if picked:
             yield picked

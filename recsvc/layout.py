@@ -105,6 +105,29 @@ class Layout:
         return f"{self.prefix}:erased"
 
     @property
+    def events(self) -> str:
+        """Stream of live order events (``POST /v1/events/orders``), capped at the
+        service's ``events_max`` entries, oldest trimmed first; ``train --include-events``
+        folds them into the next training."""
+        return f"{self.prefix}:events"
+
+    @property
+    def events_added(self) -> str:
+        """Counter of events ever appended: minus the stream's length, what was trimmed."""
+        return f"{self.prefix}:events:added"
+
+    @property
+    def event_histories(self) -> str:
+        """Hash: customer id -> JSON ``[[item ids, newest first], [days]]`` of the items
+        their live order events bought; merged ahead of the stored history of any version,
+        so the next answer knows the order before any retrain."""
+        return f"{self.prefix}:events:histories"
+
+    def event_order(self, order_id: str) -> str:
+        """Set once per order id (with an expiry): a second event for it is a duplicate."""
+        return f"{self.prefix}:events:order:{order_id}"
+
+    @property
     def audit(self) -> str:
         """Stream of admin changes to the catalog and erasures (who, what, when), capped
         at ``AUDIT_MAX_ENTRIES`` entries, oldest trimmed first."""
@@ -187,10 +210,11 @@ class Layout:
         return key.split("\x00")[1]
 
     def customers_args(self, version: str, customer_ids: Sequence[str]) -> list[str]:
-        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``: the version's pointer, stock epoch and
-        customers hash (every key declared), then the version and the ids."""
+        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``: the version's pointer, stock epoch,
+        customers hash and the event histories (every key declared), then the version and
+        the ids."""
         keys = [self.live, self.stock_epoch(version), self.customers(version)]
-        return [*keys, version, *customer_ids]
+        return [*keys, self.event_histories, version, *customer_ids]
 
     def report(self, version: str) -> str:
         """JSON: the evaluation report the version was published with (optional)."""
@@ -358,13 +382,47 @@ CUSTOMERS_SCRIPT = """
 local live = redis.call('GET', KEYS[1])
 if live ~= ARGV[1] then return {live or false} end
 local epoch = redis.call('GET', KEYS[2])
-if #ARGV == 1 then return {live, epoch, {}} end
-return {live, epoch, redis.call('HMGET', KEYS[3], unpack(ARGV, 2))}
+if #ARGV == 1 then return {live, epoch, {}, {}} end
+return {live, epoch, redis.call('HMGET', KEYS[3], unpack(ARGV, 2)),
+        redis.call('HMGET', KEYS[4], unpack(ARGV, 2))}
 """
 """Stored histories of many customers from the version a reader believes is live, with
-its stock epoch, in one atomic step: ``{live}`` alone when another version is live (the
-reader switches and asks again). Keys: the pointer, the epoch, the customers hash, all
-declared (``customers_args``)."""
+its stock epoch and what live order events added to each, in one atomic step: ``{live}``
+alone when another version is live (the reader switches and asks again). Keys: the
+pointer, the epoch, the customers hash, the event histories, all declared
+(``customers_args``)."""
+
+ORDER_EVENT_SCRIPT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return {0, 0, 0} end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[6])
+local added = redis.call('INCR', KEYS[4])
+local items, days, seen = {}, {}, {}
+for i = 7, #ARGV do
+  if not seen[ARGV[i]] then
+    seen[ARGV[i]] = true
+    items[#items + 1] = ARGV[i]
+    days[#days + 1] = tonumber(ARGV[4])
+  end
+end
+local old = redis.call('HGET', KEYS[3], ARGV[3])
+if old then
+  local before = cjson.decode(old)
+  for i, item in ipairs(before[1]) do
+    if not seen[item] and #items < tonumber(ARGV[5]) then
+      seen[item] = true
+      items[#items + 1] = item
+      days[#days + 1] = before[2][i]
+    end
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[3], cjson.encode({items, days}))
+return {1, added, redis.call('XLEN', KEYS[2])}
+"""
+"""One live order event, once: the order id's marker (set with an expiry, or a duplicate:
+``{0, 0, 0}``), the event on the capped stream, and its items ahead of the customer's
+event history (distinct, newest first, at most ARGV[5]). Returns ``{1, events ever
+added, events kept}``. KEYS: marker, stream, event histories, added counter; ARGV:
+marker seconds, stream cap, customer, day, history cap, the event's JSON, item ids."""
 
 # Checks every key of a version's manifest: KEYS[5..] against ARGV[3..] ("hash:120",
 # "string:4096", "string:*" for any non-empty size). Returns the problems found.

@@ -60,6 +60,19 @@ class Metrics:
             "(overload, not an outage: raise RECSVC_REDIS_MAX_CONNECTIONS or add workers).",
             registry=r,
         )
+        self.events = Counter(
+            "recsvc_events_total",
+            "Live order events by outcome: accepted, or a duplicate order id (ignored).",
+            ["result"],
+            registry=r,
+        )
+        self.events_trimmed = Gauge(
+            "recsvc_events_trimmed",
+            "Order events trimmed off the capped stream before a training folded them in "
+            "(as of the last event this worker took; raise RECSVC_EVENTS_MAX or train more "
+            "often).",
+            registry=r,
+        )
         self.model_info = Gauge(
             "recsvc_model_info", "The live model version (value 1).", ["version"], registry=r
         )

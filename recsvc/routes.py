@@ -7,6 +7,7 @@ costs far more than the rest of a request here.
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 import orjson
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from recsvc import recommend as rec
 from recsvc.config import Settings
@@ -52,6 +53,8 @@ from recsvc.schemas import (
     Liveness,
     ModelInfo,
     NotReady,
+    OrderEvent,
+    OrderEventResponse,
     Readiness,
     SimilarResponse,
     StockChange,
@@ -226,10 +229,13 @@ _BEARER = HTTPBearer(auto_error=False, description="RECSVC_ADMIN_TOKEN")
 
 
 def _require_admin(request: Request) -> None:
-    """Bearer token from settings, compared in constant time."""
-    token = _settings(request).admin_token
+    """The admin bearer token from settings, compared in constant time."""
+    _require_token(request, _settings(request).admin_token, "admin", "RECSVC_ADMIN_TOKEN")
+
+
+def _require_token(request: Request, token: SecretStr | None, api: str, setting: str) -> None:
     if token is None or not token.get_secret_value().strip():
-        raise ForbiddenError("the admin API is disabled: set RECSVC_ADMIN_TOKEN to enable it")
+        raise ForbiddenError(f"the {api} API is disabled: set {setting} to enable it")
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     expected = token.get_secret_value().encode()
@@ -374,6 +380,44 @@ async def admin_audit(
     if unknown:
         raise BadRequestError(f"unknown query parameters: {', '.join(sorted(unknown))}")
     return JSONBytes({"entries": await _store(request).audit_log(count)})
+
+
+_INGEST = HTTPBearer(auto_error=False, description="RECSVC_INGEST_TOKEN")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@router.post(
+    "/v1/events/orders",
+    status_code=202,
+    response_class=JSONBytes,
+    responses={202: {"model": OrderEventResponse}, **_errors(400, 401, 403, 413, 422, 503)},
+    summary="A live order: the customer's next answer knows it at once (no retrain), and "
+    "the next training folds it in; a repeated order id is ignored",
+)
+async def order_event(
+    body: OrderEvent,
+    request: Request,
+    _token: Annotated[HTTPAuthorizationCredentials | None, Security(_INGEST)] = None,
+) -> JSONBytes:
+    settings = _settings(request)
+    _require_token(request, settings.ingest_token, "order-event", "RECSVC_INGEST_TOKEN")
+    when = body.purchased_at if body.purchased_at.tzinfo else body.purchased_at.replace(tzinfo=UTC)
+    event = body.model_dump(mode="json")
+    event["purchased_at"] = when.isoformat()
+    new, trimmed = await _store(request).record_order(
+        body.order_id,
+        body.customer_id,
+        [line.item_id for line in body.items],
+        (when - _EPOCH).days,
+        event,
+        keep_seconds=int(settings.event_dedupe_days * 86400),
+        stream_max=settings.events_max,
+    )
+    metrics: Metrics = request.app.state.metrics
+    metrics.events.labels("accepted" if new else "duplicate").inc()
+    if new:
+        metrics.events_trimmed.set(trimmed)
+    return JSONBytes({"order_id": body.order_id, "duplicate": not new}, status_code=202)
 
 
 def _count_fallback(request: Request, fallback: bool) -> None:

@@ -298,6 +298,46 @@ class AdminStockResponse(BaseModel):
     unknown: list[str] = Field(description="Ids the live model does not know (unchanged).")
 
 
+class OrderLine(_Strict):
+    item_id: ItemId
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE] = 1
+    price: float | None = Field(default=None, ge=0, le=1e9, description="Unit price.")
+
+
+class OrderEvent(_Strict):
+    """One order, as the shop's checkout reports it, at once (``/v1/events/orders``)."""
+
+    order_id: str = Field(min_length=1, max_length=128, pattern=lay.ID_PATTERN)
+    customer_id: CustomerId
+    items: list[OrderLine] = Field(min_length=1, max_length=MAX_CART_ITEMS)
+    purchased_at: datetime = Field(
+        strict=False, description="ISO 8601 text; without a zone it is taken as UTC."
+    )
+    recommendation_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[0-9A-Za-z_-]+$",
+        description="The answer the order came from (the links' ``rec``), for attribution.",
+    )
+
+    @field_validator("purchased_at", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        if not isinstance(value, str | datetime):
+            raise ValueError("purchased_at must be an ISO 8601 date-time string")
+        return value
+
+    @field_validator("purchased_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class OrderEventResponse(BaseModel):
+    order_id: str
+    duplicate: bool = Field(description="The order id was seen before: the event was ignored.")
+
+
 class CatalogResponse(BaseModel):
     model_version: str
     updated: list[str]

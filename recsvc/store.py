@@ -251,6 +251,20 @@ class StoredHistory:
     def last_day(self) -> int:
         return max(self.days, default=-1)
 
+    def before(self, older: StoredHistory | None, cap: int) -> StoredHistory:
+        """These (live order events') items ahead of ``older`` (a stored history), each
+        item once, at most ``cap``: the history the next training would store."""
+        if older is None:
+            return StoredHistory(self.item_ids[:cap], self.days[:cap])
+        seen = set(self.item_ids)
+        items, days = list(self.item_ids), list(self.days)
+        for item, day in zip(older.item_ids, older.days, strict=True):
+            if item not in seen and len(items) < cap:
+                seen.add(item)
+                items.append(item)
+                days.append(day)
+        return StoredHistory(items[:cap], days[:cap])
+
 
 @dataclass(frozen=True)
 class Fetched:
@@ -554,20 +568,23 @@ class ModelStore:
             if len(reply) == 1:  # another version is live: ask that one
                 version = None if reply[0] is None else bytes(reply[0]).decode()
                 continue
-            _, epoch, stored = reply
+            _, epoch, stored, from_events = reply
             try:
                 view = await self._view(version, epoch)
             except _VersionGoneError:
                 version = await self.live_version()
                 continue
-            found = iter(stored)
+            found = iter(zip(stored, from_events, strict=True))
+            cap = max(int(view.meta.get("serving", {}).get("history_items", 50) or 50), 1)
             kept = self._version_lists(view.version)
             histories: list[StoredHistory | None] = []
             wanted: dict[str, None] = {}
             for req in requests:
                 if isinstance(req, CustomerQuery):
-                    blob = next(found)
+                    blob, recent = next(found)
                     history = None if blob is None else StoredHistory.decode(blob)
+                    if recent is not None:
+                        history = StoredHistory.decode(recent).before(history, cap)
                     histories.append(history)
                     ids: Sequence[str] = history.item_ids if history is not None else []
                 else:
@@ -702,6 +719,41 @@ class ModelStore:
             raise unavailable(exc) from exc
         return held
 
+    async def record_order(
+        self,
+        order_id: str,
+        customer_id: str,
+        item_ids: Sequence[str],
+        day: int,
+        event: Mapping[str, Any],
+        keep_seconds: int,
+        stream_max: int,
+    ) -> tuple[bool, int]:
+        """Records one live order event, once per order id: on the stream for the next
+        training, and its items ahead of the customer's history for the next answer.
+        Returns whether it was new (False: a duplicate, ignored) and how many events were
+        trimmed off the stream so far."""
+        layout = self._layout
+        view = await self.live_view()
+        cap = max(int(view.meta.get("serving", {}).get("history_items", 50) or 50), 1)
+        keys = [layout.event_order(order_id), layout.events, layout.event_histories]
+        keys.append(layout.events_added)
+        argv: list[str | int | bytes] = [
+            keep_seconds,
+            stream_max,
+            customer_id,
+            day,
+            cap,
+            lay.encode_json(dict(event)),
+        ]
+        try:
+            new, added, kept = await self._client.eval(
+                lay.ORDER_EVENT_SCRIPT, len(keys), *keys, *argv, *item_ids
+            )
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        return bool(new), max(int(added) - int(kept), 0)
+
     async def audit_log(self, count: int) -> list[dict[str, Any]]:
         """The latest ``count`` audit entries, newest first."""
         try:
@@ -730,10 +782,10 @@ class ModelStore:
     async def _customers_script(self, version: str, customer_ids: Sequence[str]) -> Any:
         args = self._layout.customers_args(version, customer_ids)
         try:
-            return await self._client.evalsha(self._customers_sha, 3, *args)
+            return await self._client.evalsha(self._customers_sha, 4, *args)
         except NoScriptError:
             await self._client.script_load(lay.CUSTOMERS_SCRIPT)
-            return await self._client.evalsha(self._customers_sha, 3, *args)
+            return await self._client.evalsha(self._customers_sha, 4, *args)
 
     async def scan_customers(self, view: ModelView, count: int = 1000) -> Any:
         """Every stored customer of ``view``'s version, as (id, history) pairs, in batches."""
@@ -746,6 +798,41 @@ class ModelStore:
                 raise unavailable(exc) from exc
             pairs = cast(dict[bytes, bytes], batch)
             yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
+            if cursor == 0:
+                return
+
+    async def event_days(self, customer_ids: Sequence[str]) -> list[int]:
+        """The latest day each customer bought on through live order events (-1: none)."""
+        if not customer_ids:
+            return []
+        try:
+            blobs = await self._client.hmget(self._layout.event_histories, list(customer_ids))
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        return [-1 if b is None else StoredHistory.decode(cast(bytes, b)).last_day for b in blobs]
+
+    async def scan_event_customers(self, view: ModelView, count: int = 1000) -> Any:
+        """Customers known only from live order events (no stored history in ``view``'s
+        version), with their event history, in batches."""
+        key = self._layout.event_histories
+        cursor = 0
+        while True:
+            try:
+                cursor, batch = await self._client.hscan(key, cursor, count=count)
+                pairs = cast(dict[bytes, bytes], batch)
+                ids = [c.decode() for c in pairs]
+                stored = (
+                    await self._client.hmget(self._layout.customers(view.version), ids)
+                    if ids
+                    else []
+                )
+            except RedisError as exc:
+                raise unavailable(exc) from exc
+            yield [
+                (c, StoredHistory.decode(h))
+                for (c, h), old in zip(zip(ids, pairs.values(), strict=True), stored, strict=True)
+                if old is None
+            ]
             if cursor == 0:
                 return
 

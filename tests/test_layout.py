@@ -48,7 +48,8 @@ def test_fetch_args_name_the_keys_of_any_version() -> None:
     assert head + "v9" + epoch == layout.stock_epoch("v9")
     assert ids == ["x", "y"]
     assert layout.fetch_args(["x"])[2] == ""  # no alternatives asked for
-    live, epoch_key, customers, version, *who = layout.customers_args("v9", ["c1", "c2"])
+    live, epoch_key, customers, events, version, *who = layout.customers_args("v9", ["c1", "c2"])
+    assert events == layout.event_histories
     assert (live, epoch_key, customers) == (
         layout.live,
         layout.stock_epoch("v9"),

@@ -25,7 +25,7 @@ from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, red
 from recsvc.helptext import HelpFormatter, plain
 from recsvc.layout import Layout
 from training import evaluate as ev
-from training import ingest, matrices, memory, workflow
+from training import events, ingest, matrices, memory, workflow
 from training.assessment import EvalOptions, assess
 from training.errors import (
     EXIT_BAD_INPUT,
@@ -215,6 +215,12 @@ def _parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         help="refuse data smaller than this share of the live model's",
     )
     t.add_argument("--dry-run", action="store_true", help="train and report, publish nothing")
+    t.add_argument(
+        "--include-events",
+        action="store_true",
+        help="add the live order events the service has heard (POST /v1/events/orders) "
+        "to the purchases; orders the file already holds are not counted twice",
+    )
     ev = sub.add_parser(
         "evaluate",
         parents=[data],
@@ -359,11 +365,21 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     config = _config(args)
     evaluation = _eval_options(args, default_budget=0.0)
     gating = GateOptions(GateRules(args.gate_tolerance, args.min_data_ratio), args.force)
+    extra = None
+    if args.include_events:
+        with _publisher(settings) as reader:
+            try:
+                extra = events.read_events(reader.client, reader.layout)
+            except redis.RedisError as exc:
+                raise StoreUnavailableError(f"cannot read the order events: {exc}") from exc
+        stages.say(f"  {len(extra):,} order lines from live events")
     if args.dry_run:
-        result = workflow.train(args.purchases, config, None, stages, evaluation, gating)
+        result = workflow.train(args.purchases, config, None, stages, evaluation, gating, extra)
     else:
         with _publisher(settings, stages) as publisher, publisher.hold(args.wait_lock):
-            result = workflow.train(args.purchases, config, publisher, stages, evaluation, gating)
+            result = workflow.train(
+                args.purchases, config, publisher, stages, evaluation, gating, extra
+            )
     counts = result.payload.meta["counts"]
     served = result.payload.meta.get("evaluation", {}).get("served", {})
     measured = " ".join(f"{k}={v:.4f}" for k, v in served.items() if k in GATED)

@@ -107,8 +107,10 @@ class Stages:
 
 
 def load(
-    path: Path, config: TrainConfig, stages: Stages
+    path: Path, config: TrainConfig, stages: Stages, extra: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, ingest.CleanReport]:
+    """Reads and cleans the purchases; ``extra`` lines (live order events, in the standard
+    columns) join the file's before cleaning, under the same rules."""
     rows = ingest.count_rows(path)
     if rows is not None:
         stages.budget.require(
@@ -118,6 +120,12 @@ def load(
         )
     with stages.stage("read"):
         raw = ingest.read_purchases(path, config.columns)
+        if extra is not None and not extra.empty:
+            from training.events import with_events
+
+            before = len(raw)
+            raw = with_events(raw, extra)
+            stages.say(f"  {len(raw) - before:,} lines from live order events")
     with stages.stage("clean"):
         frame, report = ingest.clean(raw, config.cleaning)
     for line in report.lines():
@@ -216,6 +224,7 @@ def fit(
         # on Online Retail, that lifts next-purchase recall above both past purchases
         # alone and neighbours alone.
         "serving": {
+            "history_items": config.history_items,
             "repurchase_weight": repurchase_weight,
             "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
         },

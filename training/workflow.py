@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
+
 from training import gate, ingest, memory
 from training.assessment import Assessment, EvalOptions, assess
 from training.catalog import read_catalog
@@ -41,6 +43,7 @@ def train(
     stages: Stages,
     evaluation: EvalOptions | None = None,
     gating: GateOptions | None = None,
+    events: pd.DataFrame | None = None,
 ) -> TrainResult:
     evaluation = evaluation or EvalOptions()
     gating = gating or GateOptions()
@@ -51,7 +54,7 @@ def train(
             catalog, catalog_report = read_catalog(config.catalog)
         for line in catalog_report.lines():
             stages.say("  " + line)
-    frame, clean_report = load(path, config, stages)
+    frame, clean_report = load(path, config, stages, events)
     assessment: Assessment | None = None
     try:
         assessment = assess(frame, config, stages, evaluation)
