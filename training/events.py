@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pandas as pd
 import redis
+from pandas.api.types import union_categoricals
 
 from recsvc import layout as lay
 from training import ingest
@@ -46,22 +47,35 @@ def read_events(client: redis.Redis, layout: lay.Layout) -> pd.DataFrame:
 def with_events(raw: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """The purchase lines read from the file, and the events' lines after them: only the
     columns the file has (a file without prices trains without them), and no order the
-    file already holds (an export that caught up is not counted twice)."""
+    file already holds (an export that caught up is not counted twice).
+
+    Each column keeps the file's encoding: a dictionary-encoded column grows by the
+    events' new values only, a numeric one (numeric ids, quantities) stays numeric, so
+    20 million lines never turn into 20 million Python objects for a few new orders.
+    """
     if events.empty:
         return raw
     events = events.reindex(columns=list(raw.columns))
     if ingest.ORDER in raw.columns:
-        known = set(raw[ingest.ORDER].dropna().astype(str).unique())
+        known = set(map(str, pd.unique(raw[ingest.ORDER].dropna())))
         events = events[~events[ingest.ORDER].astype(str).isin(known)]
-    if ingest.TIMESTAMP in raw.columns:
-        events[ingest.TIMESTAMP] = pd.to_datetime(events[ingest.TIMESTAMP], utc=True)
-    both = pd.concat(
-        [
-            raw.astype(
-                {c: object for c in raw.columns if isinstance(raw[c].dtype, pd.CategoricalDtype)}
-            ),
-            events,
-        ],
-        ignore_index=True,
-    )
-    return both
+    if events.empty:
+        return raw
+    columns: dict[str, Any] = {}
+    for name in raw.columns:
+        mine, theirs = raw[name], events[name]
+        if isinstance(mine.dtype, pd.CategoricalDtype):
+            merged = union_categoricals(
+                [mine.array, pd.Categorical(theirs.astype(mine.cat.categories.dtype))],
+                ignore_order=True,
+            )
+            columns[name] = pd.Series(merged)
+            continue
+        if name == ingest.TIMESTAMP:
+            theirs = pd.to_datetime(theirs, utc=True)
+            if getattr(mine.dt, "tz", None) is None:
+                theirs = theirs.dt.tz_localize(None)
+        elif pd.api.types.is_numeric_dtype(mine.dtype):
+            theirs = pd.to_numeric(theirs, errors="coerce")
+        columns[name] = pd.concat([mine, theirs], ignore_index=True)
+    return pd.DataFrame(columns)
