@@ -295,6 +295,7 @@ class ModelStore:
         """The live version and its stock epoch as ``watch`` last read them, and when."""
         self._fetch_sha = hashlib.sha1(lay.FETCH_SCRIPT.encode()).hexdigest()
         self._customers_sha = hashlib.sha1(lay.CUSTOMERS_SCRIPT.encode()).hexdigest()
+        self._order_sha = hashlib.sha1(lay.ORDER_EVENT_SCRIPT.encode()).hexdigest()
         self._views: dict[str, ModelView] = {}
         self._load_lock = asyncio.Lock()
 
@@ -747,9 +748,16 @@ class ModelStore:
             lay.encode_json(dict(event)),
         ]
         try:
-            new, added, kept = await self._client.eval(
-                lay.ORDER_EVENT_SCRIPT, len(keys), *keys, *argv, *item_ids
-            )
+            try:
+                reply = await self._client.evalsha(
+                    self._order_sha, len(keys), *keys, *argv, *item_ids
+                )
+            except NoScriptError:
+                await self._client.script_load(lay.ORDER_EVENT_SCRIPT)
+                reply = await self._client.evalsha(
+                    self._order_sha, len(keys), *keys, *argv, *item_ids
+                )
+            new, added, kept = reply
         except RedisError as exc:
             raise unavailable(exc) from exc
         return bool(new), max(int(added) - int(kept), 0)
