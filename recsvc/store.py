@@ -658,21 +658,20 @@ class ModelStore:
         layout = self._layout
         try:
             current = await self._client.hmget(layout.catalog_items, list(items))
-            merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
-            for (item, change), old in zip(items.items(), current, strict=True):
-                entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
-                entry.setdefault("added_at", now)
-                entry.update({k: v for k, v in change.items() if v is not None})
-                merged[item] = lay.encode_json(entry)
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(layout.catalog_items, mapping=merged)
-                pipe.srem(layout.catalog_deleted, *items)
-                self._audit(pipe, actor, "put_item", list(items))
-                pipe.incr(layout.stock_epoch(view.version))
-                await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
-        await self._changed()
+        merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
+        for (item, change), old in zip(items.items(), current, strict=True):
+            entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
+            entry.setdefault("added_at", now)
+            entry.update({k: v for k, v in change.items() if v is not None})
+            merged[item] = lay.encode_json(entry)
+
+        def write(pipe: Any) -> None:
+            pipe.hset(layout.catalog_items, mapping=merged)
+            pipe.srem(layout.catalog_deleted, *items)
+
+        await self._catalog_change(view, actor, "put_item", list(items), write)
         new = [i for i in items if view.index.get(i, view.model_items) >= view.model_items]
         return view.version, new
 
@@ -680,22 +679,34 @@ class ModelStore:
         """Items never suggested again, by this version or any later one, until put again."""
         view = await self.live_view()
         layout = self._layout
+
+        def write(pipe: Any) -> None:
+            pipe.sadd(layout.catalog_deleted, *item_ids)
+            pipe.hdel(layout.catalog_items, *item_ids)
+
+        await self._catalog_change(view, actor, "delete_item", list(item_ids), write)
+        return view.version
+
+    async def _catalog_change(
+        self, view: ModelView, actor: str, action: str, ids: list[str], write: Any
+    ) -> None:
+        """A catalog change in one transaction with its audit entry and a bump of the live
+        version's stock epoch (every worker reloads its view within two intervals)."""
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.sadd(layout.catalog_deleted, *item_ids)
-                pipe.hdel(layout.catalog_items, *item_ids)
-                self._audit(pipe, actor, "delete_item", list(item_ids))
-                pipe.incr(layout.stock_epoch(view.version))
+                write(pipe)
+                self._audit(pipe, actor, action, ids)
+                pipe.incr(self._layout.stock_epoch(view.version))
                 await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
         await self._changed()
-        return view.version
 
     async def erase_customers(self, customer_ids: Sequence[str], actor: str) -> list[str]:
-        """Erases the customers' stored histories from every stored version (live, previous
-        and any other), and keeps their ids so that no later publish stores them again.
-        Returns the versions that held any of them. Audited."""
+        """Erases the customers' stored histories from the live and previous versions (the
+        only ones kept) and what live order events added to them, and keeps their ids so
+        that no later publish stores them again. Returns the versions that held any of
+        them. Audited."""
         layout = self._layout
         try:
             versions = {
@@ -713,6 +724,7 @@ class ModelStore:
                     await self._client.hset(key, mapping=dict.fromkeys(found, lay.ERASED_HISTORY))
                     held.append(version)
             async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hdel(layout.event_histories, *customer_ids)
                 pipe.sadd(layout.erased, *customer_ids)
                 self._audit(pipe, actor, "erase_customer", list(customer_ids), versions=held)
                 await pipe.execute()
