@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsvc import __version__
+from recsvc.arms import Arms
 from recsvc.config import Settings
 from recsvc.docs import docs_router
 from recsvc.embedded import redis_url_for
@@ -183,17 +185,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.list_cache_bytes,
                 settings.refresh_interval_s,
             )
+            layout = Layout(settings.key_prefix)
+            candidate = ModelStore(
+                client,
+                layout,
+                settings.rules_cache_bytes,
+                settings.list_cache_bytes,
+                settings.refresh_interval_s,
+                pointer=layout.candidate,
+            )
             app.state.store = store
-            watcher = None
+            app.state.arms = arms = Arms(
+                client, layout, store, candidate, settings.refresh_interval_s
+            )
+            watchers = {asyncio.create_task(arms.watch(), name="recsvc-arms")}
             if settings.refresh_interval_s > 0:
-                watcher = asyncio.create_task(store.watch(), name="recsvc-watch")
+                watchers.add(asyncio.create_task(store.watch(), name="recsvc-watch"))
             try:
                 yield
             finally:
-                if watcher is not None:
-                    # Bounded: shutting down must not wait on a Redis call that hangs.
+                # Bounded: shutting down must not wait on a Redis call that hangs.
+                for watcher in watchers:
                     watcher.cancel()
-                    await asyncio.wait({watcher}, timeout=settings.redis_timeout_s)
+                await asyncio.wait(watchers, timeout=settings.redis_timeout_s)
+                with contextlib.suppress(RecsvcError, asyncio.TimeoutError):
+                    # The answers served since the last flush still count.
+                    await asyncio.wait_for(arms.flush(), settings.redis_timeout_s)
                 await client.aclose()
                 await pool.aclose()
 
@@ -227,7 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "x-request-id"],
+            allow_headers=["content-type", "x-request-id", "x-visitor-id"],
             max_age=600,
         )
     return app

@@ -1,11 +1,13 @@
 """recsvc: serve the live model, train on the bundled sample and serve (demo), export
-suggestions for many customers (export), change live stock (stock), and train, evaluate,
-roll back or show the live model (train, evaluate, rollback, status: the trainer's own
-commands, as in python -m training).
+suggestions for many customers (export), change live stock (stock), report what the
+suggestions sold (report sales), and train, evaluate, roll back, run A/B tests or show the
+live model (train, evaluate, rollback, promote, abort, status: the trainer's own commands,
+as in python -m training).
 
 Exit codes: 0 success, 1 unexpected failure, 2 bad input or configuration, 3 Redis
 unreachable, 7 no live model (the trainer's commands keep the trainer's codes: 4 locked,
-5 refused by the quality gate, 6 Redis out of memory, 7 nothing to roll back)."""
+5 refused by the quality gate, 6 Redis out of memory, 7 nothing to roll back, promote or
+abort)."""
 
 from __future__ import annotations
 
@@ -19,14 +21,15 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
+import orjson
 import redis.asyncio as aioredis
 import uvicorn
 
-from recsvc import export
+from recsvc import export, sales
 from recsvc import layout as lay
 from recsvc.app import create_app
 from recsvc.config import Settings
@@ -42,7 +45,7 @@ SAMPLE = "online_retail_sample.csv.gz"
 EXIT_BAD_INPUT = 2
 EXIT_REDIS_UNAVAILABLE = 3
 EXIT_NO_MODEL = 7
-TRAINER_COMMANDS = ("train", "evaluate", "rollback", "status")
+TRAINER_COMMANDS = ("train", "evaluate", "rollback", "promote", "abort", "status")
 """Commands ``recsvc`` hands to the trainer's CLI (``python -m training``) as they are."""
 DEMO_PREFIX_SUFFIX = "-demo"
 """The demo keeps its model under its own key prefix, so it never meets (nor is gated
@@ -311,6 +314,42 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    today = datetime.now(UTC).date()
+    until = args.until or today
+    since = args.since or until - timedelta(days=29)
+    if since > until:
+        return _fail(EXIT_BAD_INPUT, f"--since {since} is after --until {until}")
+    if (until - since).days >= lay.SALES_DAYS_KEPT:
+        return _fail(
+            EXIT_BAD_INPUT, f"at most {lay.SALES_DAYS_KEPT} days are kept: choose a later --since"
+        )
+
+    async def run() -> sales.SalesReport:
+        with redis_url_for(
+            settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
+        ) as url:
+            client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
+            try:
+                return await sales.read(client, Layout(settings.key_prefix), since, until)
+            finally:
+                await client.aclose()
+
+    try:
+        report = asyncio.run(run())
+    except (StoreUnavailableError, EmbeddedRedisError) as exc:
+        return _store_error(exc)
+    try:
+        if args.html is not None:
+            args.html.write_text(report.html(), encoding="utf-8")
+        if args.json is not None:
+            args.json.write_bytes(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        return _fail(EXIT_BAD_INPUT, f"cannot write the report: {exc}")
+    print(report.text())
+    return 0
+
+
 def _write_sample(out: Path) -> int:
     """Writes the bundled purchase sample (the demo's data) where a user can train on it."""
     if out.exists():
@@ -350,7 +389,9 @@ def _parser() -> argparse.ArgumentParser:
         ("train", "train, evaluate, gate and publish a new version"),
         ("evaluate", "score against baselines on a temporal holdout, write the report"),
         ("rollback", "make the previous version live again"),
-        ("status", "show the live and previous versions"),
+        ("promote", "end the A/B test: its candidate becomes live"),
+        ("abort", "end the A/B test: the live version stays"),
+        ("status", "show the live, previous and candidate versions and the A/B test"),
     ):
         # Parsed by the trainer's own CLI: `recsvc train --help` shows its options.
         sub.add_parser(name, help=text, add_help=False)
@@ -427,6 +468,26 @@ def _parser() -> argparse.ArgumentParser:
         "--customer", action="append", default=[], metavar="ID", help="a customer id (repeatable)"
     )
     er.add_argument("--file", type=Path, help="a file of customer ids, one per line")
+    rp = sub.add_parser(
+        "report",
+        help="what the suggestions sold (report sales): by version, A/B arm, slot and position",
+        formatter_class=HelpFormatter,
+    )
+    what = rp.add_subparsers(dest="report", required=True, metavar="REPORT")
+    rs = what.add_parser(
+        "sales",
+        help="orders and revenue credited to recsvc's answers, and each A/B test's arms "
+        "compared per answer with a 95%% interval",
+        formatter_class=HelpFormatter,
+    )
+    rs.add_argument(
+        "--since",
+        type=date.fromisoformat,
+        help="first day, UTC (default: 29 days before --until)",
+    )
+    rs.add_argument("--until", type=date.fromisoformat, help="last day, UTC (default: today)")
+    rs.add_argument("--html", type=Path, help="also write the report as an HTML page, with charts")
+    rs.add_argument("--json", type=Path, help="also write the report as JSON")
     sa = sub.add_parser(
         "sample",
         help="write the bundled purchase sample (the demo's data) to a file, to train on",
@@ -482,6 +543,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return _erase(args, settings or Settings())
     if args.command == "export":
         return _export(args, settings or Settings())
+    if args.command == "report":
+        return _report(args, settings or Settings())
     overrides: dict[str, object] = {
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     }

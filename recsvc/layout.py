@@ -50,6 +50,10 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 
 
+SALES_DAYS_KEPT = 400
+"""Days the per-day sales counts are kept (a year and a season to compare with)."""
+EXPERIMENTS_KEPT = 1_000
+"""Ended A/B tests the ``experiments`` stream keeps."""
 AUDIT_MAX_ENTRIES = 100_000
 """Entries the audit stream keeps (about 150 bytes each)."""
 ERASED_HISTORY = b"[[],[]]"
@@ -72,6 +76,37 @@ class Layout:
     def previous(self) -> str:
         """The version that was live before the current one, kept for rollback."""
         return f"{self.prefix}:previous"
+
+    @property
+    def candidate(self) -> str:
+        """The candidate pointer of an A/B test: a version served beside the live one to
+        a share of traffic (``experiment``); a plain string key like ``live``, so the same
+        fetch script reads either."""
+        return f"{self.prefix}:candidate"
+
+    @property
+    def experiment(self) -> str:
+        """JSON of the A/B test in force (``Experiment``): its id, the candidate version,
+        the share of traffic it gets, when it started, the live version it started
+        against. Written and deleted with ``candidate``, in one script."""
+        return f"{self.prefix}:experiment"
+
+    @property
+    def experiments(self) -> str:
+        """Stream of ended A/B tests (promoted or aborted), for the sales report."""
+        return f"{self.prefix}:experiments"
+
+    @property
+    def sales_total(self) -> str:
+        """Hash: ``version|arm|slot|measure`` -> attributed orders, lines, revenue and
+        squared revenue per order (``slot`` ``-`` and measure ``answers``: answers served),
+        ever; what ``/metrics`` exposes."""
+        return f"{self.prefix}:sales:total"
+
+    def sales_day(self, day: str) -> str:
+        """The same counts for one UTC day (``YYYY-MM-DD``), kept ``SALES_DAYS_KEPT``
+        days, for ``recsvc report sales --since``."""
+        return f"{self.prefix}:sales:day:{day}"
 
     @property
     def lock(self) -> str:
@@ -209,12 +244,14 @@ class Layout:
     def _suffix(self, key: str) -> str:
         return key.split("\x00")[1]
 
-    def customers_args(self, version: str, customer_ids: Sequence[str]) -> list[str]:
-        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``: the version's pointer, stock epoch,
-        customers hash and the event histories (every key declared), then the version and
-        the ids."""
-        keys = [self.live, self.stock_epoch(version), self.customers(version)]
-        return [*keys, self.event_histories, version, *customer_ids]
+    def customers_args(
+        self, version: str, customer_ids: Sequence[str], pointer: str | None = None
+    ) -> list[str]:
+        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``: the version's pointer (``live`` unless
+        told, ``candidate`` for an A/B test's other arm), stock epoch, customers hash and
+        the event histories (every key declared), then the version and the ids."""
+        keys = [pointer or self.live, self.stock_epoch(version), self.customers(version)]
+        return [*keys, self.event_histories, self.experiment, version, *customer_ids]
 
     def report(self, version: str) -> str:
         """JSON: the evaluation report the version was published with (optional)."""
@@ -223,6 +260,11 @@ class Layout:
     def report_html(self, version: str) -> str:
         """The same report as one self-contained HTML page (optional)."""
         return f"{self.model_prefix(version)}report.html"
+
+    def fetch_keys(self, pointer: str | None = None) -> list[str]:
+        """KEYS of ``FETCH_SCRIPT``: the pointer it serves (``live`` unless told) and the
+        A/B test in force."""
+        return [pointer or self.live, self.experiment]
 
     def fetch_args(self, item_ids: Sequence[str], alternatives: bool = False) -> list[str]:
         """ARGV for ``FETCH_SCRIPT``: key parts around the version, then the ids."""
@@ -357,20 +399,23 @@ def check_format(meta: dict[str, Any]) -> None:
 
 
 # Reads the version pointer, the stock epoch and the lists of the requested items in one
-# round trip. Running as a script makes it atomic: the lists come from the version
+# round trip, with the A/B test in force (so a request needs no read of its own to learn
+# its arm). Running as a script makes it atomic: the lists come from the version
 # returned, even while a trainer switches the pointer or deletes an old version.
-# KEYS[1] live pointer; ARGV[1] key prefix up to the version; ARGV[2] neighbours suffix;
-# ARGV[3] alternatives suffix ('' for none); ARGV[4] stock epoch suffix; ARGV[5..] ids.
+# KEYS[1] live (or candidate) pointer; KEYS[2] the A/B test; ARGV[1] key prefix up to the
+# version; ARGV[2] neighbours suffix; ARGV[3] alternatives suffix ('' for none); ARGV[4]
+# stock epoch suffix; ARGV[5..] ids.
 FETCH_SCRIPT = """
 local version = redis.call('GET', KEYS[1])
-if not version then return {false, false, {}, {}} end
+local test = redis.call('GET', KEYS[2])
+if not version then return {false, false, {}, {}, test} end
 local base = ARGV[1] .. version
 local epoch = redis.call('GET', base .. ARGV[4])
-if #ARGV < 5 then return {version, epoch, {}, {}} end
+if #ARGV < 5 then return {version, epoch, {}, {}, test} end
 local ids = {unpack(ARGV, 5)}
 local alts = {}
 if ARGV[3] ~= '' then alts = redis.call('HMGET', base .. ARGV[3], unpack(ids)) end
-return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts}
+return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts, test}
 """
 
 # A stored customer's history and its items' neighbour lists, in one round trip.
@@ -380,24 +425,31 @@ return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts}
 # Returns {version, epoch, history JSON or false, neighbour lists of the history's items}.
 CUSTOMERS_SCRIPT = """
 local live = redis.call('GET', KEYS[1])
-if live ~= ARGV[1] then return {live or false} end
+local test = redis.call('GET', KEYS[5])
+if live ~= ARGV[1] then return {live or false, test} end
 local epoch = redis.call('GET', KEYS[2])
-if #ARGV == 1 then return {live, epoch, {}, {}} end
+if #ARGV == 1 then return {live, epoch, {}, {}, test} end
 return {live, epoch, redis.call('HMGET', KEYS[3], unpack(ARGV, 2)),
-        redis.call('HMGET', KEYS[4], unpack(ARGV, 2))}
+        redis.call('HMGET', KEYS[4], unpack(ARGV, 2)), test}
 """
 """Stored histories of many customers from the version a reader believes is live, with
-its stock epoch and what live order events added to each, in one atomic step: ``{live}``
-alone when another version is live (the reader switches and asks again). Keys: the
-pointer, the epoch, the customers hash, the event histories, all declared
-(``customers_args``)."""
+its stock epoch, what live order events added to each and the A/B test in force, in one
+atomic step: ``{live, test}`` alone when another version is live (the reader switches and
+asks again). Keys: the pointer, the epoch, the customers hash, the event histories, the
+A/B test, all declared (``customers_args``)."""
 
 ORDER_EVENT_SCRIPT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return {0, 0, 0} end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[6])
 local added = redis.call('INCR', KEYS[4])
+local credit = cjson.decode(ARGV[7])
+for _, c in ipairs(credit) do
+  redis.call('HINCRBYFLOAT', KEYS[5], c[1], c[2])
+  redis.call('HINCRBYFLOAT', KEYS[6], c[1], c[2])
+end
+if #credit > 0 then redis.call('EXPIRE', KEYS[6], ARGV[8]) end
 local items, days, seen = {}, {}, {}
-for i = 7, #ARGV do
+for i = 9, #ARGV do
   if not seen[ARGV[i]] then
     seen[ARGV[i]] = true
     items[#items + 1] = ARGV[i]
@@ -419,18 +471,21 @@ redis.call('HSET', KEYS[3], ARGV[3], cjson.encode({items, days}))
 return {1, added, redis.call('XLEN', KEYS[2])}
 """
 """One live order event, once: the order id's marker (set with an expiry, or a duplicate:
-``{0, 0, 0}``), the event on the capped stream, and its items ahead of the customer's
-event history (distinct, newest first, at most ARGV[5]). Returns ``{1, events ever
-added, events kept}``. KEYS: marker, stream, event histories, added counter; ARGV:
-marker seconds, stream cap, customer, day, history cap, the event's JSON, item ids."""
+``{0, 0, 0}``), the event on the capped stream, what it credits to the answers it came
+from (attribution: ``[[sales field, amount], ...]`` added to the total and the day's
+counts), and its items ahead of the customer's event history (distinct, newest first, at
+most ARGV[5]). Returns ``{1, events ever added, events kept}``. KEYS: marker, stream,
+event histories, added counter, sales total, the day's sales; ARGV: marker seconds,
+stream cap, customer, day, history cap, the event's JSON, the credit JSON, the day key's
+expiry in seconds, item ids."""
 
-# Checks every key of a version's manifest: KEYS[5..] against ARGV[3..] ("hash:120",
+# Checks every key of a version's manifest: KEYS[k0..] against ARGV[a0..] ("hash:120",
 # "string:4096", "string:*" for any non-empty size). Returns the problems found.
 _VERIFY_LUA = """
-local function verify()
+local function verify(k0, a0)
   local problems = {}
-  for i = 5, #KEYS do
-    local kind, size = string.match(ARGV[i - 2], '^(%a+):(.+)$')
+  for i = k0, #KEYS do
+    local kind, size = string.match(ARGV[a0 + i - k0], '^(%a+):(.+)$')
     local found = redis.call('TYPE', KEYS[i])['ok']
     local got = 0
     if found == 'hash' then got = redis.call('HLEN', KEYS[i])
@@ -461,7 +516,7 @@ end
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return redis.error_reply('INCOMPLETE new version has no metadata')
 end
-local problems = verify()
+local problems = verify(5, 3)
 if #problems > 0 then
   return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
 end
@@ -490,7 +545,7 @@ end
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return redis.error_reply('INCOMPLETE previous version ' .. prev .. ' has no metadata')
 end
-local problems = verify()
+local problems = verify(5, 3)
 if #problems > 0 then
   return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
 end
@@ -500,6 +555,77 @@ if live then redis.call('SET', KEYS[3], live) else redis.call('DEL', KEYS[3]) en
 return prev
 """
 )
+
+# Publishes a completely written version as the candidate of an A/B test, beside the live
+# one (which stays live): same lock and manifest checks as the switch.
+# KEYS: lock, live, candidate, experiment, meta of the new version, its manifest keys;
+# ARGV: token, new version, the experiment's JSON, the manifest's specs.
+CANDIDATE_SCRIPT = (
+    _VERIFY_LUA
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LOCKLOST publisher lock lost before the switch')
+end
+if not redis.call('GET', KEYS[2]) then
+  return redis.error_reply('NOLIVE no live version to test a candidate against')
+end
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  return redis.error_reply('INCOMPLETE new version has no metadata')
+end
+local problems = verify(6, 4)
+if #problems > 0 then
+  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
+end
+local old = redis.call('GET', KEYS[3])
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[4], ARGV[3])
+return old
+"""
+)
+
+# Ends an A/B test by making its candidate live (the live one becomes previous, the
+# rollback target), only if the candidate is still complete.
+# KEYS: lock, live, previous, candidate, experiment, ended experiments stream, meta of the
+# candidate, its manifest keys; ARGV: token, the candidate as the caller read it, the
+# ended experiment's JSON, the stream's cap, the manifest's specs.
+PROMOTE_SCRIPT = (
+    _VERIFY_LUA
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LOCKLOST publisher lock lost before the promotion')
+end
+local cand = redis.call('GET', KEYS[4])
+if not cand then return redis.error_reply('NOCANDIDATE no A/B test is running') end
+if cand ~= ARGV[2] then return redis.error_reply('CHANGED the candidate changed; try again') end
+if redis.call('EXISTS', KEYS[7]) == 0 then
+  return redis.error_reply('INCOMPLETE candidate ' .. cand .. ' has no metadata')
+end
+local problems = verify(8, 5)
+if #problems > 0 then
+  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
+end
+local old = redis.call('GET', KEYS[2])
+if old then redis.call('SET', KEYS[3], old) end
+redis.call('SET', KEYS[2], cand)
+redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'experiment', ARGV[3])
+return old
+"""
+)
+
+# Ends an A/B test without changing the live version: the candidate stops being served.
+# KEYS: lock, candidate, experiment, ended experiments stream; ARGV: token, the ended
+# experiment's JSON, the stream's cap.
+ABORT_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LOCKLOST publisher lock lost before the abort')
+end
+local cand = redis.call('GET', KEYS[2])
+if not cand then return redis.error_reply('NOCANDIDATE no A/B test is running') end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'experiment', ARGV[2])
+return cand
+"""
 
 # KEYS[1] lock; ARGV: token, expiry in ms. Extends the lock only for its holder.
 RENEW_LOCK_SCRIPT = """

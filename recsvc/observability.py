@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -73,6 +75,14 @@ class Metrics:
             "often).",
             registry=r,
         )
+        self.answers = Counter(
+            "recsvc_answers_total",
+            "Answers served by this worker, by A/B arm (live: no test applies).",
+            ["arm"],
+            registry=r,
+        )
+        self.sales = SalesCollector()
+        r.register(self.sales)
         self.model_info = Gauge(
             "recsvc_model_info", "The live model version (value 1).", ["version"], registry=r
         )
@@ -99,6 +109,48 @@ class Metrics:
         if trained_at:
             age = datetime.now(UTC) - datetime.fromisoformat(trained_at)
             self.model_age.set(age.total_seconds())
+
+
+class SalesCollector(Collector):
+    """What recsvc sold, from Redis's sales counts (every worker and replica adds to the
+    same counts, so every one reports the same totals: aggregate them with ``max``, not
+    ``sum``). Set at each scrape, for the versions still kept."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, float, float, float]] = []
+        """(version, arm, slot, orders, revenue, lines)."""
+        self.answers: list[tuple[str, str, float]] = []
+        """(version, arm, answers)."""
+
+    def collect(self) -> list[Metric]:
+        labels = ["version", "arm", "slot"]
+        orders = CounterMetricFamily(
+            "recsvc_attributed_orders",
+            "Orders credited to an answer (order events naming its recommendation_id), by "
+            "version, A/B arm and slot; all replicas report the same totals.",
+            labels=labels,
+        )
+        revenue = CounterMetricFamily(
+            "recsvc_attributed_revenue",
+            "Revenue (quantity x unit price) of the order lines credited to an answer.",
+            labels=labels,
+        )
+        lines = CounterMetricFamily(
+            "recsvc_attributed_lines", "Order lines credited to an answer.", labels=labels
+        )
+        answers = CounterMetricFamily(
+            "recsvc_arm_answers",
+            "Answers served by every replica, by version and A/B arm (the denominator of "
+            "orders and revenue per answer).",
+            labels=["version", "arm"],
+        )
+        for version, arm, slot, o, rev, n in self.rows:
+            orders.add_metric([version, arm, slot], o)
+            revenue.add_metric([version, arm, slot], rev)
+            lines.add_metric([version, arm, slot], n)
+        for version, arm, n in self.answers:
+            answers.add_metric([version, arm], n)
+        return [orders, revenue, lines, answers]
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,13 +8,14 @@ recommendation id per answer and a position per suggestion.
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from recsvc.attribution import recommendation_id
 from recsvc.config import Settings
+from recsvc.experiment import LIVE, Served
 from recsvc.merch import MerchRules
 from recsvc.ranking import (
     SOURCE_NEW,
@@ -36,9 +37,10 @@ from recsvc.store import ItemList, ModelView, StoredHistory
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def new_recommendation_id() -> str:
-    """Random, URL-safe, and short enough for a click URL."""
-    return secrets.token_hex(8)
+def new_recommendation_id(version: str, served: Served = LIVE) -> str:
+    """URL-safe, short enough for a click URL, and naming its version and arm, so an order
+    that carries it is credited to the answer (``recsvc.attribution``)."""
+    return recommendation_id(version, served.arm, served.test)
 
 
 def seeds(
@@ -296,20 +298,23 @@ def upsell_entries(view: ModelView, entries: Sequence[Upsell]) -> list[dict[str,
     return out
 
 
-def render(view: ModelView, ranking: Ranking, slot: str, **extra: Any) -> dict[str, Any]:
+def render(
+    view: ModelView, ranking: Ranking, slot: str, served: Served = LIVE, **extra: Any
+) -> dict[str, Any]:
     return {
-        "recommendation_id": new_recommendation_id(),
+        "recommendation_id": new_recommendation_id(view.version, served),
         "model_version": view.version,
+        "arm": served.arm,
         **extra,
         slot: suggestions(view, ranking),
         "fallback": ranking.fallback,
     }
 
 
-def render_cart(view: ModelView, answer: CartAnswer) -> dict[str, Any]:
+def render_cart(view: ModelView, answer: CartAnswer, served: Served = LIVE) -> dict[str, Any]:
     ups = upsell_entries(view, answer.upsell)
     return {
-        **render(view, answer.cross_sell, "cross_sell"),
+        **render(view, answer.cross_sell, "cross_sell", served),
         "upsell": ups,
         "upsell_fallback": bool(ups) and all(u["source"] == SOURCE_POPULAR for u in ups),
     }

@@ -17,16 +17,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
+from recsvc import attribution
+from recsvc import layout as lay
 from recsvc import recommend as rec
+from recsvc.arms import Arms
+from recsvc.attribution import Line
 from recsvc.config import Settings
 from recsvc.errors import (
     BadRequestError,
     ForbiddenError,
+    NoLiveModelError,
     NotFoundError,
     RecsvcError,
     UnauthorizedError,
     UnknownItemError,
 )
+from recsvc.experiment import LIVE, Arm, Served
 from recsvc.observability import Metrics
 from recsvc.ranking import PriceBand
 from recsvc.schemas import (
@@ -60,7 +66,7 @@ from recsvc.schemas import (
     StockChange,
     StockRequest,
 )
-from recsvc.store import CustomerQuery, ModelStore
+from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView
 
 
 class JSONBytes(JSONResponse):
@@ -79,6 +85,40 @@ def _store(request: Request) -> ModelStore:
 
 def _settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
+
+
+def _arms(request: Request) -> Arms:
+    return cast(Arms, request.app.state.arms)
+
+
+VISITOR_HEADER = "x-visitor-id"
+MAX_VISITOR_ID_LENGTH = 128
+VISITOR_PARAMETER = {
+    "name": VISITOR_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "A stable id of the visitor (a cookie's), for a sticky A/B arm: without "
+    "one (and without a customer id) the live version answers, outside any test.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_VISITOR_ID_LENGTH,
+        "pattern": lay.ID_PATTERN,
+    },
+}
+_VISITOR = {"parameters": [VISITOR_PARAMETER]}
+
+
+def _visitor(request: Request) -> str | None:
+    """The ``X-Visitor-ID`` header, checked as the OpenAPI document says."""
+    value = request.headers.get(VISITOR_HEADER)
+    if value is None:
+        return None
+    if not lay.valid_id(value, MAX_VISITOR_ID_LENGTH):
+        raise BadRequestError(
+            f"{VISITOR_HEADER}: 1 to {MAX_VISITOR_ID_LENGTH} printable characters, not blank"
+        )
+    return value
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -105,12 +145,16 @@ router = APIRouter()
     response_class=JSONBytes,
     responses={200: {"model": CartResponse}, **_BODY_ERRORS},
     summary="Cross-sell for a cart",
+    openapi_extra=_VISITOR,
 )
 async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes:
-    store, settings = _store(request), _settings(request)
+    arms, settings = _arms(request), _settings(request)
     lines = body.lines()
     upsell_k = settings.upsell_k if body.upsell_k is None else body.upsell_k
-    got = await store.lists([i for i, _ in lines], alternatives=upsell_k > 0)
+    ids = [i for i, _ in lines]
+    got, served = await arms.answer(
+        _visitor(request), lambda store: store.lists(ids, alternatives=upsell_k > 0)
+    )
     band = None
     if body.upsell_band is not None:
         band = PriceBand(body.upsell_band.min_ratio, body.upsell_band.max_ratio)
@@ -125,8 +169,8 @@ async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes
         upsell_k,
         band,
     )
-    _count_fallback(request, answer.cross_sell.fallback)
-    return JSONBytes(rec.render_cart(got.view, answer))
+    _count(request, got.view.version, served, answer.cross_sell.fallback)
+    return JSONBytes(rec.render_cart(got.view, answer, served))
 
 
 @router.post(
@@ -134,20 +178,23 @@ async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes
     response_class=JSONBytes,
     responses={200: {"model": HistoryResponse}, **_BODY_ERRORS},
     summary="Suggestions from a customer's past purchases",
+    openapi_extra=_VISITOR,
 )
 async def history_recommendations(body: HistoryRequest, request: Request) -> JSONBytes:
-    store, settings = _store(request), _settings(request)
+    settings = _settings(request)
     weights = rec.history_weights(
         [p.item_id for p in body.purchases],
         [p.purchased_at for p in body.purchases],
         settings.history_half_life_days,
     )
-    view, lists = await store.neighbours(list(weights))
+    (view, lists), served = await _arms(request).answer(
+        _visitor(request), lambda store: store.neighbours(list(weights))
+    )
     ranking = rec.rank_history(
         view, settings, weights, lists, body.k, body.exclude_purchased, body.rules
     )
-    _count_fallback(request, ranking.fallback)
-    return JSONBytes(rec.render(view, ranking, "recommendations"))
+    _count(request, view.version, served, ranking.fallback)
+    return JSONBytes(rec.render(view, ranking, "recommendations", served))
 
 
 @router.get(
@@ -162,12 +209,14 @@ async def customer_recommendations(
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_purchased: bool = True,
 ) -> JSONBytes:
-    store, settings = _store(request), _settings(request)
-    view, (found,) = await store.customers([CustomerQuery(customer_id)])
+    settings = _settings(request)
+    (view, (found,)), served = await _arms(request).answer(
+        customer_id, lambda store: store.customers([CustomerQuery(customer_id)])
+    )
     ranking = rec.rank_stored(view, settings, found.history, found.lists, k, exclude_purchased)
     # Rules in a GET would need a query encoding; the batch endpoint takes them in a body.
-    _count_fallback(request, ranking.fallback)
-    return JSONBytes(rec.render(view, ranking, "recommendations", customer_id=customer_id))
+    _count(request, view.version, served, ranking.fallback)
+    return JSONBytes(rec.render(view, ranking, "recommendations", served, customer_id=customer_id))
 
 
 _ENTRY = TypeAdapter(BatchEntry)
@@ -180,7 +229,7 @@ _ENTRY = TypeAdapter(BatchEntry)
     summary="Many customers or carts in one call, answered in request order",
 )
 async def batch_recommendations(body: BatchRequest, request: Request) -> JSONBytes:
-    store, settings = _store(request), _settings(request)
+    settings = _settings(request)
     entries: list[BatchEntry | dict[str, Any]] = []
     for raw in body.requests:
         try:
@@ -189,20 +238,53 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "entry"
             entries.append({"code": "invalid_request", "message": f"{where}: {first['msg']}"})
-    queries: list[CustomerQuery | list[str]] = []
-    for entry in entries:
-        if isinstance(entry, BatchEntry):
-            queries.append(
-                CustomerQuery(entry.customer_id) if entry.customer_id else list(entry.items or [])
-            )
-    view, fetched = await store.customers(queries)
-    answers = iter(fetched)
+    # Entries go to their customer's A/B arm (carts, naming nobody, to the live version):
+    # one read per arm, each from one version. Without the test known (the watcher's),
+    # the live read of every entry tells it, and only the candidate's entries are read
+    # again from the candidate.
+    arms = _arms(request)
+    valid = [i for i, e in enumerate(entries) if isinstance(e, BatchEntry)]
+    queries = {
+        i: CustomerQuery(e.customer_id) if e.customer_id else list(e.items or [])
+        for i, e in enumerate(entries)
+        if isinstance(e, BatchEntry)
+    }
+    known, test = arms.watched()
+    answered: dict[int, tuple[ModelView, Fetched, Served]] = {}
+    live_view = None
+    if not known:
+        live_view, fetched = await arms.live.customers([queries[i] for i in valid])
+        test = arms.last_seen()
+        answered = {i: (live_view, got, LIVE) for i, got in zip(valid, fetched, strict=True)}
+    by_arm: dict[Arm, list[int]] = {}
+    for i in valid:
+        who = cast(BatchEntry, entries[i]).customer_id
+        by_arm.setdefault("live" if test is None else test.arm(who), []).append(i)
+    for arm, asked in by_arm.items():
+        served = Served(arm, None if test is None or arm == "live" else test.candidate)
+        if arm == "candidate":
+            try:
+                view, fetched = await arms.candidate.customers([queries[i] for i in asked])
+            except NoLiveModelError:  # the test ended meanwhile: the live version answers
+                served = LIVE
+                if not known:
+                    continue
+                view, fetched = await arms.live.customers([queries[i] for i in asked])
+        elif not known:
+            answered.update((i, (answered[i][0], answered[i][1], served)) for i in asked)
+            continue
+        else:
+            view, fetched = await arms.live.customers([queries[i] for i in asked])
+            live_view = view
+        answered.update((i, (view, got, served)) for i, got in zip(asked, fetched, strict=True))
+    if live_view is None:
+        live_view = await arms.live.live_view()
     results: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, BatchEntry):
             results.append({"index": index, "error": entry})
             continue
-        got = next(answers)
+        view, got, served = answered[index]
         if entry.customer_id is not None:
             ranking = rec.rank_stored(
                 view, settings, got.history, got.lists, body.k, body.exclude_purchased, body.rules
@@ -212,16 +294,18 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
             items = [(i, 1) for i in entry.items or []]
             ranking = rec.rank_cart(view, settings, items, got.lists, body.k, body.rules).cross_sell
             head = {"index": index}
-        _count_fallback(request, ranking.fallback)
+        _count(request, view.version, served, ranking.fallback)
         results.append(
             {
                 **head,
-                "recommendation_id": rec.new_recommendation_id(),
+                "recommendation_id": rec.new_recommendation_id(view.version, served),
+                "model_version": view.version,
+                "arm": served.arm,
                 "recommendations": rec.suggestions(view, ranking),
                 "fallback": ranking.fallback,
             }
         )
-    return JSONBytes({"model_version": view.version, "results": results})
+    return JSONBytes({"model_version": live_view.version, "results": results})
 
 
 _BEARER = HTTPBearer(auto_error=False, description="RECSVC_ADMIN_TOKEN")
@@ -402,8 +486,13 @@ async def order_event(
     settings = _settings(request)
     _require_token(request, settings.ingest_token, "order-event", "RECSVC_INGEST_TOKEN")
     when = body.purchased_at if body.purchased_at.tzinfo else body.purchased_at.replace(tzinfo=UTC)
-    event = body.model_dump(mode="json")
+    event = body.model_dump(mode="json", exclude_none=True)
     event["purchased_at"] = when.isoformat()
+    lines = [
+        Line(line.quantity, line.price, line.recommendation_id, line.slot, line.position)
+        for line in body.items
+    ]
+    credit = attribution.credit(lines, body.recommendation_id, body.slot)
     new, trimmed = await _store(request).record_order(
         body.order_id,
         body.customer_id,
@@ -412,17 +501,30 @@ async def order_event(
         event,
         keep_seconds=int(settings.event_dedupe_days * 86400),
         stream_max=settings.events_max,
+        credit=credit.increments,
     )
     metrics: Metrics = request.app.state.metrics
     metrics.events.labels("accepted" if new else "duplicate").inc()
     if new:
         metrics.events_trimmed.set(trimmed)
-    return JSONBytes({"order_id": body.order_id, "duplicate": not new}, status_code=202)
+    return JSONBytes(
+        {
+            "order_id": body.order_id,
+            "duplicate": not new,
+            "attributed_lines": credit.lines if new else 0,
+            "unknown_recommendations": credit.unknown,
+        },
+        status_code=202,
+    )
 
 
-def _count_fallback(request: Request, fallback: bool) -> None:
+def _count(request: Request, version: str, served: Served, fallback: bool) -> None:
+    """One answer: for the sales counts (answers per arm) and the metrics."""
+    _arms(request).count(version, served)
+    metrics: Metrics = request.app.state.metrics
+    metrics.answers.labels(served.arm).inc()
     if fallback:
-        request.app.state.metrics.fallbacks.inc()
+        metrics.fallbacks.inc()
 
 
 @router.get(
@@ -502,6 +604,7 @@ async def metrics(request: Request) -> Response:
     try:
         view = await _store(request).live_view()
         m.observe_model(view.version, view.meta.get("trained_at"))
+        m.sales.rows, m.sales.answers = await _arms(request).sales_totals()
     except RecsvcError:
         pass  # the counters are still worth scraping; readiness reports what is wrong
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ which field, rather than served slowly.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -232,9 +232,17 @@ class UpsellOut(BaseModel):
     source: str = Field(description="alternatives, or popular (filler within the band).")
 
 
+ArmOut = Literal["live", "control", "candidate"]
+_ARM_DESCRIPTION = (
+    "Which arm answered: live (no A/B test applies), or a running test's control (the live "
+    "version) or candidate."
+)
+
+
 class CartResponse(BaseModel):
     recommendation_id: str = Field(description="Put it in click URLs to attribute sales.")
     model_version: str
+    arm: ArmOut = Field(description=_ARM_DESCRIPTION)
     cross_sell: list[SuggestionOut]
     upsell: list[UpsellOut]
     fallback: bool = Field(description="True when no cart item was known: popular items.")
@@ -244,6 +252,7 @@ class CartResponse(BaseModel):
 class HistoryResponse(BaseModel):
     recommendation_id: str
     model_version: str
+    arm: ArmOut = Field(description=_ARM_DESCRIPTION)
     recommendations: list[SuggestionOut]
     fallback: bool
 
@@ -256,13 +265,17 @@ class BatchResult(BaseModel):
     index: int
     customer_id: str | None = None
     recommendation_id: str | None = None
+    model_version: str | None = None
+    arm: ArmOut | None = None
     recommendations: list[SuggestionOut] | None = None
     fallback: bool | None = None
     error: dict[str, object] | None = None
 
 
 class BatchResponse(BaseModel):
-    model_version: str
+    model_version: str = Field(
+        description="The live version; an entry in an A/B test's candidate arm names its own."
+    )
     results: list[BatchResult]
 
 
@@ -298,10 +311,28 @@ class AdminStockResponse(BaseModel):
     unknown: list[str] = Field(description="Ids the live model does not know (unchanged).")
 
 
+RecommendationId = Annotated[
+    str,
+    Field(
+        max_length=64,
+        pattern=r"^[0-9A-Za-z_-]+$",
+        description="An answer's recommendation_id (the links' ``rec``), for attribution.",
+    ),
+]
+Slot = Literal["cross_sell", "upsell", "recommendations"]
+
+
 class OrderLine(_Strict):
     item_id: ItemId
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE] = 1
     price: float | None = Field(default=None, ge=0, le=1e9, description="Unit price.")
+    recommendation_id: RecommendationId | None = Field(
+        default=None, description="The answer this line came from (the link's ``rec``)."
+    )
+    slot: Slot | None = Field(default=None, description="The link's ``slot``.")
+    position: Annotated[int, Field(ge=1, le=MAX_K), WHOLE] | None = Field(
+        default=None, description="The link's ``pos``."
+    )
 
 
 class OrderEvent(_Strict):
@@ -313,12 +344,12 @@ class OrderEvent(_Strict):
     purchased_at: datetime = Field(
         strict=False, description="ISO 8601 text; without a zone it is taken as UTC."
     )
-    recommendation_id: str | None = Field(
+    recommendation_id: RecommendationId | None = Field(
         default=None,
-        max_length=64,
-        pattern=r"^[0-9A-Za-z_-]+$",
-        description="The answer the order came from (the links' ``rec``), for attribution.",
+        description="The answer the order came from (an e-mail's link, say): credits every "
+        "line without a recommendation_id of its own.",
     )
+    slot: Slot | None = Field(default=None, description="The slot of that answer's link.")
 
     @field_validator("purchased_at", mode="before")
     @classmethod
@@ -336,6 +367,13 @@ class OrderEvent(_Strict):
 class OrderEventResponse(BaseModel):
     order_id: str
     duplicate: bool = Field(description="The order id was seen before: the event was ignored.")
+    attributed_lines: int = Field(
+        description="Lines credited to the answer they came from (0 for a duplicate)."
+    )
+    unknown_recommendations: int = Field(
+        description="Lines naming a recommendation_id that is no answer of recsvc's: kept "
+        "with the order, credited to nothing."
+    )
 
 
 class CatalogResponse(BaseModel):

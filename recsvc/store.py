@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
+from recsvc.attribution import today
 from recsvc.cache import ByteBoundedCache
 from recsvc.errors import (
     ModelIncompleteError,
@@ -280,9 +281,13 @@ class ModelStore:
         mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
         list_cache_bytes: int = DEFAULT_LIST_CACHE_BYTES,
         refresh_interval_s: float = 0.0,
+        pointer: str | None = None,
     ) -> None:
         self._client = client
         self._layout = layout
+        self._pointer = pointer or layout.live
+        """The key naming the version this store serves: ``live``, or an A/B test's
+        ``candidate`` (a second store, beside the live one, with caches of its own)."""
         self._mask_cache_bytes = mask_cache_bytes
         self._list_cache_bytes = list_cache_bytes
         self._lists: dict[str, _VersionLists] = {}
@@ -307,7 +312,7 @@ class ModelStore:
 
     async def live_version(self) -> str | None:
         try:
-            raw = await self._client.get(self._layout.live)
+            raw = await self._client.get(self._pointer)
         except RedisError as exc:
             raise unavailable(exc) from exc
         return raw.decode() if isinstance(raw, bytes) else raw
@@ -566,10 +571,10 @@ class ModelStore:
                 reply = await self._customers_script(version, customer_ids)
             except RedisError as exc:
                 raise unavailable(exc) from exc
-            if len(reply) == 1:  # another version is live: ask that one
+            if len(reply) == 2:  # another version is live: ask that one
                 version = None if reply[0] is None else bytes(reply[0]).decode()
                 continue
-            _, epoch, stored, from_events = reply
+            _, epoch, stored, from_events, _ = reply
             try:
                 view = await self._view(version, epoch)
             except _VersionGoneError:
@@ -630,23 +635,33 @@ class ModelStore:
         known = {i: c for i, c in changes.items() if i in view.index}
         if not known:
             return view.version, unknown
-        stock_key = self._layout.stock(view.version)
         try:
-            current = await self._client.hmget(stock_key, list(known))
-            merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
-            for (item, change), old in zip(known.items(), current, strict=True):
-                entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
-                entry.update({k: v for k, v in change.items() if v is not None})
-                merged[item] = lay.encode_json(entry)
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(stock_key, mapping=merged)
-                pipe.incr(self._layout.stock_epoch(view.version))
-                await pipe.execute()
+            # An A/B test's candidate is served too: the change applies to it as well (an
+            # item it does not know keeps an entry it never reads).
+            for version in await self._served_versions(view.version):
+                stock_key = self._layout.stock(version)
+                current = await self._client.hmget(stock_key, list(known))
+                merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
+                for (item, change), old in zip(known.items(), current, strict=True):
+                    entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
+                    entry.update({k: v for k, v in change.items() if v is not None})
+                    merged[item] = lay.encode_json(entry)
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.hset(stock_key, mapping=merged)
+                    pipe.incr(self._layout.stock_epoch(version))
+                    await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
         if self.refresh_interval_s > 0:
             await self.refresh()  # this worker serves the change from its next request
         return view.version, unknown
+
+    async def _served_versions(self, live: str) -> list[str]:
+        """``live`` and, while an A/B test runs, its candidate: the versions answers come
+        from, which every stock and catalog change reaches."""
+        raw = await self._client.get(self._layout.candidate)
+        candidate = None if raw is None else cast(bytes, raw).decode()
+        return [live] if candidate is None or candidate == live else [live, candidate]
 
     async def put_items(
         self, items: Mapping[str, Mapping[str, Any]], actor: str
@@ -693,25 +708,27 @@ class ModelStore:
         """A catalog change in one transaction with its audit entry and a bump of the live
         version's stock epoch (every worker reloads its view within two intervals)."""
         try:
+            served = await self._served_versions(view.version)
             async with self._client.pipeline(transaction=True) as pipe:
                 write(pipe)
                 self._audit(pipe, actor, action, ids)
-                pipe.incr(self._layout.stock_epoch(view.version))
+                for version in served:
+                    pipe.incr(self._layout.stock_epoch(version))
                 await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
         await self._changed()
 
     async def erase_customers(self, customer_ids: Sequence[str], actor: str) -> list[str]:
-        """Erases the customers' stored histories from the live and previous versions (the
-        only ones kept) and what live order events added to them, and keeps their ids so
-        that no later publish stores them again. Returns the versions that held any of
-        them. Audited."""
+        """Erases the customers' stored histories from the live, previous and candidate
+        versions (the only ones kept) and what live order events added to them, and keeps
+        their ids so that no later publish stores them again. Returns the versions that
+        held any of them. Audited."""
         layout = self._layout
         try:
             versions = {
                 v.decode() if isinstance(v, bytes) else str(v)
-                for v in await self._client.mget([layout.live, layout.previous])
+                for v in await self._client.mget([layout.live, layout.previous, layout.candidate])
                 if v is not None
             }
             held = []
@@ -741,16 +758,18 @@ class ModelStore:
         event: Mapping[str, Any],
         keep_seconds: int,
         stream_max: int,
+        credit: Sequence[tuple[str, float]] = (),
     ) -> tuple[bool, int]:
         """Records one live order event, once per order id: on the stream for the next
-        training, and its items ahead of the customer's history for the next answer.
-        Returns whether it was new (False: a duplicate, ignored) and how many events were
-        trimmed off the stream so far."""
+        training, its ``credit`` to the answers it came from (``recsvc.attribution``), and
+        its items ahead of the customer's history for the next answer. Returns whether it
+        was new (False: a duplicate, ignored) and how many events were trimmed off the
+        stream so far."""
         layout = self._layout
         view = await self.live_view()
         cap = max(int(view.meta.get("serving", {}).get("history_items", 50) or 50), 1)
         keys = [layout.event_order(order_id), layout.events, layout.event_histories]
-        keys.append(layout.events_added)
+        keys += [layout.events_added, layout.sales_total, layout.sales_day(today())]
         argv: list[str | int | bytes] = [
             keep_seconds,
             stream_max,
@@ -758,6 +777,8 @@ class ModelStore:
             day,
             cap,
             lay.encode_json(dict(event)),
+            lay.encode_json([list(c) for c in credit]),
+            lay.SALES_DAYS_KEPT * 86400,
         ]
         try:
             try:
@@ -800,12 +821,14 @@ class ModelStore:
             await self.refresh()  # this worker serves the change from its next request
 
     async def _customers_script(self, version: str, customer_ids: Sequence[str]) -> Any:
-        args = self._layout.customers_args(version, customer_ids)
+        args = self._layout.customers_args(version, customer_ids, self._pointer)
         try:
-            return await self._client.evalsha(self._customers_sha, 4, *args)
+            reply = await self._client.evalsha(self._customers_sha, 5, *args)
         except NoScriptError:
             await self._client.script_load(lay.CUSTOMERS_SCRIPT)
-            return await self._client.evalsha(self._customers_sha, 4, *args)
+            reply = await self._client.evalsha(self._customers_sha, 5, *args)
+        self._saw_test(reply[-1])
+        return reply
 
     async def scan_customers(self, view: ModelView, count: int = 1000) -> Any:
         """Every stored customer of ``view``'s version, as (id, history) pairs, in batches."""
@@ -859,12 +882,24 @@ class ModelStore:
     async def _fetch(self, item_ids: Sequence[str], alternatives: bool) -> Any:
         # EVALSHA by hand: redis-py's Script wrapper inspects its arguments on every call,
         # which measured as a third of a cart request's time.
-        args = (self._layout.live, *self._layout.fetch_args(item_ids, alternatives))
+        args = (
+            *self._layout.fetch_keys(self._pointer),
+            *self._layout.fetch_args(item_ids, alternatives),
+        )
         try:
-            return await self._client.evalsha(self._fetch_sha, 1, *args)
+            reply = await self._client.evalsha(self._fetch_sha, 2, *args)
         except NoScriptError:
             await self._client.script_load(lay.FETCH_SCRIPT)
-            return await self._client.evalsha(self._fetch_sha, 1, *args)
+            reply = await self._client.evalsha(self._fetch_sha, 2, *args)
+        self._saw_test(reply[4])
+        return reply[:4]
+
+    def _saw_test(self, raw: bytes | None) -> None:
+        self.test_seen = (time.monotonic(), raw)
+
+    test_seen: tuple[float, bytes | None] = (-math.inf, None)
+    """When this store's last script call read the A/B test in force, and what it read
+    (``recsvc.arms`` learns the test from it without a read of its own)."""
 
     async def _view(self, version: str, epoch: bytes | None = None) -> ModelView:
         view = self._views.get(version)

@@ -13,6 +13,7 @@ import orjson
 import pandas as pd
 
 from recsvc import recommend as rec
+from recsvc.attribution import origin
 from recsvc.observability import LOGGER, JsonFormatter, _direct_writer
 from recsvc.store import StoredHistory
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
@@ -103,8 +104,11 @@ async def test_every_answer_carries_an_id_and_every_suggestion_its_position(
 ) -> None:
     first = (await api.post("/v1/recommendations/cart", json={"items": ["A1"], "k": 3})).json()
     second = (await api.post("/v1/recommendations/cart", json={"items": ["A1"], "k": 3})).json()
-    assert re.fullmatch(r"[0-9a-f]{16}", first["recommendation_id"])
+    assert re.fullmatch(r"[0-9a-f]{27}", first["recommendation_id"])
     assert first["recommendation_id"] != second["recommendation_id"]
+    # It names its answer: the version and the arm, for attribution.
+    named = origin(first["recommendation_id"])
+    assert named is not None and (named.version, named.arm) == (published, "live")
     assert [s["position"] for s in first["cross_sell"]] == [1, 2, 3]
 
 

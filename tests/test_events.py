@@ -58,7 +58,12 @@ async def test_an_order_event_changes_the_next_answer_once(
     learned = {s["item_id"] for s in before["recommendations"] if s["source"] == "neighbours"}
     assert learned and learned <= set(GROUP_A)
     r = await live.post(EVENTS, json=order("o-1", "c0-1", ["B1", "B2"]), headers=AUTH)
-    assert r.status_code == 202 and r.json() == {"order_id": "o-1", "duplicate": False}
+    assert r.status_code == 202 and r.json() == {
+        "order_id": "o-1",
+        "duplicate": False,
+        "attributed_lines": 0,
+        "unknown_recommendations": 0,
+    }
     after = await suggested(live, "c0-1")
     got = after["recommendations"]
     assert {"B1", "B2"}.isdisjoint(s["item_id"] for s in got)  # bought now: excluded

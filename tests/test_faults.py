@@ -85,7 +85,9 @@ def test_a_trainer_killed_during_publish_changes_nothing_and_its_keys_are_collec
     fetch = client.register_script(lay.FETCH_SCRIPT)
 
     def answer() -> list[bytes]:
-        got = fetch(keys=[layout.live], args=layout.fetch_args(["item-000001", "item-019999"]))
+        got = fetch(
+            keys=layout.fetch_keys(), args=layout.fetch_args(["item-000001", "item-019999"])
+        )
         return list(got[2])
 
     before = answer()

@@ -48,8 +48,13 @@ def test_fetch_args_name_the_keys_of_any_version() -> None:
     assert head + "v9" + epoch == layout.stock_epoch("v9")
     assert ids == ["x", "y"]
     assert layout.fetch_args(["x"])[2] == ""  # no alternatives asked for
-    live, epoch_key, customers, events, version, *who = layout.customers_args("v9", ["c1", "c2"])
-    assert events == layout.event_histories
+    assert layout.fetch_keys() == [layout.live, layout.experiment]
+    assert layout.fetch_keys(layout.candidate) == [layout.candidate, layout.experiment]
+    live, epoch_key, customers, events, test, version, *who = layout.customers_args(
+        "v9", ["c1", "c2"]
+    )
+    assert (events, test) == (layout.event_histories, layout.experiment)
+    assert layout.customers_args("v9", [], layout.candidate)[0] == layout.candidate
     assert (live, epoch_key, customers) == (
         layout.live,
         layout.stock_epoch("v9"),

@@ -239,12 +239,13 @@ async def test_after_a_stock_change_a_cart_stays_at_one_round_trip(
         assert (await shop.post(CART, json=body)).status_code == 200
     after = _calls(client)
     # Its lists are kept decoded for the live version: each cart is one fetch-script call
-    # that reads only the pointer and the stock counter (two GETs inside it); no lists,
-    # and no reload of the version (a reload is GETs and an HGETALL of the stock).
+    # that reads only the pointer, the A/B test in force and the stock counter (three GETs
+    # inside it); no lists, and no reload of the version (a reload is GETs and an HGETALL
+    # of the stock).
     assert after.get("evalsha", 0) - before.get("evalsha", 0) == 5
     for command in ("hmget", "hgetall", "multi", "exec"):
         assert after.get(command, 0) == before.get(command, 0), command
-    assert after.get("get", 0) - before.get("get", 0) == 2 * 5
+    assert after.get("get", 0) - before.get("get", 0) == 3 * 5
 
 
 async def test_the_admin_api_is_off_without_a_token(api: httpx.AsyncClient, published: str) -> None:

@@ -77,8 +77,8 @@ def test_a_reader_during_publishing_never_sees_a_mixed_model(
 
     def read() -> None:
         while not stop.is_set():
-            version, _, blobs, _ = fetch(
-                keys=[layout.live], args=layout.fetch_args(["A1", "B1", "A3"])
+            version, _, blobs, _, _ = fetch(
+                keys=layout.fetch_keys(), args=layout.fetch_args(["A1", "B1", "A3"])
             )
             if any(b is None for b in blobs):
                 errors.append(f"missing list in {version!r}")

@@ -34,7 +34,7 @@ function pageError(what) {{
 window.addEventListener('error', function (e) {{ pageError(e.message); }});
 window.addEventListener('unhandledrejection', function () {{ pageError('rejected'); }});
 </script>
-<div data-recsvc-cart data-items="M1" data-k="3" data-upsell-k="1"></div>
+<div data-recsvc-cart data-items="M1" data-k="3" data-upsell-k="1" data-visitor-id="v-1"></div>
 <script src="{service}/widget.js" data-endpoint="{service}"
         data-link="https://shop.example/p/{{item_id}}"></script>
 </body></html>
@@ -96,6 +96,7 @@ def test_the_widget_renders_both_slots_with_attribution_in_chromium(
             render(page, tmp_path / "profile", "--window-size=900,520", f"--screenshot={shot}")
     assert page.startswith(origin)
     assert ERROR not in dom and WIDGET in dom
+    assert 'data-arm="live"' in dom  # the visitor id passed CORS; no A/B test runs
     cross, up = links(dom, "cross_sell"), links(dom, "upsell")
     assert len(cross) == 3 and len(up) == 1, dom
     rec = re.search(r"rec=([0-9a-f]+)", cross[0])

@@ -1,8 +1,9 @@
-"""``python -m training``: train and publish, roll back, show status.
+"""``python -m training``: train and publish, roll back, show status, run A/B tests.
 
 Exit codes (for cron): 0 success, 1 unexpected failure, 2 bad input (or configuration),
 3 Redis unreachable, 4 another trainer holds the lock, 5 refused by the quality gate,
-6 Redis out of memory, 7 nothing to act on (no previous version to roll back to).
+6 Redis out of memory, 7 nothing to act on (no previous version to roll back to, no A/B
+test to promote or abort, no live version to test a candidate against).
 
 A ``train`` run holds the publisher lock from its start to its switch: one trainer per
 key prefix, and the model live before it always stays as the rollback target.
@@ -221,6 +222,14 @@ def _parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         help="add the live order events the service has heard (POST /v1/events/orders) "
         "to the purchases; orders the file already holds are not counted twice",
     )
+    t.add_argument(
+        "--ab-share",
+        type=_share,
+        metavar="SHARE",
+        help="publish as the candidate of an A/B test, served to this share (0 to 1) of the "
+        "customers and visitors beside the live version, which stays live; end the test "
+        "with promote or abort",
+    )
     ev = sub.add_parser(
         "evaluate",
         parents=[data],
@@ -237,9 +246,33 @@ def _parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     sub.add_parser(
-        "status", help="show the live and previous versions", formatter_class=HelpFormatter
+        "promote",
+        parents=[lock],
+        help="end the A/B test: its candidate becomes live (rollback undoes it)",
+        formatter_class=HelpFormatter,
+    )
+    sub.add_parser(
+        "abort",
+        parents=[lock],
+        help="end the A/B test: the live version stays, the candidate is no longer served",
+        formatter_class=HelpFormatter,
+    )
+    sub.add_parser(
+        "status",
+        help="show the live, previous and candidate versions and the A/B test",
+        formatter_class=HelpFormatter,
     )
     return p
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"an A/B share must be between 0 and 1, got {text}")
+    return value
 
 
 def _timestamp(text: str) -> pd.Timestamp:
@@ -378,7 +411,7 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     else:
         with _publisher(settings, stages) as publisher, publisher.hold(args.wait_lock):
             result = workflow.train(
-                args.purchases, config, publisher, stages, evaluation, gating, extra
+                args.purchases, config, publisher, stages, evaluation, gating, extra, args.ab_share
             )
     counts = result.payload.meta["counts"]
     served = result.payload.meta.get("evaluation", {}).get("served", {})
@@ -387,10 +420,11 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
     seconds = " ".join(
         f"{k}={v:.2f}s/{stages.peak_mib.get(k, 0)}MiB" for k, v in stages.seconds.items()
     )
+    ab = f" ab_share={args.ab_share}" if args.ab_share is not None and result.version else ""
     print(
         f"trained: rows_read={result.report.rows_read} rows_kept={result.report.rows_kept} "
         f"customers={counts['customers']} items={counts['items']} {measured} "
-        f"gate={gate_word} {seconds} version={result.version or '(dry run, not published)'}"
+        f"gate={gate_word} {seconds} version={result.version or '(dry run, not published)'}" + ab
     )
 
 
@@ -441,15 +475,27 @@ def main(
             with _publisher(settings) as publisher, publisher.hold(args.wait_lock):
                 version = publisher.rollback()
             print(f"rolled back: version {version} is live")
+        elif args.command == "promote":
+            with _publisher(settings) as publisher, publisher.hold(args.wait_lock):
+                version = publisher.promote()
+            print(f"promoted: version {version} is live; the A/B test ended")
+        elif args.command == "abort":
+            with _publisher(settings) as publisher, publisher.hold(args.wait_lock):
+                version = publisher.abort()
+            print(f"aborted: candidate {version} is no longer served; the A/B test ended")
         elif args.command == "status":
             with _publisher(settings) as publisher:
                 live, prev = publisher.live_version(), publisher.previous_version()
+                candidate, test = publisher.candidate_version(), publisher.experiment()
                 meta = publisher.meta(live) if live else None
-            print(
-                orjson.dumps(
-                    {"live": live, "previous": prev, "live_meta": meta}, option=orjson.OPT_INDENT_2
-                ).decode()
-            )
+            status = {
+                "live": live,
+                "previous": prev,
+                "candidate": candidate,
+                "experiment": None if test is None else orjson.loads(test.encode()),
+                "live_meta": meta,
+            }
+            print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
     except TrainingError as exc:
         print(f"error: {redact_url(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -27,11 +27,13 @@ from itertools import islice
 from typing import Any, TextIO
 
 import numpy as np
+import orjson
 import redis
 from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
 from recsvc.config import redact_url
+from recsvc.experiment import Experiment
 from training.errors import (
     LockedError,
     NoModelError,
@@ -86,6 +88,9 @@ class Publisher:
         self.warn = warn or sys.stderr
         self._switch = client.register_script(lay.SWITCH_SCRIPT)
         self._rollback = client.register_script(lay.ROLLBACK_SCRIPT)
+        self._candidate = client.register_script(lay.CANDIDATE_SCRIPT)
+        self._promote = client.register_script(lay.PROMOTE_SCRIPT)
+        self._abort = client.register_script(lay.ABORT_SCRIPT)
         self._renew = client.register_script(lay.RENEW_LOCK_SCRIPT)
         self._release = client.register_script(lay.RELEASE_LOCK_SCRIPT)
         self._token: str | None = None
@@ -98,6 +103,14 @@ class Publisher:
 
     def previous_version(self) -> str | None:
         return self._get(self.layout.previous)
+
+    def candidate_version(self) -> str | None:
+        return self._get(self.layout.candidate)
+
+    def experiment(self) -> Experiment | None:
+        """The A/B test in force, if any."""
+        raw = self._call(self.client.get, self.layout.experiment)
+        return None if raw is None else Experiment.decode(raw)
 
     def meta(self, version: str) -> dict[str, Any] | None:
         raw = self._call(self.client.get, self.layout.meta(version))
@@ -177,14 +190,96 @@ class Publisher:
 
     # -- writes ------------------------------------------------------------------------
 
-    def publish(self, payload: ModelPayload, version: str | None = None) -> str:
+    def publish(
+        self, payload: ModelPayload, version: str | None = None, ab_share: float | None = None
+    ) -> str:
+        """Writes the version whole, then makes it live; or, with ``ab_share``, the
+        candidate of an A/B test served beside the live version to that share of traffic
+        (the live version stays live; ``promote`` or ``abort`` ends the test)."""
         version = version or lay.new_version()
         with self.hold() as token:
+            if ab_share is not None and self.live_version() is None:
+                raise NoModelError(
+                    "no live version to test a candidate against: publish one without "
+                    "--ab-share first; nothing was written"
+                )
             self.check_room(payload)
             self.write(payload, version, token)
-            self.switch(version, token)
+            if ab_share is None:
+                self.switch(version, token)
+            else:
+                self.start_test(version, ab_share, token)
             self.collect_garbage()
         return version
+
+    def start_test(self, version: str, share: float, token: str) -> Experiment:
+        """Serves the written ``version`` as the candidate of a new A/B test (replacing a
+        test already running, whose candidate is then collected)."""
+        keys = self.layout
+        meta = self.meta(version)
+        live = self.live_version()
+        if meta is None or live is None:
+            raise LockedError(f"A/B start refused: version {version} has no metadata")
+        test = Experiment.start(version, live, share)
+        manifest_keys, specs = keys.verify_args(version, meta)
+        try:
+            fixed = [keys.lock, keys.live, keys.candidate, keys.experiment, keys.meta(version)]
+            self._candidate(
+                keys=[*fixed, *manifest_keys], args=[token, version, test.encode(), *specs]
+            )
+        except RedisError as exc:
+            raise _refusal(exc, "A/B start refused") from exc
+        return test
+
+    def promote(self) -> str:
+        """Ends the A/B test by making its candidate live; the live version becomes the
+        previous one (``rollback`` undoes the promotion). Returns the new live version."""
+        keys = self.layout
+        with self.hold() as token:
+            test = self.experiment()
+            candidate = self.candidate_version()
+            if test is None or candidate is None:
+                raise NoModelError("no A/B test is running: nothing to promote")
+            meta = self.meta(candidate)
+            if meta is None:
+                raise TrainingError(
+                    f"promotion refused: candidate {candidate} has no metadata (deleted or "
+                    "evicted); abort the test"
+                )
+            manifest_keys, specs = keys.verify_args(candidate, meta)
+            ended = self._ended(test, "promoted")
+            try:
+                fixed = [keys.lock, keys.live, keys.previous, keys.candidate, keys.experiment]
+                self._promote(
+                    keys=[*fixed, keys.experiments, keys.meta(candidate), *manifest_keys],
+                    args=[token, candidate, ended, lay.EXPERIMENTS_KEPT, *specs],
+                )
+            except RedisError as exc:
+                raise _refusal(exc, "promotion refused, the live version stays") from exc
+            self.collect_garbage()
+            return candidate
+
+    def abort(self) -> str:
+        """Ends the A/B test; the live version stays, the candidate is collected. Returns
+        the candidate's version."""
+        keys = self.layout
+        with self.hold() as token:
+            test = self.experiment()
+            if test is None:
+                raise NoModelError("no A/B test is running: nothing to abort")
+            try:
+                candidate = self._abort(
+                    keys=[keys.lock, keys.candidate, keys.experiment, keys.experiments],
+                    args=[token, self._ended(test, "aborted"), lay.EXPERIMENTS_KEPT],
+                )
+            except RedisError as exc:
+                raise _refusal(exc, "abort refused") from exc
+            self.collect_garbage()
+            return bytes(candidate).decode()
+
+    def _ended(self, test: Experiment, outcome: str) -> bytes:
+        ended = {**orjson.loads(test.encode()), "outcome": outcome, "ended_at": time.time()}
+        return orjson.dumps(ended)
 
     def check_room(self, payload: ModelPayload) -> None:
         """Refuses before writing when Redis's ``maxmemory`` leaves no room for the
@@ -324,10 +419,11 @@ class Publisher:
             return previous
 
     def collect_garbage(self) -> list[str]:
-        """Deletes every key of every version but the live and the previous one, whether
+        """Deletes every key of every version but the live, the previous and an A/B test's
+        candidate, whether
         its version finished, was registered, or was written by a trainer that lost the
         lock. Found by ``SCAN``, so nothing a trainer writes can be missed."""
-        keep = {self.live_version(), self.previous_version(), None}
+        keep = {self.live_version(), self.previous_version(), self.candidate_version(), None}
         keys = self._call(
             lambda: list(self.client.scan_iter(match=self.layout.model_pattern, count=1000))
         )
@@ -364,6 +460,8 @@ def _refusal(exc: RedisError, what: str) -> TrainingError:
     text = str(exc)
     if text.startswith("LOCKLOST"):
         return LockedError(f"{what}: {text}")
+    if text.split(" ", 1)[0] in ("NOLIVE", "NOCANDIDATE"):
+        return NoModelError(f"{what}: {text}")
     if text.split(" ", 1)[0] in ("INCOMPLETE", "NOPREVIOUS", "CHANGED"):
         return TrainingError(f"{what}: {text}")
     return _translate(exc)

@@ -44,7 +44,10 @@ def train(
     evaluation: EvalOptions | None = None,
     gating: GateOptions | None = None,
     events: pd.DataFrame | None = None,
+    ab_share: float | None = None,
 ) -> TrainResult:
+    """``ab_share``: publish the model as an A/B test's candidate, served to that share of
+    traffic beside the live version, instead of making it live."""
     evaluation = evaluation or EvalOptions()
     gating = gating or GateOptions()
     catalog = None
@@ -113,5 +116,5 @@ def train(
     result = TrainResult(payload, clean_report, decision, assessment)
     if publisher is not None:
         with stages.stage("publish"):
-            result.version = publisher.publish(payload)
+            result.version = publisher.publish(payload, ab_share=ab_share)
     return result

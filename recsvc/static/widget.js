@@ -75,10 +75,14 @@
     };
     var controller = window.AbortController ? new AbortController() : null;
     var timer = controller ? setTimeout(function () { controller.abort(); }, timeoutMs) : null;
+    var headers = { "content-type": "application/json" };
+    // A stable visitor id (the shop's own cookie) puts the cart in an A/B test's arm.
+    var visitor = container.getAttribute("data-visitor-id");
+    if (visitor) headers["x-visitor-id"] = visitor;
     fetch(endpoint + "/v1/recommendations/cart", {
       method: "POST",
       mode: "cors",
-      headers: { "content-type": "application/json" },
+      headers: headers,
       body: JSON.stringify(body),
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
@@ -88,6 +92,7 @@
       if (!answer || !answer.recommendation_id) return;
       var box = el("div", "recsvc-widget");
       box.setAttribute("data-model-version", answer.model_version || "");
+      box.setAttribute("data-arm", answer.arm || "");
       renderSlot(box, "cross_sell", answer.cross_sell, answer.recommendation_id);
       renderSlot(box, "upsell", answer.upsell, answer.recommendation_id);
       if (box.childNodes.length) container.appendChild(box);
