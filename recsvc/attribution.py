@@ -16,10 +16,10 @@ An order's lines are credited to the answer named by their own ``recommendation_
 the ``slot`` and ``position`` of the link), or else by the order's. For each answer's
 version, arm, test and slot (and ``*``, all slots) an order adds 1 order, its credited
 lines, their revenue (quantity x unit price) and that revenue squared (for the interval of
-revenue per answer); each credited position adds a line at ``pos:N``. The counts live in
-Redis (``layout.sales_total`` and per day), added in the event's own script, so a
-duplicate order adds nothing. Answers served are counted per worker (``Tally``) and added
-to the same hashes about once a second. Pure but for ``Tally.flush``.
+revenue per answer); each credited position adds a line at ``pos:N`` (per day only). The
+counts live in Redis (``layout.sales_total`` and per day), added in the event's own
+script, so a duplicate order adds nothing. Answers served are counted per worker
+(``Tally``) and added to the same hashes about once a second. Pure but for ``Tally.flush``.
 """
 
 from __future__ import annotations
@@ -130,7 +130,15 @@ class Line:
 @dataclass(frozen=True)
 class Credit:
     increments: list[tuple[str, float]]
-    """(sales field, amount) to add."""
+    """(sales field, amount) to add to the total and the day's counts."""
+    daily: list[tuple[str, float]]
+    """(sales field, amount) to add to the day's counts only: lines by position, which
+    would grow the total's hash (read at every scrape) by up to a hundred fields a slot."""
+
+    def script_argument(self) -> list[list[object]]:
+        """``ORDER_EVENT_SCRIPT``'s credit list."""
+        return [[f, a] for f, a in self.increments] + [[f, a, True] for f, a in self.daily]
+
     lines: int
     """Lines credited to an answer."""
     unknown: int
@@ -170,8 +178,8 @@ def credit(lines: Sequence[Line], order_rec: str | None, order_slot: str | None)
             (field(version, arm, test, slot, "revenue"), round(revenue, 6)),
             (field(version, arm, test, slot, "revenue_sq"), round(revenue * revenue, 6)),
         ]
-    increments += [(field(*key), float(n)) for key, n in positions.items()]
-    return Credit(increments, credited, unknown)
+    daily = [(field(*key), float(n)) for key, n in positions.items()]
+    return Credit(increments, daily, credited, unknown)
 
 
 def today() -> str:

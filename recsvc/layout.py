@@ -444,7 +444,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[6])
 local added = redis.call('INCR', KEYS[4])
 local credit = cjson.decode(ARGV[7])
 for _, c in ipairs(credit) do
-  redis.call('HINCRBYFLOAT', KEYS[5], c[1], c[2])
+  if not c[3] then redis.call('HINCRBYFLOAT', KEYS[5], c[1], c[2]) end
   redis.call('HINCRBYFLOAT', KEYS[6], c[1], c[2])
 end
 if #credit > 0 then redis.call('EXPIRE', KEYS[6], ARGV[8]) end
@@ -473,11 +473,11 @@ return {1, added, redis.call('XLEN', KEYS[2])}
 """One live order event, once: the order id's marker (set with an expiry, or a duplicate:
 ``{0, 0, 0}``), the event on the capped stream, what it credits to the answers it came
 from (attribution: ``[[sales field, amount], ...]`` added to the total and the day's
-counts), and its items ahead of the customer's event history (distinct, newest first, at
-most ARGV[5]). Returns ``{1, events ever added, events kept}``. KEYS: marker, stream,
-event histories, added counter, sales total, the day's sales; ARGV: marker seconds,
-stream cap, customer, day, history cap, the event's JSON, the credit JSON, the day key's
-expiry in seconds, item ids."""
+counts; ``[field, amount, true]`` to the day's only), and its items ahead of the
+customer's event history (distinct, newest first, at most ARGV[5]). Returns ``{1, events
+ever added, events kept}``. KEYS: marker, stream, event histories, added counter, sales
+total, the day's sales; ARGV: marker seconds, stream cap, customer, day, history cap,
+the event's JSON, the credit JSON, the day key's expiry in seconds, item ids."""
 
 # Checks every key of a version's manifest: KEYS[k0..] against ARGV[a0..] ("hash:120",
 # "string:4096", "string:*" for any non-empty size). Returns the problems found.

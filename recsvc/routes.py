@@ -501,7 +501,7 @@ async def order_event(
         event,
         keep_seconds=int(settings.event_dedupe_days * 86400),
         stream_max=settings.events_max,
-        credit=credit.increments,
+        credit=credit.script_argument(),
     )
     metrics: Metrics = request.app.state.metrics
     metrics.events.labels("accepted" if new else "duplicate").inc()

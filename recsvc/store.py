@@ -758,7 +758,7 @@ class ModelStore:
         event: Mapping[str, Any],
         keep_seconds: int,
         stream_max: int,
-        credit: Sequence[tuple[str, float]] = (),
+        credit: Sequence[Sequence[object]] = (),
     ) -> tuple[bool, int]:
         """Records one live order event, once per order id: on the stream for the next
         training, its ``credit`` to the answers it came from (``recsvc.attribution``), and
@@ -777,7 +777,7 @@ class ModelStore:
             day,
             cap,
             lay.encode_json(dict(event)),
-            lay.encode_json([list(c) for c in credit]),
+            lay.encode_json([list(c) for c in credit]),  # [field, amount(, day only)]
             lay.SALES_DAYS_KEPT * 86400,
         ]
         try:
