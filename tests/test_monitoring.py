@@ -57,14 +57,19 @@ def exposed(text: str) -> set[str]:
     return names
 
 
-@pytest.fixture
-def promtool() -> str:
-    found = shutil.which("promtool")
+def tool(name: str, package: str) -> str:
+    """A command CI installs from Debian: a failure in CI, a skip elsewhere."""
+    found = shutil.which(name)
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's prometheus for promtool (.ci/run does)")
-        pytest.skip("needs promtool (apt-get install prometheus), as .ci/run installs")
+            pytest.fail(f"CI must install Debian's {package} for {name} (.ci/run does)")
+        pytest.skip(f"needs {name} (apt-get install {package}), as .ci/run installs")
     return found
+
+
+@pytest.fixture
+def promtool() -> str:
+    return tool("promtool", "prometheus")
 
 
 async def scraped(settings: Settings) -> set[str]:
@@ -168,11 +173,7 @@ def test_an_alert_unit_test_can_fail(promtool: str, rules_dir: Path) -> None:
 
 
 def test_the_monitoring_kustomization_builds_the_rule_and_the_dashboard() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI needs kubectl (kustomize)")
-        pytest.skip("needs kubectl, as CI has")
+    kubectl = tool("kubectl", "kubernetes-client")
     built = subprocess.run(
         [kubectl, "kustomize", str(MONITORING)], capture_output=True, text=True, timeout=60
     )
