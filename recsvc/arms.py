@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -24,13 +24,18 @@ from redis.exceptions import RedisError
 from recsvc import layout as lay
 from recsvc.attribution import ALL_SLOTS, Sales, Tally
 from recsvc.errors import NoLiveModelError, RecsvcError
-from recsvc.experiment import Arm, Experiment, Served
+from recsvc.experiment import LIVE, Arm, Experiment, Served
 from recsvc.observability import LOGGER
-from recsvc.store import ModelStore, unavailable
+from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView, unavailable
 
 T = TypeVar("T")
 FLUSH_INTERVAL_S = 1.0
 """How often a worker adds the answers it served to Redis's sales counts."""
+
+
+def _served(test: Experiment | None, arm: Arm) -> Served:
+    """An answer in ``arm`` of ``test``: the control and candidate arms name the test."""
+    return Served(arm, None if test is None or arm == "live" else test.candidate)
 
 
 class Arms:
@@ -104,14 +109,48 @@ class Arms:
             answered = await fn(self.live)
             test = self.last_seen()
         arm: Arm = "live" if test is None else test.arm(unit)
-        if arm == "candidate" and test is not None:
+        if arm == "candidate":
             with contextlib.suppress(NoLiveModelError):  # the test ended meanwhile
-                return await fn(self.candidate), Served(arm, test.candidate)
+                return await fn(self.candidate), _served(test, arm)
             arm = "live"
-        served = Served(arm, test.candidate if test is not None and arm == "control" else None)
         if answered is None:
             answered = await fn(self.live)
-        return answered, served
+        return answered, _served(test, arm)
+
+    async def customers(
+        self, queries: Sequence[CustomerQuery | Sequence[str]], units: Sequence[str | None]
+    ) -> list[tuple[ModelView, Fetched, Served]]:
+        """Each query (a stored customer or a cart) answered from its unit's arm, as
+        ``answer`` does for one: one read per arm, each from one version. Without the test
+        known, the live read of every query tells it, and only the candidate arm's queries
+        are read again."""
+        known, test = self.watched()
+        out: list[tuple[ModelView, Fetched, Served]] = []
+        if not known:
+            view, fetched = await self.live.customers(queries)
+            test = self.last_seen()
+            out = [(view, got, LIVE) for got in fetched]
+        by_arm: dict[Arm, list[int]] = {}
+        for i, unit in enumerate(units):
+            by_arm.setdefault("live" if test is None else test.arm(unit), []).append(i)
+        answers: dict[int, tuple[ModelView, Fetched, Served]] = dict(enumerate(out))
+        for arm, asked in by_arm.items():
+            served = _served(test, arm)
+            if not known and arm != "candidate":  # the live read answers them
+                answers.update((i, (*answers[i][:2], served)) for i in asked)
+                continue
+            store = self.candidate if arm == "candidate" else self.live
+            try:
+                view, fetched = await store.customers([queries[i] for i in asked])
+            except NoLiveModelError:
+                if store is self.live:
+                    raise
+                if not known:
+                    continue  # the test ended meanwhile: the live read stands, arm live
+                served = LIVE
+                view, fetched = await self.live.customers([queries[i] for i in asked])
+            answers.update((i, (view, got, served)) for i, got in zip(asked, fetched, strict=True))
+        return [answers[i] for i in range(len(queries))]
 
     def count(self, version: str, served: Served, n: int = 1) -> None:
         """``n`` answers of ``version`` served in ``served``'s arm (a candidate's test is

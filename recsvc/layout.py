@@ -479,13 +479,24 @@ ever added, events kept}``. KEYS: marker, stream, event histories, added counter
 total, the day's sales; ARGV: marker seconds, stream cap, customer, day, history cap,
 the event's JSON, the credit JSON, the day key's expiry in seconds, item ids."""
 
-# Checks every key of a version's manifest: KEYS[k0..] against ARGV[a0..] ("hash:120",
-# "string:4096", "string:*" for any non-empty size). Returns the problems found.
-_VERIFY_LUA = """
-local function verify(k0, a0)
+# What every script that moves a pointer checks first, and the refusal it returns:
+# - ``lock_lost(what)``: the caller (KEYS[1] lock, ARGV[1] token) no longer holds the lock;
+# - ``incomplete(name, k, a)``: the version whose metadata is KEYS[k] is not whole: no
+#   metadata, or a manifest key (KEYS[k + 1..], specs ARGV[a..]: "hash:120",
+#   "string:4096", "string:*" for any non-empty size) missing or not the size written.
+_GUARDS_LUA = """
+local function lock_lost(what)
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return redis.error_reply('LOCKLOST publisher lock lost before the ' .. what)
+  end
+end
+local function incomplete(name, k, a)
+  if redis.call('EXISTS', KEYS[k]) == 0 then
+    return redis.error_reply('INCOMPLETE ' .. name .. ' has no metadata')
+  end
   local problems = {}
-  for i = k0, #KEYS do
-    local kind, size = string.match(ARGV[a0 + i - k0], '^(%a+):(.+)$')
+  for i = k + 1, #KEYS do
+    local kind, size = string.match(ARGV[a + i - k - 1], '^(%a+):(.+)$')
     local found = redis.call('TYPE', KEYS[i])['ok']
     local got = 0
     if found == 'hash' then got = redis.call('HLEN', KEYS[i])
@@ -498,7 +509,9 @@ local function verify(k0, a0)
       table.insert(problems, KEYS[i] .. ' has size ' .. got .. ', the manifest says ' .. size)
     end
   end
-  return problems
+  if #problems > 0 then
+    return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
+  end
 end
 """
 
@@ -508,18 +521,10 @@ end
 # KEYS: lock, live, previous, meta of the new version, its manifest keys;
 # ARGV: token, new version, the manifest's specs.
 SWITCH_SCRIPT = (
-    _VERIFY_LUA
+    _GUARDS_LUA
     + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('LOCKLOST publisher lock lost before the switch')
-end
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  return redis.error_reply('INCOMPLETE new version has no metadata')
-end
-local problems = verify(5, 3)
-if #problems > 0 then
-  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
-end
+local refused = lock_lost('switch') or incomplete('new version', 4, 3)
+if refused then return refused end
 local old = redis.call('GET', KEYS[2])
 if old then redis.call('SET', KEYS[3], old) end
 redis.call('SET', KEYS[2], ARGV[2])
@@ -532,23 +537,17 @@ return old
 # KEYS: lock, live, previous, meta of previous, its manifest keys;
 # ARGV: token, the previous version as the caller read it, the manifest's specs.
 ROLLBACK_SCRIPT = (
-    _VERIFY_LUA
+    _GUARDS_LUA
     + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('LOCKLOST publisher lock lost before the rollback')
-end
+local refused = lock_lost('rollback')
+if refused then return refused end
 local prev = redis.call('GET', KEYS[3])
 if not prev then return redis.error_reply('NOPREVIOUS no previous version to roll back to') end
 if prev ~= ARGV[2] then
   return redis.error_reply('CHANGED the previous version changed; try again')
 end
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  return redis.error_reply('INCOMPLETE previous version ' .. prev .. ' has no metadata')
-end
-local problems = verify(5, 3)
-if #problems > 0 then
-  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
-end
+refused = incomplete('previous version ' .. prev, 4, 3)
+if refused then return refused end
 local live = redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[2], prev)
 if live then redis.call('SET', KEYS[3], live) else redis.call('DEL', KEYS[3]) end
@@ -561,21 +560,15 @@ return prev
 # KEYS: lock, live, candidate, experiment, meta of the new version, its manifest keys;
 # ARGV: token, new version, the experiment's JSON, the manifest's specs.
 CANDIDATE_SCRIPT = (
-    _VERIFY_LUA
+    _GUARDS_LUA
     + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('LOCKLOST publisher lock lost before the switch')
-end
+local refused = lock_lost('switch')
+if refused then return refused end
 if not redis.call('GET', KEYS[2]) then
   return redis.error_reply('NOLIVE no live version to test a candidate against')
 end
-if redis.call('EXISTS', KEYS[5]) == 0 then
-  return redis.error_reply('INCOMPLETE new version has no metadata')
-end
-local problems = verify(6, 4)
-if #problems > 0 then
-  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
-end
+refused = incomplete('new version', 5, 4)
+if refused then return refused end
 local old = redis.call('GET', KEYS[3])
 redis.call('SET', KEYS[3], ARGV[2])
 redis.call('SET', KEYS[4], ARGV[3])
@@ -589,21 +582,15 @@ return old
 # candidate, its manifest keys; ARGV: token, the candidate as the caller read it, the
 # ended experiment's JSON, the stream's cap, the manifest's specs.
 PROMOTE_SCRIPT = (
-    _VERIFY_LUA
+    _GUARDS_LUA
     + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('LOCKLOST publisher lock lost before the promotion')
-end
+local refused = lock_lost('promotion')
+if refused then return refused end
 local cand = redis.call('GET', KEYS[4])
 if not cand then return redis.error_reply('NOCANDIDATE no A/B test is running') end
 if cand ~= ARGV[2] then return redis.error_reply('CHANGED the candidate changed; try again') end
-if redis.call('EXISTS', KEYS[7]) == 0 then
-  return redis.error_reply('INCOMPLETE candidate ' .. cand .. ' has no metadata')
-end
-local problems = verify(8, 5)
-if #problems > 0 then
-  return redis.error_reply('INCOMPLETE ' .. table.concat(problems, '; '))
-end
+refused = incomplete('candidate ' .. cand, 7, 5)
+if refused then return refused end
 local old = redis.call('GET', KEYS[2])
 if old then redis.call('SET', KEYS[3], old) end
 redis.call('SET', KEYS[2], cand)
@@ -616,16 +603,18 @@ return old
 # Ends an A/B test without changing the live version: the candidate stops being served.
 # KEYS: lock, candidate, experiment, ended experiments stream; ARGV: token, the ended
 # experiment's JSON, the stream's cap.
-ABORT_SCRIPT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('LOCKLOST publisher lock lost before the abort')
-end
+ABORT_SCRIPT = (
+    _GUARDS_LUA
+    + """
+local refused = lock_lost('abort')
+if refused then return refused end
 local cand = redis.call('GET', KEYS[2])
 if not cand then return redis.error_reply('NOCANDIDATE no A/B test is running') end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'experiment', ARGV[2])
 return cand
 """
+)
 
 # KEYS[1] lock; ARGV: token, expiry in ms. Extends the lock only for its holder.
 RENEW_LOCK_SCRIPT = """

@@ -20,6 +20,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recsvc.experiment import ARMS
+
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 LOGGER = "recsvc"
@@ -81,6 +83,8 @@ class Metrics:
             ["arm"],
             registry=r,
         )
+        self.answers_by_arm = {arm: self.answers.labels(arm) for arm in ARMS}
+        """Label children resolved once: ``labels()`` takes a lock on every call."""
         self.sales = SalesCollector()
         r.register(self.sales)
         self.model_info = Gauge(

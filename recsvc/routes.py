@@ -26,13 +26,12 @@ from recsvc.config import Settings
 from recsvc.errors import (
     BadRequestError,
     ForbiddenError,
-    NoLiveModelError,
     NotFoundError,
     RecsvcError,
     UnauthorizedError,
     UnknownItemError,
 )
-from recsvc.experiment import LIVE, Arm, Served
+from recsvc.experiment import Served
 from recsvc.observability import Metrics
 from recsvc.ranking import PriceBand
 from recsvc.schemas import (
@@ -66,7 +65,7 @@ from recsvc.schemas import (
     StockChange,
     StockRequest,
 )
-from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView
+from recsvc.store import CustomerQuery, ModelStore
 
 
 class JSONBytes(JSONResponse):
@@ -238,47 +237,15 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "entry"
             entries.append({"code": "invalid_request", "message": f"{where}: {first['msg']}"})
-    # Entries go to their customer's A/B arm (carts, naming nobody, to the live version):
-    # one read per arm, each from one version. Without the test known (the watcher's),
-    # the live read of every entry tells it, and only the candidate's entries are read
-    # again from the candidate.
-    arms = _arms(request)
-    valid = [i for i, e in enumerate(entries) if isinstance(e, BatchEntry)]
-    queries = {
-        i: CustomerQuery(e.customer_id) if e.customer_id else list(e.items or [])
-        for i, e in enumerate(entries)
-        if isinstance(e, BatchEntry)
-    }
-    known, test = arms.watched()
-    answered: dict[int, tuple[ModelView, Fetched, Served]] = {}
-    live_view = None
-    if not known:
-        live_view, fetched = await arms.live.customers([queries[i] for i in valid])
-        test = arms.last_seen()
-        answered = {i: (live_view, got, LIVE) for i, got in zip(valid, fetched, strict=True)}
-    by_arm: dict[Arm, list[int]] = {}
-    for i in valid:
-        who = cast(BatchEntry, entries[i]).customer_id
-        by_arm.setdefault("live" if test is None else test.arm(who), []).append(i)
-    for arm, asked in by_arm.items():
-        served = Served(arm, None if test is None or arm == "live" else test.candidate)
-        if arm == "candidate":
-            try:
-                view, fetched = await arms.candidate.customers([queries[i] for i in asked])
-            except NoLiveModelError:  # the test ended meanwhile: the live version answers
-                served = LIVE
-                if not known:
-                    continue
-                view, fetched = await arms.live.customers([queries[i] for i in asked])
-        elif not known:
-            answered.update((i, (answered[i][0], answered[i][1], served)) for i in asked)
-            continue
-        else:
-            view, fetched = await arms.live.customers([queries[i] for i in asked])
-            live_view = view
-        answered.update((i, (view, got, served)) for i, got in zip(asked, fetched, strict=True))
-    if live_view is None:
-        live_view = await arms.live.live_view()
+    # Each entry from its customer's A/B arm (a cart, naming nobody, from the live version).
+    valid = [(i, e) for i, e in enumerate(entries) if isinstance(e, BatchEntry)]
+    got_all = await _arms(request).customers(
+        [CustomerQuery(e.customer_id) if e.customer_id else list(e.items or []) for _, e in valid],
+        [e.customer_id for _, e in valid],
+    )
+    answered = {i: got for (i, _), got in zip(valid, got_all, strict=True)}
+    live = next((v for v, _, s in got_all if s.arm != "candidate"), None)
+    live_version = live.version if live else (await _store(request).live_view()).version
     results: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, BatchEntry):
@@ -305,7 +272,7 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
                 "fallback": ranking.fallback,
             }
         )
-    return JSONBytes({"model_version": live_view.version, "results": results})
+    return JSONBytes({"model_version": live_version, "results": results})
 
 
 _BEARER = HTTPBearer(auto_error=False, description="RECSVC_ADMIN_TOKEN")
@@ -522,7 +489,7 @@ def _count(request: Request, version: str, served: Served, fallback: bool) -> No
     """One answer: for the sales counts (answers per arm) and the metrics."""
     _arms(request).count(version, served)
     metrics: Metrics = request.app.state.metrics
-    metrics.answers.labels(served.arm).inc()
+    metrics.answers_by_arm[served.arm].inc()
     if fallback:
         metrics.fallbacks.inc()
 

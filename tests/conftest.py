@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import redis
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from recsvc.app import create_app
@@ -35,6 +36,17 @@ from recsvc.protocol import HTTP_PROTOCOL
 from training import ingest
 from training.pipeline import Stages, TrainConfig, fit
 from training.publish import ModelPayload, Publisher
+
+
+@asynccontextmanager
+async def in_process(app: FastAPI, http_timeout: float = 5.0) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` in-process with its lifespan run, spoken to over ASGI."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://recsvc", timeout=http_timeout
+        ) as c:
+            yield c
 
 
 def free_port() -> int:
@@ -197,10 +209,8 @@ def published(publisher: Publisher, block_model: ModelPayload) -> str:
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process, its lifespan run, spoken to over ASGI."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            yield c
+    async with in_process(app) as c:
+        yield c
 
 
 def grouped_purchases(
@@ -310,10 +320,8 @@ async def shop(
     """The shop model published, and the app with the admin API on, over ASGI."""
     publisher.publish(shop_model)
     app = create_app(settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            yield c
+    async with in_process(app) as c:
+        yield c
 
 
 def tiny_train_args(csv: Path, *extra: str) -> list[str]:

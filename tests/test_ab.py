@@ -21,7 +21,7 @@ from recsvc.attribution import origin
 from recsvc.cli import main as recsvc_main
 from recsvc.config import Settings
 from recsvc.layout import Layout
-from tests.conftest import ADMIN_AUTH, ADMIN_TOKEN, GROUPED_ARGS, grouped_purchases
+from tests.conftest import ADMIN_AUTH, ADMIN_TOKEN, GROUPED_ARGS, grouped_purchases, in_process
 from training.cli import main as train_main
 from training.errors import NoModelError
 from training.publish import ModelPayload, Publisher
@@ -45,11 +45,9 @@ async def api_ab(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             update={"ingest_token": SecretStr(INGEST), "admin_token": SecretStr(ADMIN_TOKEN)}
         )
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            c.app = app  # type: ignore[attr-defined]
-            yield c
+    async with in_process(app) as c:
+        c.app = app  # type: ignore[attr-defined]
+        yield c
 
 
 async def customer(api: httpx.AsyncClient, who: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.layout import Layout
-from tests.conftest import GROUP_A, GROUP_B, GROUPED_ARGS, grouped_purchases
+from tests.conftest import GROUP_A, GROUP_B, GROUPED_ARGS, grouped_purchases, in_process
 from training.cli import main as train_main
 from training.publish import Publisher
 
@@ -39,10 +39,8 @@ async def live(settings: Settings, published: str) -> AsyncIterator[httpx.AsyncC
     app = create_app(
         settings.model_copy(update={"ingest_token": SecretStr(INGEST), "events_max": 1000})
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            yield c
+    async with in_process(app) as c:
+        yield c
 
 
 async def suggested(api: httpx.AsyncClient, customer: str) -> dict[str, Any]:
@@ -149,14 +147,12 @@ async def test_training_with_events_folds_the_orders_in(
     purchases.to_csv(csv, index=False)
     assert train_main(["train", "--purchases", str(csv), *GROUPED_ARGS], settings) == 0
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as api:
-            first = purchases["order"].iloc[0]  # an order the file already holds
-            known = order(first, "c0-0", ["I000"], "2024-04-28")
-            assert (await api.post(EVENTS, json=known, headers=AUTH)).status_code == 202
-            fresh = order("live-1", "shopper", ["I001", "I002"], "2024-04-29")
-            assert (await api.post(EVENTS, json=fresh, headers=AUTH)).status_code == 202
+    async with in_process(app) as api:
+        first = purchases["order"].iloc[0]  # an order the file already holds
+        known = order(first, "c0-0", ["I000"], "2024-04-28")
+        assert (await api.post(EVENTS, json=known, headers=AUTH)).status_code == 202
+        fresh = order("live-1", "shopper", ["I001", "I002"], "2024-04-29")
+        assert (await api.post(EVENTS, json=fresh, headers=AUTH)).status_code == 202
     args = ["train", "--purchases", str(csv), *GROUPED_ARGS, "--include-events", "--force"]
     assert train_main(args, settings) == 0
     client = Publisher(redis.Redis.from_url(redis_url), layout)

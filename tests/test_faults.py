@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from recsvc import layout as lay
 from recsvc.app import create_app
 from recsvc.config import Settings
-from tests.conftest import redis_server
+from tests.conftest import in_process, redis_server
 from training.errors import TrainingError
 from training.publish import ModelPayload, Publisher
 
@@ -38,12 +38,8 @@ ADMIN_TOKEN = "a-test-admin-token-0123456789"
 @asynccontextmanager
 async def service(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://recsvc", timeout=10
-        ) as c:
-            yield c
+    async with in_process(app, http_timeout=10) as c:
+        yield c
 
 
 @pytest.fixture

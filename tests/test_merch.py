@@ -21,7 +21,7 @@ from recsvc.layout import Layout
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
 from recsvc.store import ModelStore
-from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, shop_purchases
+from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, shop_purchases
 from training import catalog as cat
 from training.cli import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError
@@ -264,16 +264,14 @@ async def test_an_empty_admin_token_disables_the_admin_api(
     )
     assert from_env.admin_token is None
     app = create_app(from_env)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            for auth in ("Bearer", "Bearer ", f"Bearer {blank}"):
-                headers = {"authorization": auth}
-                r = await c.patch("/v1/admin/items/A1", json={"available": False}, headers=headers)
-                assert r.status_code == 403, (auth, r.status_code)
-                stock = {"items": [{"item_id": "A1", "available": False}]}
-                r = await c.post("/v1/admin/stock", json=stock, headers=headers)
-                assert r.status_code == 403
+    async with in_process(app) as c:
+        for auth in ("Bearer", "Bearer ", f"Bearer {blank}"):
+            headers = {"authorization": auth}
+            r = await c.patch("/v1/admin/items/A1", json={"available": False}, headers=headers)
+            assert r.status_code == 403, (auth, r.status_code)
+            stock = {"items": [{"item_id": "A1", "available": False}]}
+            r = await c.post("/v1/admin/stock", json=stock, headers=headers)
+            assert r.status_code == 403
 
 
 def test_a_short_admin_token_refuses_to_start() -> None:

@@ -13,13 +13,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from pydantic import SecretStr
 
 from recsvc.app import create_app
 from recsvc.config import Settings
+from tests.conftest import in_process
 
 MONITORING = Path(__file__).resolve().parent.parent / "k8s" / "monitoring"
 METRIC = re.compile(r"\b([a-z_]+_[a-z_]+)(?=\s*[{\[(])|\b(recsvc_[a-z_]+)\b")
@@ -72,31 +72,31 @@ def promtool() -> str:
     return tool("promtool", "prometheus")
 
 
+def promtool_run(promtool: str, where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool, *args], cwd=where, capture_output=True, text=True, timeout=60)
+
+
 async def scraped(settings: Settings) -> set[str]:
     """A real /metrics after a cart, a customer answer and an attributed order event."""
     app = create_app(settings.model_copy(update={"ingest_token": SecretStr("i" * 20)}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as api:
-            cart = await api.post("/v1/recommendations/cart", json={"items": ["A1"]})
-            assert cart.status_code == 200
-            await api.get("/v1/customers/c0-1/recommendations")
-            rec = cart.json()["recommendation_id"]
-            event: dict[str, Any] = {
-                "order_id": "m-1",
-                "customer_id": "c0-1",
-                "purchased_at": "2024-03-20T10:00:00Z",
-                "items": [{"item_id": "A2", "price": 2.0, "recommendation_id": rec,
-                           "slot": "cross_sell", "position": 1}],
-            }  # fmt: skip
-            auth = {"authorization": "Bearer " + "i" * 20}
-            assert (
-                await api.post("/v1/events/orders", json=event, headers=auth)
-            ).status_code == 202
-            await app.state.arms.flush()
-            page = await api.get("/metrics")
-            assert page.status_code == 200
-            return exposed(page.text)
+    async with in_process(app) as api:
+        cart = await api.post("/v1/recommendations/cart", json={"items": ["A1"]})
+        assert cart.status_code == 200
+        await api.get("/v1/customers/c0-1/recommendations")
+        rec = cart.json()["recommendation_id"]
+        event: dict[str, Any] = {
+            "order_id": "m-1",
+            "customer_id": "c0-1",
+            "purchased_at": "2024-03-20T10:00:00Z",
+            "items": [{"item_id": "A2", "price": 2.0, "recommendation_id": rec,
+                       "slot": "cross_sell", "position": 1}],
+        }  # fmt: skip
+        auth = {"authorization": "Bearer " + "i" * 20}
+        assert (await api.post("/v1/events/orders", json=event, headers=auth)).status_code == 202
+        await app.state.arms.flush()
+        page = await api.get("/metrics")
+        assert page.status_code == 200
+        return exposed(page.text)
 
 
 async def test_the_dashboard_and_the_alerts_name_only_metrics_recsvc_exposes(
@@ -138,21 +138,10 @@ def rules_dir(tmp_path: Path) -> Path:
 
 
 def test_the_alert_rules_pass_promtool_and_their_unit_tests(promtool: str, rules_dir: Path) -> None:
-    checked = subprocess.run(
-        [promtool, "check", "rules", str(rules_dir / "full.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    checked = promtool_run(promtool, rules_dir, "check", "rules", "full.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 5 rules found" in checked.stdout + checked.stderr
-    tested = subprocess.run(
-        [promtool, "test", "rules", "rules.test.yaml"],
-        cwd=rules_dir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    tested = promtool_run(promtool, rules_dir, "test", "rules", "rules.test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
@@ -162,13 +151,7 @@ def test_an_alert_unit_test_can_fail(promtool: str, rules_dir: Path) -> None:
     healthy = spec["tests"][1]["alert_rule_test"]
     healthy[0]["exp_alerts"] = [{"exp_labels": {"severity": "warning"}}]  # stale? it is not
     (rules_dir / "rules.test.yaml").write_text(yaml.safe_dump(spec))
-    tested = subprocess.run(
-        [promtool, "test", "rules", "rules.test.yaml"],
-        cwd=rules_dir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    tested = promtool_run(promtool, rules_dir, "test", "rules", "rules.test.yaml")
     assert tested.returncode != 0
 
 

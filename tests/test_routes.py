@@ -9,7 +9,7 @@ import pytest
 
 from recsvc.app import create_app
 from recsvc.config import Settings
-from tests.conftest import GROUP_A, GROUP_B, free_port
+from tests.conftest import GROUP_A, GROUP_B, free_port, in_process
 from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
@@ -198,11 +198,9 @@ async def test_malformed_json_and_bad_k_get_4xx(api: httpx.AsyncClient, publishe
 async def test_redis_down_is_503_and_liveness_stays_up(tmp_path: object) -> None:
     dead = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_s=0.5)
     app = create_app(dead)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://recsvc") as c:
-            r = await c.post(CART, json={"items": ["A1"]})
-            assert r.status_code == 503
-            assert r.json()["error"]["code"] == "store_unavailable"
-            assert (await c.get("/readyz")).status_code == 503
-            assert (await c.get("/healthz")).status_code == 200
+    async with in_process(app) as c:
+        r = await c.post(CART, json={"items": ["A1"]})
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "store_unavailable"
+        assert (await c.get("/readyz")).status_code == 503
+        assert (await c.get("/healthz")).status_code == 200

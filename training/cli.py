@@ -239,24 +239,12 @@ def _parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     ev.add_argument(
         "--out", type=Path, default=Path("recsvc-report"), help="directory for the report"
     )
-    sub.add_parser(
-        "rollback",
-        parents=[lock],
-        help="make the previous version live again",
-        formatter_class=HelpFormatter,
-    )
-    sub.add_parser(
-        "promote",
-        parents=[lock],
-        help="end the A/B test: its candidate becomes live (rollback undoes it)",
-        formatter_class=HelpFormatter,
-    )
-    sub.add_parser(
-        "abort",
-        parents=[lock],
-        help="end the A/B test: the live version stays, the candidate is no longer served",
-        formatter_class=HelpFormatter,
-    )
+    for name, text in (
+        ("rollback", "make the previous version live again"),
+        ("promote", "end the A/B test: its candidate becomes live (rollback undoes it)"),
+        ("abort", "end the A/B test: the live version stays, the candidate is no longer served"),
+    ):
+        sub.add_parser(name, parents=[lock], help=text, formatter_class=HelpFormatter)
     sub.add_parser(
         "status",
         help="show the live, previous and candidate versions and the A/B test",

@@ -216,19 +216,18 @@ class Publisher:
         """Serves the written ``version`` as the candidate of a new A/B test (replacing a
         test already running, whose candidate is then collected)."""
         keys = self.layout
-        meta = self.meta(version)
         live = self.live_version()
-        if meta is None or live is None:
-            raise LockedError(f"A/B start refused: version {version} has no metadata")
+        if live is None:
+            raise NoModelError("no live version to test a candidate against")
         test = Experiment.start(version, live, share)
-        manifest_keys, specs = keys.verify_args(version, meta)
-        try:
-            fixed = [keys.lock, keys.live, keys.candidate, keys.experiment, keys.meta(version)]
-            self._candidate(
-                keys=[*fixed, *manifest_keys], args=[token, version, test.encode(), *specs]
-            )
-        except RedisError as exc:
-            raise _refusal(exc, "A/B start refused") from exc
+        self._move(
+            self._candidate,
+            version,
+            [keys.lock, keys.live, keys.candidate, keys.experiment],
+            [token, version, test.encode()],
+            "A/B start refused",
+            LockedError(f"A/B start refused: version {version} has no metadata"),
+        )
         return test
 
     def promote(self) -> str:
@@ -240,22 +239,18 @@ class Publisher:
             candidate = self.candidate_version()
             if test is None or candidate is None:
                 raise NoModelError("no A/B test is running: nothing to promote")
-            meta = self.meta(candidate)
-            if meta is None:
-                raise TrainingError(
+            self._move(
+                self._promote,
+                candidate,
+                [keys.lock, keys.live, keys.previous, keys.candidate, keys.experiment,
+                 keys.experiments],
+                [token, candidate, self._ended(test, "promoted"), lay.EXPERIMENTS_KEPT],
+                "promotion refused, the live version stays",
+                TrainingError(
                     f"promotion refused: candidate {candidate} has no metadata (deleted or "
                     "evicted); abort the test"
-                )
-            manifest_keys, specs = keys.verify_args(candidate, meta)
-            ended = self._ended(test, "promoted")
-            try:
-                fixed = [keys.lock, keys.live, keys.previous, keys.candidate, keys.experiment]
-                self._promote(
-                    keys=[*fixed, keys.experiments, keys.meta(candidate), *manifest_keys],
-                    args=[token, candidate, ended, lay.EXPERIMENTS_KEPT, *specs],
-                )
-            except RedisError as exc:
-                raise _refusal(exc, "promotion refused, the live version stays") from exc
+                ),
+            )  # fmt: skip
             self.collect_garbage()
             return candidate
 
@@ -381,17 +376,14 @@ class Publisher:
 
     def switch(self, version: str, token: str) -> str | None:
         keys = self.layout
-        meta = self.meta(version)
-        if meta is None:
-            raise LockedError(f"switch refused: version {version} has no metadata")
-        manifest_keys, specs = keys.verify_args(version, meta)
-        try:
-            old = self._switch(
-                keys=[keys.lock, keys.live, keys.previous, keys.meta(version), *manifest_keys],
-                args=[token, version, *specs],
-            )
-        except RedisError as exc:
-            raise _refusal(exc, "switch refused") from exc
+        old = self._move(
+            self._switch,
+            version,
+            [keys.lock, keys.live, keys.previous],
+            [token, version],
+            "switch refused",
+            LockedError(f"switch refused: version {version} has no metadata"),
+        )
         return None if old is None else bytes(old).decode()
 
     def rollback(self) -> str:
@@ -402,21 +394,41 @@ class Publisher:
             previous = self.previous_version()
             if previous is None:
                 raise NoModelError("no previous version to roll back to; the live version stays")
-            meta = self.meta(previous)
-            if meta is None:
-                raise TrainingError(
+            self._move(
+                self._rollback,
+                previous,
+                [keys.lock, keys.live, keys.previous],
+                [token, previous],
+                "rollback refused, the live version stays",
+                TrainingError(
                     f"rollback refused: previous version {previous} has no metadata (deleted "
                     "or evicted); the live version stays"
-                )
-            manifest_keys, specs = keys.verify_args(previous, meta)
-            try:
-                self._rollback(
-                    keys=[keys.lock, keys.live, keys.previous, keys.meta(previous), *manifest_keys],
-                    args=[token, previous, *specs],
-                )
-            except RedisError as exc:
-                raise _refusal(exc, "rollback refused, the live version stays") from exc
+                ),
+            )
             return previous
+
+    def _move(
+        self,
+        script: Any,
+        version: str,
+        keys: list[str],
+        args: list[Any],
+        refused: str,
+        no_meta: TrainingError,
+    ) -> Any:
+        """Runs a script that moves a pointer to ``version`` (switch, rollback, A/B start,
+        promotion): its ``keys`` then the version's metadata and manifest keys, its
+        ``args`` then the manifest's specs, the script's refusal in the trainer's terms."""
+        meta = self.meta(version)
+        if meta is None:
+            raise no_meta
+        manifest_keys, specs = self.layout.verify_args(version, meta)
+        try:
+            return script(
+                keys=[*keys, self.layout.meta(version), *manifest_keys], args=[*args, *specs]
+            )
+        except RedisError as exc:
+            raise _refusal(exc, refused) from exc
 
     def collect_garbage(self) -> list[str]:
         """Deletes every key of every version but the live, the previous and an A/B test's
