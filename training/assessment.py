@@ -10,7 +10,7 @@ import io
 import itertools
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -31,6 +31,20 @@ class Assessment:
     tuning: tuning.Tuning | None
     split: dict[str, Any]
     seconds: dict[str, float]
+    window: tuple[ev.Split, ev.Cases] | None = field(default=None, repr=False)
+    """The split and the cases scored, for ``rescore`` (``release`` frees them)."""
+
+    def rescore(self, config: TrainConfig, stages: Stages) -> ev.MethodResult:
+        """Another recipe fit on the same training window and scored, as served, on the
+        same cases: the live model's recipe, for the gate to compare like with like."""
+        if self.window is None:
+            raise ValueError("this assessment's window was released")
+        split, cases = self.window
+        payload = fit(split.train, config, Stages(io.StringIO(), stages.budget), for_serving=False)
+        return ev.evaluate(ev.served_from_payload(payload), cases, with_history_new=False)
+
+    def release(self) -> None:
+        self.window = None
 
     def served(self) -> ev.MethodResult:
         return next(r for r in self.results if r.name == ev.SERVED)
@@ -137,7 +151,7 @@ def assess(
         "cart_population": cases.population.get("cart", len(cases.cart)),
         "history_population": cases.population.get("history", len(cases.history)),
     }
-    return Assessment(config, results, tuned, split_info, dict(stages.seconds))
+    return Assessment(config, results, tuned, split_info, dict(stages.seconds), (split, cases))
 
 
 def _iso(value: Any) -> str:

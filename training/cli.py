@@ -207,7 +207,15 @@ def _parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         "--gate-tolerance",
         type=float,
         default=GateRules.tolerance,
-        help="relative drop allowed against the live model's measures",
+        help="relative drop allowed against the live recipe refit on this window, even "
+        "beyond the noise",
+    )
+    g.add_argument(
+        "--gate-min-cases",
+        type=int,
+        default=GateRules.min_cases,
+        help="held-out cases a task needs before the candidate is judged against the live "
+        "recipe on it",
     )
     g.add_argument(
         "--min-data-ratio",
@@ -385,7 +393,10 @@ def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Pub
 def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None:
     config = _config(args)
     evaluation = _eval_options(args, default_budget=0.0)
-    gating = GateOptions(GateRules(args.gate_tolerance, args.min_data_ratio), args.force)
+    if args.gate_min_cases < 1:
+        raise InputError(f"--gate-min-cases must be at least 1, got {args.gate_min_cases}")
+    rules = GateRules(args.gate_tolerance, args.min_data_ratio, args.gate_min_cases)
+    gating = GateOptions(rules, args.force)
     extra = None
     if args.include_events:
         with _publisher(settings) as reader:
@@ -395,7 +406,16 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
                 raise StoreUnavailableError(f"cannot read the order events: {exc}") from exc
         stages.say(f"  {len(extra):,} order lines from live events")
     if args.dry_run:
-        result = workflow.train(args.purchases, config, None, stages, evaluation, gating, extra)
+        live_meta = None
+        try:  # a dry run shows the gate's comparison with the live model too
+            with _publisher(settings) as reader:
+                live = reader.live_version()
+                live_meta = reader.meta(live) if live else None
+        except TrainingError as exc:
+            stages.say(f"  no live model to compare with: {exc}")
+        result = workflow.train(
+            args.purchases, config, None, stages, evaluation, gating, extra, live_meta=live_meta
+        )
     else:
         with _publisher(settings, stages) as publisher, publisher.hold(args.wait_lock):
             result = workflow.train(

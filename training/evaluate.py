@@ -451,6 +451,10 @@ class MethodResult:
     coverage: dict[str, float]
     fallback_share: float = 0.0
     """Share of answers whose top 10 needed popular items to fill it (served only)."""
+    per_case: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """The gated measures case by case (``cart_hr@10``: 1 where the hidden item is in the
+    top 10; ``next_recall@10``), in the cases' order: what a paired comparison of two
+    methods on the same cases resamples."""
 
 
 def evaluate(rec: Recommender, cases: Cases, with_history_new: bool = True) -> MethodResult:
@@ -488,7 +492,19 @@ def _result(
     }
     answers = rec.stats.get("answers", 0)
     filled = rec.stats.get("filled", 0) / answers if answers else 0.0
-    return MethodResult(rec.name, metrics, coverage, filled)
+    per_case = {
+        "cart_hr@10": np.array(
+            [float(c.hidden in top[:K_MAIN]) for top, c in zip(cart_lists, cases.cart, strict=True)]
+        ),
+        "next_recall@10": np.array(
+            [
+                sum(1.0 for i in top[:K_MAIN] if i in h.targets) / min(K_MAIN, len(h.targets))
+                for top, h in zip(next_lists, cases.history, strict=True)
+                if h.targets
+            ]
+        ),
+    }
+    return MethodResult(rec.name, metrics, coverage, filled, per_case)
 
 
 BASELINE_LISTS = 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +18,10 @@ class AlsParams:
     alpha: float = 1.0
     iterations: int = 15
     random_state: int = 42
+
+    FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"factors", "regularization", "alpha", "iterations", "random_state"}
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,6 +58,26 @@ class TrainConfig:
     """The bonus of an item bought before, in units of a strong neighbour's weight."""
     ease_candidates: int = 64
     """Local EASE (large catalogs): co-occurring items each item's regression runs over."""
+
+    def with_recipe(self, params: Mapping[str, Any]) -> TrainConfig:
+        """This configuration's data (columns, cleaning, catalog) with the model recipe of
+        ``params`` (a published version's, as ``params`` writes it): what the gate refits
+        on a candidate's training window to compare like with like."""
+        als = {k: v for k, v in dict(params.get("als", {})).items() if k in AlsParams.FIELDS}
+        return replace(
+            self,
+            weighting=params.get("weighting", self.weighting),
+            als=replace(self.als, **als),
+            method=params.get("neighbour_method", self.method),
+            top_n=int(params.get("top_n", self.top_n)),
+            ease_lambda=float(params.get("ease_lambda", self.ease_lambda)),
+            als_weight=float(params.get("als_weight", self.als_weight)),
+            recency_half_life_days=float(
+                params.get("recency_half_life_days", self.recency_half_life_days)
+            ),
+            negatives=int(params.get("negatives", self.negatives)),
+            repurchase_bonus=float(params.get("repurchase_bonus", self.repurchase_bonus)),
+        )
 
     def params(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -45,9 +46,12 @@ def train(
     gating: GateOptions | None = None,
     events: pd.DataFrame | None = None,
     ab_share: float | None = None,
+    live_meta: dict[str, Any] | None = None,
 ) -> TrainResult:
     """``ab_share``: publish the model as an A/B test's candidate, served to that share of
-    traffic beside the live version, instead of making it live."""
+    traffic beside the live version, instead of making it live. ``live_meta``: the live
+    version's metadata when there is no ``publisher`` (a dry run still sees the gate's
+    comparison); with one, it is read from there."""
     evaluation = evaluation or EvalOptions()
     gating = gating or GateOptions()
     catalog = None
@@ -70,7 +74,6 @@ def train(
             ) from exc
         stages.say(f"  not evaluated: {exc}")
         decision = gate.Decision(False, [f"not evaluated: {exc}"])
-    live_meta = None
     if publisher is not None:
         live = publisher.live_version()
         live_meta = publisher.meta(live) if live else None
@@ -82,7 +85,16 @@ def train(
             clean_report.rows_kept,
             live_meta,
             gating.rules,
+            _against_live_recipe(assessment, config, live_meta, stages),
+            assessment.split["items_ranked"],
+            {
+                "cart_hr@10": assessment.split["cart_cases"],
+                "next_recall@10": assessment.split["history_cases"],
+            },
         )
+        assessment.release()
+    for line in gate.describe(decision):
+        stages.say(f"  gate: {line}")
     for reason in decision.reasons:
         stages.say(f"  gate: {reason}")
     if not decision.passed and not gating.force:
@@ -118,3 +130,25 @@ def train(
         with stages.stage("publish"):
             result.version = publisher.publish(payload, ab_share=ab_share)
     return result
+
+
+def _against_live_recipe(
+    assessment: Assessment,
+    config: TrainConfig,
+    live_meta: dict[str, Any] | None,
+    stages: Stages,
+) -> gate.Paired | None:
+    """The candidate's and the live recipe's scores case by case, both fit on the
+    candidate's window. The same recipe fits the same model: the candidate's own scores
+    stand for both, with no second fit."""
+    params = (live_meta or {}).get("params")
+    if not params:
+        return None
+    live_config = config.with_recipe(params)
+    ours = assessment.served()
+    if live_config.params() == assessment.config.params():
+        theirs = ours
+    else:
+        with stages.stage("gate_refit"):
+            theirs = assessment.rescore(live_config, stages)
+    return {name: (ours.per_case[name], theirs.per_case[name]) for name in gate.GATED}
