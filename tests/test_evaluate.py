@@ -81,3 +81,21 @@ def test_a_catalog_of_ten_items_is_evaluated_with_every_baseline() -> None:
     names = {r.name for r in result.results}
     assert {"recsvc (served)", "popularity", "ALS default, cosine"} <= names
     assert result.served().metrics["cart"]["hr@10"] > 0.5
+
+
+def test_case_by_case_scores_average_to_the_reported_measures() -> None:
+    frame = grouped_purchases().rename(
+        columns={"customer": ingest.CUSTOMER, "item": ingest.ITEM, "order": ingest.ORDER,
+                 "quantity": ingest.QUANTITY, "timestamp": ingest.TIMESTAMP,
+                 "price": ingest.PRICE, "description": ingest.DESCRIPTION}
+    )  # fmt: skip
+    config = TrainConfig(columns=ingest.Columns(customer="customer", item="item"))
+    result = assess(frame, config, Stages(io.StringIO()))
+    for method in result.results:
+        for key, scores in method.per_case.items():
+            task, metric = key.split("/")
+            if not scores.size:  # no case with a target: the measure reads 0
+                assert method.metrics[task][metric] == 0.0
+                continue
+            assert scores.mean() == pytest.approx(method.metrics[task][metric]), (method, key)
+    assert result.served().per_case["cart/hr@10"].size == result.split["cart_cases"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 
@@ -106,6 +107,7 @@ def test_evaluate_prints_the_table_and_writes_both_reports(
     out = capsys.readouterr().out
     assert "recsvc (served)" in out and "EASE (lambda 50)" in out
     assert "cart completion, HR@10: served" in out and "parameters: weighting=" in out
+    assert "95% interval" in out and "cases: " in out
     doc = orjson.loads((out_dir / "report.json").read_bytes())
     assert doc["tuning"]["trials"] and doc["tuning"]["validation_cutoff"] < doc["split"]["cutoff"]
     page = (out_dir / "report.html").read_text()
@@ -123,6 +125,26 @@ def test_comparison_names_the_best_baseline_per_task() -> None:
     assert c["cart"]["best_baseline"] == "b" and c["cart"]["at_least_as_good"] is False
     assert c["next"]["best_baseline"] == "a"
     assert c["next"]["margin"] == pytest.approx(-0.02)
+    assert "verdict" not in c["cart"]  # no case-by-case scores: no interval claimed
+
+
+def test_the_comparison_says_ahead_only_outside_the_paired_interval() -> None:
+    rng = np.random.default_rng(0)
+
+    def result(name: str, cart: np.ndarray) -> ev.MethodResult:
+        metrics = {ev.CART: {"hr@10": float(cart.mean())}}
+        return ev.MethodResult(name, metrics, {ev.CART: 0.0}, per_case={"cart/hr@10": cart})
+
+    base = (rng.random(2000) < 0.3).astype(float)
+    lifted = np.maximum(base, (rng.random(2000) < 0.1).astype(float))  # +7 points, paired
+    tiny_lift = base.copy()
+    tiny_lift[:3] = 1.0  # a few cases: inside the noise
+    ahead = comparison([result(ev.SERVED, lifted), result("base", base)])["cart"]
+    assert ahead["verdict"] == "ahead" and 0 < ahead["low"] < ahead["margin"] < ahead["high"]
+    level = comparison([result(ev.SERVED, tiny_lift), result("base", base)])["cart"]
+    assert level["verdict"] == "level within the noise" and level["low"] <= 0 <= level["high"]
+    behind = comparison([result(ev.SERVED, base), result("lifted", lifted)])["cart"]
+    assert behind["verdict"] == "behind" and behind["cases"] == 2000
 
 
 def test_tuning_in_train_stores_the_trials_and_says_so(

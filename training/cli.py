@@ -452,10 +452,15 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     print(ev.table(result.results))
     print()
     for c in doc["comparison"].values():
-        verdict = "at least as good" if c["at_least_as_good"] else "WORSE"
+        interval = (
+            f", 95% interval {c['low']:+.4f} to {c['high']:+.4f} on {c['cases']:,} cases: "
+            f"{c['verdict'].upper()}"
+            if "verdict" in c
+            else ""
+        )
         print(
             f"{c['label']}: served {c['served']:.4f}, best baseline {c['best_baseline']} "
-            f"{c['best_baseline_value']:.4f} ({c['margin']:+.4f}, {verdict})"
+            f"{c['best_baseline_value']:.4f} ({c['margin']:+.4f}{interval})"
         )
     print("parameters: " + " ".join(f"{k}={v}" for k, v in params_of(result.config).items()))
     print(f"report: {args.out / 'report.html'} and {args.out / 'report.json'}")

@@ -452,9 +452,9 @@ class MethodResult:
     fallback_share: float = 0.0
     """Share of answers whose top 10 needed popular items to fill it (served only)."""
     per_case: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    """The gated measures case by case (``cart_hr@10``: 1 where the hidden item is in the
-    top 10; ``next_recall@10``), in the cases' order: what a paired comparison of two
-    methods on the same cases resamples."""
+    """Headline measures case by case, by ``task/metric`` (``cart/hr@10``: 1 where the
+    hidden item is in the top 10; ``next/recall@10``, ``next_new/recall@10``), in the
+    cases' order: what a paired comparison of two methods on the same cases resamples."""
 
 
 def evaluate(rec: Recommender, cases: Cases, with_history_new: bool = True) -> MethodResult:
@@ -493,18 +493,27 @@ def _result(
     answers = rec.stats.get("answers", 0)
     filled = rec.stats.get("filled", 0) / answers if answers else 0.0
     per_case = {
-        "cart_hr@10": np.array(
+        f"{CART}/hr@10": np.array(
             [float(c.hidden in top[:K_MAIN]) for top, c in zip(cart_lists, cases.cart, strict=True)]
         ),
-        "next_recall@10": np.array(
-            [
-                sum(1.0 for i in top[:K_MAIN] if i in h.targets) / min(K_MAIN, len(h.targets))
-                for top, h in zip(next_lists, cases.history, strict=True)
-                if h.targets
-            ]
-        ),
+        f"{NEXT}/recall@10": _recalls(next_lists, [h.targets for h in cases.history]),
     }
+    if new_lists is not None:
+        per_case[f"{NEXT_NEW}/recall@10"] = _recalls(
+            new_lists, [h.new_targets for h in cases.history]
+        )
     return MethodResult(rec.name, metrics, coverage, filled, per_case)
+
+
+def _recalls(ranked: Sequence[Sequence[int]], targets: Sequence[frozenset[int]]) -> np.ndarray:
+    """recall@10 case by case, over the cases with targets (as ``set_metrics``)."""
+    return np.array(
+        [
+            sum(1.0 for i in top[:K_MAIN] if i in t) / min(K_MAIN, len(t))
+            for top, t in zip(ranked, targets, strict=True)
+            if t
+        ]
+    )
 
 
 BASELINE_LISTS = 200

@@ -32,6 +32,8 @@ from training import intervals
 
 GATED = ("cart_hr@10", "next_recall@10")
 """The measures the gate compares: one per caller (cart widget, e-mail generator)."""
+PER_CASE = {"cart_hr@10": "cart/hr@10", "next_recall@10": "next/recall@10"}
+"""Where each gated measure's case-by-case scores are in ``MethodResult.per_case``."""
 TOP_K = 10
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from training import evaluate as ev
+from training import intervals
 
 TASKS: tuple[tuple[str, str, str], ...] = (
     (ev.CART, "hr@10", "cart completion, HR@10"),
@@ -42,7 +43,22 @@ def comparison(results: Sequence[ev.MethodResult], served: str = ev.SERVED) -> d
             "relative": (ours / theirs - 1.0) if theirs > 0 else None,
             "at_least_as_good": ours >= theirs,
         }
+        key = f"{task}/{metric}"
+        if key in mine.per_case and key in best.per_case and mine.per_case[key].size:
+            iv = intervals.paired(mine.per_case[key], best.per_case[key])
+            out[task].update(
+                low=iv.low, high=iv.high, cases=iv.cases, verdict=verdict(iv.low, iv.high)
+            )
     return out
+
+
+def verdict(low: float, high: float) -> str:
+    """What a paired interval of served minus baseline allows one to say."""
+    if low > 0:
+        return "ahead"
+    if high < 0:
+        return "behind"
+    return "level within the noise"
 
 
 def build(
@@ -246,14 +262,15 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
         ]
         for m in methods
     ]
-    verdict = [
+    verdicts = [
         [
             c["label"],
             c["served"],
             f"{c['best_baseline']}",
             c["best_baseline_value"],
             f"{c['margin']:+.4f}",
-            "yes" if c["at_least_as_good"] else "NO",
+            f"{c['low']:+.4f} to {c['high']:+.4f}" if "low" in c else "-",
+            c.get("verdict", "yes" if c["at_least_as_good"] else "NO"),
         ]
         for c in report["comparison"].values()
     ]
@@ -267,7 +284,10 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
         f"<h1>{_esc(title)}</h1>",
         "<p>" + " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in split.items()) + "</p>",
         "<h2>Served recommender against the best baseline</h2>",
-        _table(verdict, ["task", "served", "best baseline", "value", "margin", "at least as good"]),
+        _table(
+            verdicts,
+            ["task", "served", "best baseline", "value", "margin", "95% interval", "verdict"],
+        ),
     ]
     if gate:
         parts += ["<h2>Quality gate</h2>", f"<pre>{_esc(_pretty(gate))}</pre>"]

@@ -151,4 +151,4 @@ def _against_live_recipe(
     else:
         with stages.stage("gate_refit"):
             theirs = assessment.rescore(live_config, stages)
-    return {name: (ours.per_case[name], theirs.per_case[name]) for name in gate.GATED}
+    return {name: (ours.per_case[key], theirs.per_case[key]) for name, key in gate.PER_CASE.items()}
