@@ -441,6 +441,7 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     evaluation = _eval_options(args, default_budget=DEFAULT_TUNE_BUDGET)
     frame, _ = load(args.purchases, config, stages)
     result = assess(frame, config, stages, evaluation)
+    result.release()  # nothing is rescored here: the split's frames can go
     doc = result.report()
     try:
         args.out.mkdir(parents=True, exist_ok=True)
