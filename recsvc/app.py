@@ -9,14 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsvc import __version__
+from recsvc import __version__, storage
 from recsvc.arms import Arms
 from recsvc.config import Settings
 from recsvc.docs import docs_router
@@ -28,7 +27,6 @@ from recsvc.errors import (
     StoreUnavailableError,
     UnauthorizedError,
 )
-from recsvc.layout import Layout
 from recsvc.observability import LOGGER, Metrics, ObservabilityMiddleware, configure_logging
 from recsvc.routes import JSONBytes, router
 from recsvc.store import ModelStore
@@ -170,22 +168,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     allow_embedded=settings.allow_embedded_redis,
                 )
             )
-            pool = aioredis.BlockingConnectionPool.from_url(
+            client = storage.async_client(
                 url,
-                max_connections=settings.redis_max_connections,
-                timeout=settings.redis_timeout_s,
-                socket_timeout=settings.redis_timeout_s,
-                socket_connect_timeout=settings.redis_timeout_s,
+                settings.redis_cluster,
+                settings.redis_timeout_s,
+                settings.redis_max_connections,
             )
-            client = aioredis.Redis(connection_pool=pool)
+            layout = settings.layout
             store = ModelStore(
                 client,
-                Layout(settings.key_prefix),
+                layout,
                 settings.rules_cache_bytes,
                 settings.list_cache_bytes,
                 settings.refresh_interval_s,
             )
-            layout = Layout(settings.key_prefix)
             candidate = ModelStore(
                 client,
                 layout,
@@ -211,8 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(RecsvcError, asyncio.TimeoutError):
                     # The answers served since the last flush still count.
                     await asyncio.wait_for(arms.flush(), settings.redis_timeout_s)
-                await client.aclose()
-                await pool.aclose()
+                await storage.close(client)
 
     app = FastAPI(
         title="recsvc",

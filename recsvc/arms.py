@@ -18,10 +18,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recsvc import layout as lay
+from recsvc import storage
 from recsvc.attribution import ALL_SLOTS, Sales, Tally
 from recsvc.errors import NoLiveModelError, RecsvcError
 from recsvc.experiment import LIVE, Arm, Experiment, Served
@@ -41,7 +41,7 @@ def _served(test: Experiment | None, arm: Arm) -> Served:
 class Arms:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: storage.AsyncClient,
         layout: lay.Layout,
         live: ModelStore,
         candidate: ModelStore,

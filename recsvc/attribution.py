@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from recsvc import layout as lay
+from recsvc import storage
 from recsvc.experiment import ARMS, Arm
 
 SLOTS = ("cross_sell", "upsell", "recommendations")
@@ -196,7 +195,7 @@ class Tally:
         key = (version, arm, test or NO_TEST)
         self._counts[key] = self._counts.get(key, 0) + n
 
-    async def flush(self, client: aioredis.Redis, layout: lay.Layout) -> None:
+    async def flush(self, client: storage.AsyncClient, layout: lay.Layout) -> None:
         """Adds the counts to the total and today's hashes, in one round trip; kept for the
         next flush if Redis does not answer (raises its error)."""
         counts, self._counts = self._counts, {}

@@ -26,17 +26,15 @@ from importlib import resources
 from pathlib import Path
 
 import orjson
-import redis.asyncio as aioredis
 import uvicorn
 
-from recsvc import export, sales
+from recsvc import export, sales, storage
 from recsvc import layout as lay
 from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
 from recsvc.helptext import HelpFormatter, plain
-from recsvc.layout import Layout
 from recsvc.protocol import HTTP_PROTOCOL
 from recsvc.schemas import MAX_K
 from recsvc.store import ModelStore
@@ -226,9 +224,11 @@ async def _model_store(settings: Settings) -> AsyncIterator[ModelStore]:
     with redis_url_for(
         settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
     ) as url:
-        client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
+        client = storage.async_client(
+            url, settings.redis_cluster, settings.redis_timeout_s, blocking=False
+        )
         try:
-            yield ModelStore(client, Layout(settings.key_prefix))
+            yield ModelStore(client, settings.layout)
         finally:
             await client.aclose()
 
@@ -329,9 +329,11 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         with redis_url_for(
             settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
         ) as url:
-            client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
+            client = storage.async_client(
+                url, settings.redis_cluster, settings.redis_timeout_s, blocking=False
+            )
             try:
-                return await sales.read(client, Layout(settings.key_prefix), since, until)
+                return await sales.read(client, settings.layout, since, until)
             finally:
                 await client.aclose()
 

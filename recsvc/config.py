@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsvc.layout import Layout
 from recsvc.merch import MerchRules
 
 
@@ -49,6 +50,21 @@ class Settings(BaseSettings):
         "Kubernetes manifests) makes every command refuse to start without REDIS_URL.",
     )
     key_prefix: str = Field(default="recsvc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    redis_cluster: bool = Field(
+        default=False,
+        description="Whether REDIS_URL names a node of a Redis Cluster: the trainer and the "
+        "service then use redis-py's cluster clients and the cluster key layout (the "
+        "pointers in one slot, each version's lists and histories in buckets spread over "
+        "every master).",
+    )
+
+    @property
+    def layout(self) -> Layout:
+        """The key layout these settings name (prefix, single node or cluster)."""
+        return (
+            Layout.for_cluster(self.key_prefix) if self.redis_cluster else Layout(self.key_prefix)
+        )
+
     redis_timeout_s: float = Field(default=2.0, gt=0)
     redis_max_connections: int = Field(default=64, ge=1)
 

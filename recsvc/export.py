@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-import redis.asyncio as aioredis
 
 from recsvc import recommend as rec
+from recsvc import storage
 from recsvc.config import Settings
 from recsvc.embedded import redis_url_for
-from recsvc.layout import Layout
 from recsvc.store import CustomerQuery, ModelStore, ModelView
 
 FORMATS = ("jsonl", "csv")
@@ -176,9 +175,11 @@ async def run(
     with redis_url_for(
         settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
     ) as url:
-        client = aioredis.Redis.from_url(url, socket_timeout=settings.redis_timeout_s)
+        client = storage.async_client(
+            url, settings.redis_cluster, settings.redis_timeout_s, blocking=False
+        )
         try:
-            store = ModelStore(client, Layout(settings.key_prefix))
+            store = ModelStore(client, settings.layout)
             view = await store.live_view()
             header = not (resume and _has_content(out))
             with out.open("a" if resume else "w", encoding="utf-8", newline="") as f:

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import re
 import secrets
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 FORMAT_VERSION = 2
 """Bumped whenever an encoding below changes; readers refuse a format they do not know.
@@ -61,63 +64,98 @@ ERASED_HISTORY = b"[[],[]]"
 every version's manifest (and with it readiness and rollback) still holds."""
 
 
+CLUSTER_BUCKETS = 64
+"""Buckets each per-item and per-customer hash of a version is split into on a Redis
+Cluster: each bucket its own hash tag, the tags spread evenly over the 16,384 slots, so a
+version's lists and histories spread across every shard (64 buckets: about 21 on each of
+3 masters, 4 on each of 16)."""
+
+BUCKETED_PARTS = ("neighbours", "alternatives", "customers")
+"""The parts held per item or per customer: one hash on a single node, ``buckets``
+hashes on a cluster."""
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Key names under one prefix; tests give each case its own prefix on a shared server."""
+    """Key names under one prefix; tests give each case its own prefix on a shared server.
+
+    Two shapes, one set of names (``Layout.for_cluster``):
+
+    - **single node**: keys as ``{prefix}:live``, ``{prefix}:model:{version}:neighbours``;
+    - **cluster**: every key that a pointer-moving script, the lock or the version's
+      metadata touches carries the hash tag ``{prefix}`` (one slot: the switch stays one
+      atomic script), while the per-item and per-customer hashes are split into
+      ``buckets`` hashes, each tagged ``{prefix/tag}`` with tags spread over the slots.
+    """
 
     prefix: str = "recsvc"
+    cluster: bool = False
+    buckets: int = field(default=1)
+
+    def __post_init__(self) -> None:
+        if self.buckets < 1 or (self.buckets > 1 and not self.cluster):
+            raise ValueError("buckets > 1 only on a cluster layout")
+
+    @classmethod
+    def for_cluster(cls, prefix: str = "recsvc", buckets: int = CLUSTER_BUCKETS) -> Layout:
+        return cls(prefix, cluster=True, buckets=buckets)
+
+    @property
+    def root(self) -> str:
+        """What every key name starts with: the prefix, hash-tagged on a cluster."""
+        return f"{{{self.prefix}}}" if self.cluster else self.prefix
 
     @property
     def live(self) -> str:
         """The version pointer: a plain string key holding the live version id."""
-        return f"{self.prefix}:live"
+        return f"{self.root}:live"
 
     @property
     def previous(self) -> str:
         """The version that was live before the current one, kept for rollback."""
-        return f"{self.prefix}:previous"
+        return f"{self.root}:previous"
 
     @property
     def candidate(self) -> str:
         """The candidate pointer of an A/B test: a version served beside the live one to
         a share of traffic (``experiment``); a plain string key like ``live``, so the same
         fetch script reads either."""
-        return f"{self.prefix}:candidate"
+        return f"{self.root}:candidate"
 
     @property
     def experiment(self) -> str:
         """JSON of the A/B test in force (``Experiment``): its id, the candidate version,
         the share of traffic it gets, when it started, the live version it started
         against. Written and deleted with ``candidate``, in one script."""
-        return f"{self.prefix}:experiment"
+        return f"{self.root}:experiment"
 
     @property
     def experiments(self) -> str:
         """Stream of ended A/B tests (promoted or aborted), for the sales report."""
-        return f"{self.prefix}:experiments"
+        return f"{self.root}:experiments"
 
     @property
     def sales_total(self) -> str:
         """Hash: ``version|arm|slot|measure`` -> attributed orders, lines, revenue and
         squared revenue per order (``slot`` ``-`` and measure ``answers``: answers served),
         ever; what ``/metrics`` exposes."""
-        return f"{self.prefix}:sales:total"
+        return f"{self.root}:sales:total"
 
     def sales_day(self, day: str) -> str:
         """The same counts for one UTC day (``YYYY-MM-DD``), kept ``SALES_DAYS_KEPT``
         days, for ``recsvc report sales --since``."""
-        return f"{self.prefix}:sales:day:{day}"
+        return f"{self.root}:sales:day:{day}"
 
     @property
     def lock(self) -> str:
         """Publisher lock: a random token with an expiry, so a killed trainer frees it."""
-        return f"{self.prefix}:lock"
+        return f"{self.root}:lock"
 
     @property
     def versions(self) -> str:
         """Legacy: a set of versions, replaced by scanning ``model_pattern``; the next
         publish deletes it."""
-        return f"{self.prefix}:versions"
+        return f"{self.root}:versions"
 
     @property
     def catalog_items(self) -> str:
@@ -125,78 +163,141 @@ class Layout:
         ``available``, extras) added or updated by the admin API between trainings. Kept
         across versions: an item a version does not know is served as a new item of its
         category; one it knows has its facts overridden."""
-        return f"{self.prefix}:catalog:items"
+        return f"{self.root}:catalog:items"
 
     @property
     def catalog_deleted(self) -> str:
         """Set of item ids deleted by the admin API: never suggested, by any version, until
         added again."""
-        return f"{self.prefix}:catalog:deleted"
+        return f"{self.root}:catalog:deleted"
 
     @property
     def erased(self) -> str:
         """Set of customer ids whose stored history was erased on request: every stored
         version holds an empty history for them, and no later publish stores one."""
-        return f"{self.prefix}:erased"
+        return f"{self.root}:erased"
 
     @property
     def events(self) -> str:
         """Stream of live order events (``POST /v1/events/orders``), capped at the
         service's ``events_max`` entries, oldest trimmed first; ``train --include-events``
         folds them into the next training."""
-        return f"{self.prefix}:events"
+        return f"{self.root}:events"
 
     @property
     def events_added(self) -> str:
         """Counter of events ever appended: minus the stream's length, what was trimmed."""
-        return f"{self.prefix}:events:added"
+        return f"{self.root}:events:added"
 
     @property
     def event_histories(self) -> str:
         """Hash: customer id -> JSON ``[[item ids, newest first], [days]]`` of the items
         their live order events bought; merged ahead of the stored history of any version,
         so the next answer knows the order before any retrain."""
-        return f"{self.prefix}:events:histories"
+        return f"{self.root}:events:histories"
 
     def event_order(self, order_id: str) -> str:
         """Set once per order id (with an expiry): a second event for it is a duplicate."""
-        return f"{self.prefix}:events:order:{order_id}"
+        return f"{self.root}:events:order:{order_id}"
 
     @property
     def audit(self) -> str:
         """Stream of admin changes to the catalog and erasures (who, what, when), capped
         at ``AUDIT_MAX_ENTRIES`` entries, oldest trimmed first."""
-        return f"{self.prefix}:audit"
+        return f"{self.root}:audit"
 
     def model_prefix(self, version: str) -> str:
-        return f"{self.prefix}:model:{version}:"
+        return f"{self.root}:model:{version}:"
 
     @property
     def model_pattern(self) -> str:
         """``SCAN MATCH`` pattern of every key any version owns, finished or not: how a
-        publish finds what a killed or stalled trainer left behind."""
+        publish finds what a killed or stalled trainer left behind (on a cluster, scanned
+        on every master: the buckets' keys too)."""
         escaped = re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix)
+        if self.cluster:
+            return f"{{{escaped}[}}/]*:model:*"
         return f"{escaped}:model:*"
 
     def version_of(self, key: str) -> str | None:
         """The version a model key belongs to (None for a key outside the model space)."""
-        head = f"{self.prefix}:model:"
+        head = f"{self.root}:model:"
+        if self.cluster and key.startswith(f"{{{self.prefix}/"):
+            close = key.find("}:model:")
+            if close < 0:
+                return None
+            head = key[: close + len("}:model:")]
         if not key.startswith(head):
             return None
         version, sep, _ = key[len(head) :].partition(":")
         return version if sep else None
 
     def part(self, version: str, name: str) -> str:
-        """The key of one manifest part (``items``, ``neighbours``, ...)."""
+        """The key of one manifest part (``items``, ``neighbours``, ...); on a cluster, a
+        bucketed part's keys are ``bucket_key``'s."""
         if name not in MANIFEST_PARTS:
             raise ValueError(f"unknown model part {name!r}")
+        if self.cluster and name in BUCKETED_PARTS:
+            raise ValueError(f"{name!r} is split into buckets on a cluster: use bucket_key")
         return f"{self.model_prefix(version)}{name}"
 
+    def _whole(self, version: str, name: str) -> str:
+        if self.cluster:
+            raise ValueError(f"{name!r} is split into buckets on a cluster: use field_key")
+        return f"{self.model_prefix(version)}{name}"
+
+    # -- buckets (one on a single node) ----------------------------------------------
+
+    def bucket_of(self, member: str) -> int:
+        """The bucket an item's or a customer's field lives in: stable, the same in the
+        trainer and every worker."""
+        if self.buckets == 1:
+            return 0
+        return zlib.crc32(member.encode()) % self.buckets
+
+    def bucket_key(self, version: str, name: str, bucket: int) -> str:
+        """The hash holding bucket ``bucket`` of a bucketed part."""
+        if name not in BUCKETED_PARTS:
+            raise ValueError(f"{name!r} is not a bucketed part")
+        if not self.cluster:
+            return f"{self.model_prefix(version)}{name}"
+        tag = _bucket_tags(self.prefix, self.buckets)[bucket]
+        return f"{{{tag}}}:model:{version}:{name}"
+
+    def bucket_keys(self, version: str, name: str) -> list[str]:
+        """Every hash of a bucketed part, bucket by bucket."""
+        return [self.bucket_key(version, name, b) for b in range(self.buckets)]
+
+    def field_key(self, version: str, name: str, member: str) -> str:
+        """The hash holding ``member``'s field of a bucketed part."""
+        return self.bucket_key(version, name, self.bucket_of(member))
+
+    def by_bucket(self, members: Sequence[str]) -> dict[int, list[str]]:
+        """``members`` grouped by bucket, each group in the order given."""
+        out: dict[int, list[str]] = {}
+        for m in members:
+            out.setdefault(self.bucket_of(m), []).append(m)
+        return out
+
+    def entry_key(self, version: str, entry: ManifestEntry) -> str:
+        """The key a manifest entry describes."""
+        if entry.bucket is not None or entry.part in BUCKETED_PARTS:
+            return self.bucket_key(version, entry.part, entry.bucket or 0)
+        return self.part(version, entry.part)
+
     def verify_args(self, version: str, meta: dict[str, Any]) -> tuple[list[str], list[str]]:
-        """KEYS and ARGV for ``verify`` in the switch and rollback scripts."""
-        entries = manifest_of(meta)
-        keys = [self.part(version, e.part) for e in entries]
+        """KEYS and ARGV for ``verify`` in the switch and rollback scripts: every manifest
+        key in the pointer's slot (on a single node, all of them; on a cluster, the
+        version's own keys, the buckets being checked beside the script,
+        ``outside_script``)."""
+        entries = [e for e in manifest_of(meta) if e.bucket is None]
+        keys = [self.entry_key(version, e) for e in entries]
         return keys, [e.spec for e in entries]
+
+    def outside_script(self, meta: dict[str, Any]) -> list[ManifestEntry]:
+        """Manifest entries in other slots than the pointer's (a cluster's buckets), which
+        the switch script cannot read: checked just before it, under the same lock."""
+        return [e for e in manifest_of(meta) if e.bucket is not None]
 
     def meta(self, version: str) -> str:
         """JSON: counts, parameters, timings; written last, so its presence means complete."""
@@ -212,12 +313,12 @@ class Layout:
 
     def neighbours(self, version: str) -> str:
         """Hash: item id -> packed (index, score) pairs, best first."""
-        return f"{self.model_prefix(version)}neighbours"
+        return self._whole(version, "neighbours")
 
     def alternatives(self, version: str) -> str:
         """Hash: item id -> packed alternatives (bought by similar customers, seldom
         together), best first; the upsell slot picks the pricier ones."""
-        return f"{self.model_prefix(version)}alternatives"
+        return self._whole(version, "alternatives")
 
     def catalog(self, version: str) -> str:
         """JSON array aligned with ``items``: title, category, price, available, extras."""
@@ -239,19 +340,25 @@ class Layout:
         JSON rather than packed indices so the fetch script can read the item ids and
         look their neighbour lists up in the same round trip.
         """
-        return f"{self.model_prefix(version)}customers"
-
-    def _suffix(self, key: str) -> str:
-        return key.split("\x00")[1]
+        return self._whole(version, "customers")
 
     def customers_args(
-        self, version: str, customer_ids: Sequence[str], pointer: str | None = None
-    ) -> list[str]:
-        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``: the version's pointer (``live`` unless
-        told, ``candidate`` for an A/B test's other arm), stock epoch, customers hash and
-        the event histories (every key declared), then the version and the ids."""
-        keys = [pointer or self.live, self.stock_epoch(version), self.customers(version)]
-        return [*keys, self.event_histories, self.experiment, version, *customer_ids]
+        self,
+        version: str,
+        customer_ids: Sequence[str],
+        pointer: str | None = None,
+        with_stored: bool = True,
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of ``CUSTOMERS_SCRIPT``, every key declared: the version's
+        pointer (``live`` unless told, ``candidate`` for an A/B test's other arm), its stock
+        epoch, the event histories, the A/B test and, on a single node, the customers hash
+        (``with_stored``; a cluster reads its buckets beside the script); then the version
+        the caller believes is live and the ids."""
+        keys = [pointer or self.live, self.stock_epoch(version), self.event_histories]
+        keys.append(self.experiment)
+        if with_stored and not self.cluster:
+            keys.append(self.customers(version))
+        return keys, [version, *customer_ids]
 
     def report(self, version: str) -> str:
         """JSON: the evaluation report the version was published with (optional)."""
@@ -261,36 +368,31 @@ class Layout:
         """The same report as one self-contained HTML page (optional)."""
         return f"{self.model_prefix(version)}report.html"
 
-    def fetch_keys(self, pointer: str | None = None) -> list[str]:
-        """KEYS of ``FETCH_SCRIPT``: the pointer it serves (``live`` unless told) and the
-        A/B test in force."""
-        return [pointer or self.live, self.experiment]
-
-    def fetch_args(self, item_ids: Sequence[str], alternatives: bool = False) -> list[str]:
-        """ARGV for ``FETCH_SCRIPT``: key parts around the version, then the ids."""
-        v = "\x00"
-        return [
-            self.model_prefix(v).split(v)[0],
-            self._suffix(self.neighbours(v)),
-            self._suffix(self.alternatives(v)) if alternatives else "",
-            self._suffix(self.stock_epoch(v)),
-            *item_ids,
-        ]
+    def fetch_args(
+        self,
+        version: str,
+        item_ids: Sequence[str],
+        alternatives: bool = False,
+        pointer: str | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of ``FETCH_SCRIPT``, every key declared: the pointer it serves
+        (``live`` unless told), the A/B test, the stock epoch of ``version`` (the version
+        the caller believes is live) and, on a single node with ids, its complements and
+        alternatives hashes (a cluster reads its buckets beside the script); then the
+        version and the ids."""
+        keys = [pointer or self.live, self.experiment, self.stock_epoch(version)]
+        if item_ids and not self.cluster:
+            keys.append(self.neighbours(version))
+            if alternatives:
+                keys.append(self.alternatives(version))
+        return keys, [version, *item_ids]
 
     def model_keys(self, version: str) -> list[str]:
-        return [
-            self.meta(version),
-            self.items(version),
-            self.popular(version),
-            self.neighbours(version),
-            self.alternatives(version),
-            self.catalog(version),
-            self.stock(version),
-            self.stock_epoch(version),
-            self.customers(version),
-            self.report(version),
-            self.report_html(version),
-        ]
+        """Every key a version can own (each bucket of a bucketed part)."""
+        singles = [self.meta(version), self.items(version), self.popular(version)]
+        singles += [self.catalog(version), self.stock(version), self.stock_epoch(version)]
+        singles += [self.report(version), self.report_html(version)]
+        return singles + [k for p in BUCKETED_PARTS for k in self.bucket_keys(version, p)]
 
 
 MANIFEST_PARTS = (
@@ -317,13 +419,16 @@ class ManifestEntry:
     """``string`` (size: bytes, ``STRLEN``) or ``hash`` (size: fields, ``HLEN``)."""
     size: int | None
     """None: any non-empty size (a version written before manifests)."""
+    bucket: int | None = None
+    """The bucket of a bucketed part on a cluster (None: the part's one key)."""
 
     @property
     def spec(self) -> str:
         return f"{self.kind}:{'*' if self.size is None else self.size}"
 
     def as_json(self) -> list[Any]:
-        return [self.part, self.kind, self.size]
+        head = [self.part, self.kind, self.size]
+        return head if self.bucket is None else [*head, self.bucket]
 
 
 def manifest_of(meta: dict[str, Any]) -> list[ManifestEntry]:
@@ -333,11 +438,30 @@ def manifest_of(meta: dict[str, Any]) -> list[ManifestEntry]:
         kinds = {"neighbours": "hash"}
         return [ManifestEntry(p, kinds.get(p, "string"), None) for p in REQUIRED_PARTS]
     entries = []
-    for part, kind, size in raw:
-        if part not in MANIFEST_PARTS or kind not in ("string", "hash"):
-            raise ValueError(f"bad manifest entry {[part, kind, size]!r}")
-        entries.append(ManifestEntry(str(part), str(kind), int(size)))
+    for entry in raw:
+        part, kind, size, *rest = entry
+        if part not in MANIFEST_PARTS or kind not in ("string", "hash") or len(rest) > 1:
+            raise ValueError(f"bad manifest entry {entry!r}")
+        bucket = int(rest[0]) if rest else None
+        entries.append(ManifestEntry(str(part), str(kind), int(size), bucket))
     return entries
+
+
+@lru_cache(maxsize=64)
+def _bucket_tags(prefix: str, buckets: int) -> tuple[str, ...]:
+    """Hash tags for ``buckets`` buckets under ``prefix``, bucket ``b``'s in the ``b``-th
+    equal share of the slots, so that any even split of the slots over masters gets its
+    share of buckets (found by trying suffixes: about ``buckets`` tries each)."""
+    tags = []
+    for b in range(buckets):
+        n = 0
+        while True:
+            tag = f"{prefix}/{b}.{n}"
+            if key_slot(tag.encode()) * buckets // REDIS_CLUSTER_HASH_SLOTS == b:
+                tags.append(tag)
+                break
+            n += 1
+    return tuple(tags)
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -398,45 +522,45 @@ def check_format(meta: dict[str, Any]) -> None:
         raise UnknownFormatError(f"model format {found!r}, this build reads {FORMAT_VERSION}")
 
 
-# Reads the version pointer, the stock epoch and the lists of the requested items in one
-# round trip, with the A/B test in force (so a request needs no read of its own to learn
-# its arm). Running as a script makes it atomic: the lists come from the version
-# returned, even while a trainer switches the pointer or deletes an old version.
-# KEYS[1] live (or candidate) pointer; KEYS[2] the A/B test; ARGV[1] key prefix up to the
-# version; ARGV[2] neighbours suffix; ARGV[3] alternatives suffix ('' for none); ARGV[4]
-# stock epoch suffix; ARGV[5..] ids.
+# Reads the version pointer, the A/B test in force (so a request needs no read of its own
+# to learn its arm), the stock epoch and the lists of the requested items of the version
+# the caller believes is live, in one round trip and one atomic step: the lists come from
+# the version returned, even while a trainer switches the pointer or deletes an old
+# version. Every key is declared (a cluster runs the same script on the pointer's slot,
+# with the lists read from their buckets beside it).
+# KEYS: pointer, A/B test, stock epoch of ARGV[1], [complements, [alternatives]] of
+# ARGV[1]; ARGV[1] the believed version, ARGV[2..] item ids.
+# Returns {live, epoch, complements, alternatives, test, 1}, or {live or false, false, {},
+# {}, test, 0} when another version is live (the caller asks again for that one).
 FETCH_SCRIPT = """
-local version = redis.call('GET', KEYS[1])
+local live = redis.call('GET', KEYS[1])
 local test = redis.call('GET', KEYS[2])
-if not version then return {false, false, {}, {}, test} end
-local base = ARGV[1] .. version
-local epoch = redis.call('GET', base .. ARGV[4])
-if #ARGV < 5 then return {version, epoch, {}, {}, test} end
-local ids = {unpack(ARGV, 5)}
-local alts = {}
-if ARGV[3] ~= '' then alts = redis.call('HMGET', base .. ARGV[3], unpack(ids)) end
-return {version, epoch, redis.call('HMGET', base .. ARGV[2], unpack(ids)), alts, test}
+if live ~= ARGV[1] then return {live or false, false, {}, {}, test, 0} end
+local epoch = redis.call('GET', KEYS[3])
+local comp, alts = {}, {}
+if #ARGV > 1 and #KEYS > 3 then
+  comp = redis.call('HMGET', KEYS[4], unpack(ARGV, 2))
+  if #KEYS > 4 then alts = redis.call('HMGET', KEYS[5], unpack(ARGV, 2)) end
+end
+return {live, epoch, comp, alts, test, 1}
 """
 
-# A stored customer's history and its items' neighbour lists, in one round trip.
-# KEYS[1] live pointer; ARGV[1] key prefix up to the version; ARGV[2] customers suffix;
-# ARGV[3] neighbours suffix; ARGV[4] stock epoch suffix; ARGV[5] customer id; ARGV[6] '1'
-# for the lists too, '0' for the history only.
-# Returns {version, epoch, history JSON or false, neighbour lists of the history's items}.
 CUSTOMERS_SCRIPT = """
 local live = redis.call('GET', KEYS[1])
-local test = redis.call('GET', KEYS[5])
-if live ~= ARGV[1] then return {live or false, test} end
+local test = redis.call('GET', KEYS[4])
+if live ~= ARGV[1] then return {live or false, false, {}, {}, test, 0} end
 local epoch = redis.call('GET', KEYS[2])
-if #ARGV == 1 then return {live, epoch, {}, {}, test} end
-return {live, epoch, redis.call('HMGET', KEYS[3], unpack(ARGV, 2)),
-        redis.call('HMGET', KEYS[4], unpack(ARGV, 2)), test}
+if #ARGV == 1 then return {live, epoch, {}, {}, test, 1} end
+local stored = {}
+if #KEYS > 4 then stored = redis.call('HMGET', KEYS[5], unpack(ARGV, 2)) end
+return {live, epoch, stored, redis.call('HMGET', KEYS[3], unpack(ARGV, 2)), test, 1}
 """
 """Stored histories of many customers from the version a reader believes is live, with
 its stock epoch, what live order events added to each and the A/B test in force, in one
-atomic step: ``{live, test}`` alone when another version is live (the reader switches and
-asks again). Keys: the pointer, the epoch, the customers hash, the event histories, the
-A/B test, all declared (``customers_args``)."""
+atomic step; the same shape as ``FETCH_SCRIPT``'s reply (``{live, false, {}, {}, test,
+0}`` when another version is live: the reader asks again). Keys: the pointer, the epoch,
+the event histories, the A/B test and, on a single node, the customers hash, all
+declared (``customers_args``)."""
 
 ORDER_EVENT_SCRIPT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return {0, 0, 0} end

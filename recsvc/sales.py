@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recsvc import layout as lay
+from recsvc import storage
 from recsvc.attribution import ALL_SLOTS, Sales
 from recsvc.store import unavailable
 
@@ -147,7 +147,9 @@ class SalesReport:
         )
 
 
-async def read(client: aioredis.Redis, layout: lay.Layout, since: date, until: date) -> SalesReport:
+async def read(
+    client: storage.AsyncClient, layout: lay.Layout, since: date, until: date
+) -> SalesReport:
     """The sales counts of the days from ``since`` to ``until`` (UTC), in one round trip."""
     days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
     try:

@@ -1,9 +1,10 @@
 """Reads the live model from Redis for the service.
 
 Each request costs one Redis round trip (``FETCH_SCRIPT``: the version pointer and the
-neighbour lists together). What a version holds besides neighbour lists (item ids,
-popularity, metadata) is loaded once when a new version is first seen and cached, which
-is how a newly published model is served at once without a restart.
+neighbour lists together; on a cluster, the buckets read beside it, ``recsvc.storage``).
+What a version holds besides neighbour lists (item ids, popularity, metadata) is loaded
+once when a new version is first seen and cached, which is how a newly published model
+is served at once without a restart.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
+from recsvc import storage
 from recsvc.attribution import today
 from recsvc.cache import ByteBoundedCache
 from recsvc.errors import (
@@ -276,7 +277,7 @@ class Fetched:
 class ModelStore:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: storage.AsyncClient,
         layout: lay.Layout,
         mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
         list_cache_bytes: int = DEFAULT_LIST_CACHE_BYTES,
@@ -285,6 +286,7 @@ class ModelStore:
     ) -> None:
         self._client = client
         self._layout = layout
+        self._storage = storage.async_storage(client, layout)
         self._pointer = pointer or layout.live
         """The key naming the version this store serves: ``live``, or an A/B test's
         ``candidate`` (a second store, beside the live one, with caches of its own)."""
@@ -298,9 +300,6 @@ class ModelStore:
         self._state: tuple[str, bytes | None] | None = None
         self._state_at = -math.inf
         """The live version and its stock epoch as ``watch`` last read them, and when."""
-        self._fetch_sha = hashlib.sha1(lay.FETCH_SCRIPT.encode()).hexdigest()
-        self._customers_sha = hashlib.sha1(lay.CUSTOMERS_SCRIPT.encode()).hexdigest()
-        self._order_sha = hashlib.sha1(lay.ORDER_EVENT_SCRIPT.encode()).hexdigest()
         self._views: dict[str, ModelView] = {}
         self._load_lock = asyncio.Lock()
 
@@ -339,21 +338,23 @@ class ModelStore:
         problems: list[str] = []
         warnings: list[str] = []
         try:
-            info = await self._client.info("memory")
+            masters = await self._storage.memory()
         except RedisError as exc:
             raise unavailable(exc) from exc
-        policy = str(info.get("maxmemory_policy", ""))
-        if policy.startswith("allkeys-"):
-            warnings.append(
-                f"maxmemory-policy is {policy}: Redis may evict keys of the live model; "
-                "use noeviction"
-            )
-        limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0))
-        if limit and used >= limit and policy == "noeviction":
-            warnings.append(
-                f"Redis is at maxmemory ({used:,} of {limit:,} bytes): it refuses writes "
-                "(stock changes, the next publish)"
-            )
+        for info in masters:
+            policy = str(info.get("maxmemory_policy", ""))
+            if policy.startswith("allkeys-"):
+                warnings.append(
+                    f"maxmemory-policy is {policy}: Redis may evict keys of the live model; "
+                    "use noeviction"
+                )
+            limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0))
+            if limit and used >= limit and policy == "noeviction":
+                warnings.append(
+                    f"Redis is at maxmemory ({used:,} of {limit:,} bytes): it refuses writes "
+                    "(stock changes, the next publish)"
+                )
+        warnings = list(dict.fromkeys(warnings))
         view = await self.live_view()
         problems = await self.verify(view.version, view.meta)
         if problems:
@@ -370,28 +371,12 @@ class ModelStore:
         except (ValueError, TypeError) as exc:
             return [f"unreadable manifest: {exc}"]
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for e in entries:
-                    key = self._layout.part(version, e.part)
-                    pipe.type(key)
-                    if e.kind == "hash":
-                        pipe.hlen(key)
-                    else:
-                        pipe.strlen(key)
-                replies = await pipe.execute(raise_on_error=False)
+            found = await self._storage.inspect(
+                [self._layout.entry_key(version, e) for e in entries]
+            )
         except RedisError as exc:
             raise unavailable(exc) from exc
-        problems = []
-        for n, e in enumerate(entries):
-            kind, size = replies[2 * n], replies[2 * n + 1]
-            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind == "none":
-                problems.append(f"{e.part} is missing")
-            elif kind != e.kind or not isinstance(size, int):
-                problems.append(f"{e.part} is a {kind}, not a {e.kind}")
-            elif (e.size is None and size == 0) or (e.size is not None and size != e.size):
-                problems.append(f"{e.part} has size {size}, the manifest says {e.size}")
-        return problems
+        return storage.manifest_problems(entries, found)
 
     async def report(self, html: bool) -> tuple[str, bytes | None]:
         """The live version and its evaluation report (JSON, or the HTML page), if stored."""
@@ -416,64 +401,73 @@ class ModelStore:
         One round trip. Lists are decoded once per version and kept (bounded in bytes):
         when every list a cart needs is kept for the version last seen live, the round
         trip reads only the pointer and the stock epoch; otherwise it fetches the lists
-        not kept, with the pointer, in one script. A version switch seen there costs one
-        more round trip, once; an answer never mixes two versions.
+        not kept, with the pointer, in one script (on a cluster, the buckets beside it). A
+        version switch seen there costs one more round trip, once; an answer never mixes
+        two versions.
         """
         watched = self._watched()
         if watched is not None:
             got = self._lists_kept(*watched, item_ids, alternatives)
             if got is not None:
                 return got  # no Redis I/O at all: the watcher vouches for the version
-        if self._believed is not None:
-            got = await self._lists_of_believed(self._believed, item_ids, alternatives)
+        believed = watched[0] if watched is not None else self._believed
+        if believed is not None and believed in self._views:
+            got, believed = await self._lists_of_believed(believed, item_ids, alternatives)
             if got is not None:
                 return got
-        for _attempt in range(2):
+        elif believed is None:
+            believed = await self.live_version()
+        for _attempt in range(3):
+            if believed is None:
+                raise NoLiveModelError("no model has been published yet")
             try:
-                version_raw, epoch, blobs, alts = await self._fetch(item_ids, alternatives)
+                reply = await self._fetch(believed, item_ids, alternatives)
             except RedisError as exc:
                 raise unavailable(exc) from exc
-            if version_raw is None:
-                raise NoLiveModelError("no model has been published yet")
-            version = version_raw.decode()
+            if not reply.current:
+                believed = reply.live  # switched: ask the version now live
+                continue
             try:
-                view = await self._view(version, epoch)
+                view = await self._view(believed, reply.epoch)
             except _VersionGoneError:
+                believed = await self.live_version()
                 continue  # two publishes raced past us; read the new pointer again
-            kept = self._version_lists(version)
-            comp = kept.keep(kept.complements, item_ids, blobs)
-            alt = kept.keep(kept.alternatives, item_ids, alts) if alternatives else {}
-            self._believed = version
+            if _gone(view, item_ids, reply.first):
+                believed = await self.live_version()
+                continue  # a cluster's buckets collected under us: read the pointer again
+            kept = self._version_lists(believed)
+            comp = kept.keep(kept.complements, item_ids, reply.first)
+            alt = kept.keep(kept.alternatives, item_ids, reply.second) if alternatives else {}
+            self._believed = believed
             return Lists(view, [comp[i] for i in item_ids], [alt.get(i) for i in item_ids])
         raise StoreUnavailableError("the live model changed twice during one request")
 
     async def _lists_of_believed(
         self, version: str, item_ids: Sequence[str], alternatives: bool
-    ) -> Lists | None:
+    ) -> tuple[Lists | None, str | None]:
         """``lists`` from the kept lists of ``version``, with one fetch-script call for the
-        pointer, the epoch and the lists not kept (none, often); None when ``version`` is
-        no longer live."""
-        view = self._views.get(version)
-        if view is None:
-            return None
+        pointer, the epoch and the lists not kept (none, often); (None, the version live)
+        when ``version`` is no longer live."""
+        view = self._views[version]
         kept = self._version_lists(version)
         comp, alt, missing = self._split(view, kept, item_ids, alternatives)
         try:
-            version_raw, epoch, blobs, alts = await self._fetch(missing, alternatives)
+            reply = await self._fetch(version, missing, alternatives)
         except RedisError as exc:
             raise unavailable(exc) from exc
-        if version_raw is None:
-            raise NoLiveModelError("no model has been published yet")
-        if version_raw.decode() != version:
-            return None  # switched: the caller fetches everything from the new version
-        comp.update(kept.keep(kept.complements, missing, blobs))
+        if not reply.current:
+            return None, reply.live  # switched: the caller fetches from the new version
+        if _gone(view, missing, reply.first):
+            return None, await self.live_version()
+        comp.update(kept.keep(kept.complements, missing, reply.first))
         if alternatives:
-            alt.update(kept.keep(kept.alternatives, missing, alts))
+            alt.update(kept.keep(kept.alternatives, missing, reply.second))
         try:
-            view = await self._view(version, epoch)
+            view = await self._view(version, reply.epoch)
         except _VersionGoneError:
-            return None
-        return Lists(view, [comp.get(i) for i in item_ids], [alt.get(i) for i in item_ids])
+            return None, await self.live_version()
+        got = Lists(view, [comp.get(i) for i in item_ids], [alt.get(i) for i in item_ids])
+        return got, version
 
     @staticmethod
     def _split(
@@ -512,15 +506,21 @@ class ModelStore:
             await asyncio.sleep(self.refresh_interval_s)
 
     async def refresh(self) -> None:
-        """One read of the pointer and the epoch (the fetch script, with no ids)."""
+        """One read of the pointer and the epoch (the fetch script, with no ids; two when
+        the version changed)."""
+        believed = self._state[0] if self._state is not None else self._believed
         try:
-            version_raw, epoch, _, _ = await self._fetch([], False)
+            reply = await self._fetch(believed or "", [], False)
+            if not reply.current and reply.live is not None:
+                reply = await self._fetch(reply.live, [], False)
         except RedisError as exc:
             raise unavailable(exc) from exc
-        if version_raw is None:
+        if reply.live is None:
             self._state = None
             return
-        self._state = (bytes(version_raw).decode(), epoch)
+        if not reply.current:
+            return  # switched twice between the two reads: the next interval catches up
+        self._state = (reply.live, reply.epoch)
         self._state_at = time.monotonic()
 
     def _watched(self) -> tuple[str, bytes | None] | None:
@@ -571,10 +571,10 @@ class ModelStore:
                 reply = await self._customers_script(version, customer_ids)
             except RedisError as exc:
                 raise unavailable(exc) from exc
-            if len(reply) == 2:  # another version is live: ask that one
-                version = None if reply[0] is None else bytes(reply[0]).decode()
+            if not reply.current:  # another version is live: ask that one
+                version = reply.live
                 continue
-            _, epoch, stored, from_events, _ = reply
+            epoch, stored, from_events = reply.epoch, reply.first, reply.second
             try:
                 view = await self._view(version, epoch)
             except _VersionGoneError:
@@ -610,7 +610,7 @@ class ModelStore:
                     got[item] = decoded
             if missing:
                 try:
-                    blobs = await self._client.hmget(self._layout.neighbours(view.version), missing)
+                    blobs = await self._storage.hmget(view.version, "neighbours", missing)
                 except RedisError as exc:
                     raise unavailable(exc) from exc
                 if any(b is None for b in blobs):
@@ -733,12 +733,12 @@ class ModelStore:
             }
             held = []
             for version in sorted(versions):
-                key = layout.customers(version)
-                present = await self._client.hmget(key, list(customer_ids))
+                present = await self._storage.hmget(version, "customers", list(customer_ids))
                 found = [c for c, h in zip(customer_ids, present, strict=True) if h is not None]
                 if found:
                     # Overwritten, not deleted: the hash keeps its size (its manifest).
-                    await self._client.hset(key, mapping=dict.fromkeys(found, lay.ERASED_HISTORY))
+                    erased = dict.fromkeys(found, lay.ERASED_HISTORY)
+                    await self._storage.hset(version, "customers", erased)
                     held.append(version)
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hdel(layout.event_histories, *customer_ids)
@@ -781,15 +781,7 @@ class ModelStore:
             lay.SALES_DAYS_KEPT * 86400,
         ]
         try:
-            try:
-                reply = await self._client.evalsha(
-                    self._order_sha, len(keys), *keys, *argv, *item_ids
-                )
-            except NoScriptError:
-                await self._client.script_load(lay.ORDER_EVENT_SCRIPT)
-                reply = await self._client.evalsha(
-                    self._order_sha, len(keys), *keys, *argv, *item_ids
-                )
+            reply = await self._storage.script(lay.ORDER_EVENT_SCRIPT, keys, [*argv, *item_ids])
             new, added, kept = reply
         except RedisError as exc:
             raise unavailable(exc) from exc
@@ -820,29 +812,18 @@ class ModelStore:
         if self.refresh_interval_s > 0:
             await self.refresh()  # this worker serves the change from its next request
 
-    async def _customers_script(self, version: str, customer_ids: Sequence[str]) -> Any:
-        args = self._layout.customers_args(version, customer_ids, self._pointer)
-        try:
-            reply = await self._client.evalsha(self._customers_sha, 5, *args)
-        except NoScriptError:
-            await self._client.script_load(lay.CUSTOMERS_SCRIPT)
-            reply = await self._client.evalsha(self._customers_sha, 5, *args)
-        self._saw_test(reply[-1])
+    async def _customers_script(self, version: str, customer_ids: Sequence[str]) -> storage.Reply:
+        reply = await self._storage.customers(self._pointer, version, customer_ids)
+        self._saw_test(reply.test)
         return reply
 
     async def scan_customers(self, view: ModelView, count: int = 1000) -> Any:
         """Every stored customer of ``view``'s version, as (id, history) pairs, in batches."""
-        key = self._layout.customers(view.version)
-        cursor = 0
-        while True:
-            try:
-                cursor, batch = await self._client.hscan(key, cursor, count=count)
-            except RedisError as exc:
-                raise unavailable(exc) from exc
-            pairs = cast(dict[bytes, bytes], batch)
-            yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
-            if cursor == 0:
-                return
+        try:
+            async for pairs in self._storage.hscan(view.version, "customers", count):
+                yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
+        except RedisError as exc:
+            raise unavailable(exc) from exc
 
     async def event_days(self, customer_ids: Sequence[str]) -> list[int]:
         """The latest day each customer bought on through live order events (-1: none)."""
@@ -864,11 +845,7 @@ class ModelStore:
                 cursor, batch = await self._client.hscan(key, cursor, count=count)
                 pairs = cast(dict[bytes, bytes], batch)
                 ids = [c.decode() for c in pairs]
-                stored = (
-                    await self._client.hmget(self._layout.customers(view.version), ids)
-                    if ids
-                    else []
-                )
+                stored = await self._storage.hmget(view.version, "customers", ids)
             except RedisError as exc:
                 raise unavailable(exc) from exc
             yield [
@@ -879,20 +856,12 @@ class ModelStore:
             if cursor == 0:
                 return
 
-    async def _fetch(self, item_ids: Sequence[str], alternatives: bool) -> Any:
-        # EVALSHA by hand: redis-py's Script wrapper inspects its arguments on every call,
-        # which measured as a third of a cart request's time.
-        args = (
-            *self._layout.fetch_keys(self._pointer),
-            *self._layout.fetch_args(item_ids, alternatives),
-        )
-        try:
-            reply = await self._client.evalsha(self._fetch_sha, 2, *args)
-        except NoScriptError:
-            await self._client.script_load(lay.FETCH_SCRIPT)
-            reply = await self._client.evalsha(self._fetch_sha, 2, *args)
-        self._saw_test(reply[4])
-        return reply[:4]
+    async def _fetch(
+        self, version: str, item_ids: Sequence[str], alternatives: bool
+    ) -> storage.Reply:
+        reply = await self._storage.fetch(self._pointer, version, item_ids, alternatives)
+        self._saw_test(reply.test)
+        return reply
 
     def _saw_test(self, raw: bytes | None) -> None:
         self.test_seen = (time.monotonic(), raw)
@@ -969,6 +938,14 @@ class ModelStore:
 
 class _VersionGoneError(Exception):
     pass
+
+
+def _gone(view: ModelView, item_ids: Sequence[str], blobs: Sequence[bytes | None]) -> bool:
+    """Whether an item the version was trained on came without its list: every such item
+    has one, so its version was collected while the lists were read (on a cluster, where
+    the buckets are read beside the pointer's script)."""
+    n = view.model_items
+    return any(b is None and view.index.get(i, n) < n for i, b in zip(item_ids, blobs, strict=True))
 
 
 @dataclass(frozen=True)

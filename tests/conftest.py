@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -110,6 +110,49 @@ def uvicorn_server(settings: Settings) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[str]]:
+    """A real Redis Cluster of ``masters`` masters on free ports, the slots split evenly
+    (``CLUSTER ADDSLOTS``, then ``CLUSTER MEET``); yields each master's URL."""
+    with ExitStack() as stack:
+        urls = []
+        for n in range(masters):
+            node = workdir / f"node{n}"
+            node.mkdir()
+            url, _ = stack.enter_context(
+                redis_server(
+                    node, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "5000",
+                )
+            )  # fmt: skip
+            urls.append(url)
+        nodes = [stack.enter_context(redis.Redis.from_url(u)) for u in urls]
+        slots = 16384
+        for n, node in enumerate(nodes):
+            own = range(n * slots // masters, (n + 1) * slots // masters)
+            node.execute_command("CLUSTER", "ADDSLOTS", *own)
+        port = int(urls[0].rsplit(":", 1)[1].split("/")[0])
+        for node in nodes[1:]:
+            node.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        deadline = time.monotonic() + 30
+        while not all(
+            b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO")
+            and len(node.execute_command("CLUSTER", "SLOTS")) == masters
+            for node in nodes
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test cluster did not come up")
+            time.sleep(0.05)
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def cluster_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """One 3-master Redis Cluster per test session (prefixes keep the tests apart)."""
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as urls:
+        yield urls
 
 
 @pytest.fixture(scope="session")

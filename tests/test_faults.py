@@ -81,10 +81,12 @@ def test_a_trainer_killed_during_publish_changes_nothing_and_its_keys_are_collec
     fetch = client.register_script(lay.FETCH_SCRIPT)
 
     def answer() -> list[bytes]:
-        got = fetch(
-            keys=layout.fetch_keys(), args=layout.fetch_args(["item-000001", "item-019999"])
-        )
-        return list(got[2])
+        while True:
+            believed = (client.get(layout.live) or b"").decode()  # type: ignore[union-attr]
+            keys, args = layout.fetch_args(believed, ["item-000001", "item-019999"])
+            got = fetch(keys=keys, args=args)
+            if got[5]:
+                return list(got[2])
 
     before = answer()
     rng = random.Random(20261124)

@@ -40,27 +40,65 @@ def test_every_key_of_a_version_lives_under_its_prefix() -> None:
     )
 
 
-def test_fetch_args_name_the_keys_of_any_version() -> None:
+def test_scripts_are_given_every_key_they_touch() -> None:
     layout = lay.Layout("p")
-    head, neighbours, alternatives, epoch, *ids = layout.fetch_args(["x", "y"], True)
-    assert head + "v9" + neighbours == layout.neighbours("v9")
-    assert head + "v9" + alternatives == layout.alternatives("v9")
-    assert head + "v9" + epoch == layout.stock_epoch("v9")
-    assert ids == ["x", "y"]
-    assert layout.fetch_args(["x"])[2] == ""  # no alternatives asked for
-    assert layout.fetch_keys() == [layout.live, layout.experiment]
-    assert layout.fetch_keys(layout.candidate) == [layout.candidate, layout.experiment]
-    live, epoch_key, customers, events, test, version, *who = layout.customers_args(
-        "v9", ["c1", "c2"]
-    )
-    assert (events, test) == (layout.event_histories, layout.experiment)
-    assert layout.customers_args("v9", [], layout.candidate)[0] == layout.candidate
-    assert (live, epoch_key, customers) == (
+    keys, args = layout.fetch_args("v9", ["x", "y"], True)
+    assert keys == [
+        layout.live,
+        layout.experiment,
+        layout.stock_epoch("v9"),
+        layout.neighbours("v9"),
+        layout.alternatives("v9"),
+    ]
+    assert args == ["v9", "x", "y"]
+    assert len(layout.fetch_args("v9", ["x"])[0]) == 4  # no alternatives asked for
+    assert layout.fetch_args("v9", [], pointer=layout.candidate)[0][0] == layout.candidate
+    keys, args = layout.customers_args("v9", ["c1", "c2"])
+    assert keys == [
         layout.live,
         layout.stock_epoch("v9"),
+        layout.event_histories,
+        layout.experiment,
         layout.customers("v9"),
-    )
-    assert version == "v9" and who == ["c1", "c2"]
+    ]
+    assert args == ["v9", "c1", "c2"]
+    assert layout.customers_args("v9", [], layout.candidate)[0][0] == layout.candidate
+
+
+def test_a_cluster_layout_keeps_the_switch_in_one_slot_and_spreads_the_lists() -> None:
+    from redis.crc import key_slot
+
+    layout = lay.Layout.for_cluster("p")
+    slot = key_slot(layout.live.encode())
+    pointer_keys = [layout.previous, layout.lock, layout.candidate, layout.experiment]
+    pointer_keys += [layout.meta("v1"), layout.items("v1"), layout.stock_epoch("v1")]
+    pointer_keys += [layout.stock("v1"), layout.event_histories, layout.event_order("o1")]
+    assert {key_slot(k.encode()) for k in pointer_keys} == {slot}
+    # The scripts are given keys of one slot only.
+    for keys in (
+        layout.fetch_args("v1", ["a", "b"], True)[0],
+        layout.customers_args("v1", ["c"])[0],
+    ):
+        assert {key_slot(k.encode()) for k in keys} == {slot}
+    buckets = layout.bucket_keys("v1", "neighbours")
+    assert len(set(buckets)) == lay.CLUSTER_BUCKETS
+    # Each bucket in its own share of the slots: any even split over masters gets its share.
+    shares = [key_slot(k.encode()) * 3 // 16384 for k in buckets]
+    assert sorted(shares.count(m) for m in range(3)) == [21, 21, 22]
+    # Every key of a version is found by the one pattern and names its version.
+    import fnmatch
+
+    for key in layout.model_keys("v1"):
+        assert layout.version_of(key) == "v1", key
+        assert fnmatch.fnmatchcase(key, layout.model_pattern), key
+    assert layout.version_of(layout.live) is None
+    with pytest.raises(ValueError, match="buckets"):
+        layout.neighbours("v1")
+    # A member's bucket is stable, and members spread over the buckets.
+    members = [f"item-{i}" for i in range(6400)]
+    counts = [len(v) for v in layout.by_bucket(members).values()]
+    assert len(counts) == lay.CLUSTER_BUCKETS and min(counts) > 50
+    assert layout.bucket_of("item-7") == lay.Layout.for_cluster("p").bucket_of("item-7")
 
 
 def test_versions_sort_by_time_and_are_unique() -> None:

@@ -21,10 +21,10 @@ import orjson
 import pandas as pd
 import redis
 
+from recsvc import storage
 from recsvc.config import Settings, redact_url
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.helptext import HelpFormatter, plain
-from recsvc.layout import Layout
 from training import evaluate as ev
 from training import events, ingest, matrices, memory, workflow
 from training.assessment import EvalOptions, assess
@@ -373,7 +373,7 @@ def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Pub
         with redis_url_for(
             settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
         ) as url:
-            client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+            client = storage.sync_client(url, settings.redis_cluster)
             try:
                 client.ping()
             except redis.RedisError as exc:
@@ -381,7 +381,7 @@ def _publisher(settings: Settings, stages: Stages | None = None) -> Iterator[Pub
                     f"redis at {redact_url(url)} did not answer: {exc}"
                 ) from exc
             try:
-                yield Publisher(client, Layout(settings.key_prefix), on_progress=_progress(stages))
+                yield Publisher(client, settings.layout, on_progress=_progress(stages))
             finally:
                 client.close()
     except EmbeddedRedisForbiddenError as exc:

@@ -7,16 +7,16 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pandas as pd
-import redis
 from pandas.api.types import union_categoricals
 
 from recsvc import layout as lay
+from recsvc import storage
 from training import ingest
 
 CHUNK = 10_000
 
 
-def read_events(client: redis.Redis, layout: lay.Layout) -> pd.DataFrame:
+def read_events(client: storage.SyncClient, layout: lay.Layout) -> pd.DataFrame:
     """Every event on the stream, one row per order line, in the standard columns."""
     rows: list[dict[str, Any]] = []
     start = "-"

@@ -28,10 +28,10 @@ from typing import Any, TextIO
 
 import numpy as np
 import orjson
-import redis
 from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import layout as lay
+from recsvc import storage
 from recsvc.config import redact_url
 from recsvc.experiment import Experiment
 from training.errors import (
@@ -75,7 +75,7 @@ class ModelPayload:
 class Publisher:
     def __init__(
         self,
-        client: redis.Redis,
+        client: storage.SyncClient,
         layout: lay.Layout,
         lock_ttl_ms: int = 30_000,
         on_progress: Callable[[int, int, str], None] | None = None,
@@ -83,6 +83,7 @@ class Publisher:
     ) -> None:
         self.client = client
         self.layout = layout
+        self.storage = storage.sync_storage(client, layout)
         self.lock_ttl_ms = lock_ttl_ms
         self.on_progress = on_progress
         self.warn = warn or sys.stderr
@@ -279,25 +280,30 @@ class Publisher:
     def check_room(self, payload: ModelPayload) -> None:
         """Refuses before writing when Redis's ``maxmemory`` leaves no room for the
         version; warns when its policy may evict model keys."""
-        info = self._call(self.client.info, "memory")
-        policy = str(info.get("maxmemory_policy", ""))
-        if policy in EVICTING_POLICIES:
-            print(
-                f"warning: Redis maxmemory-policy is {policy}: it may evict keys of the live "
-                "model; use noeviction (or a volatile-* policy) for the model's database",
-                file=self.warn,
-            )
-        limit = int(info.get("maxmemory", 0) or 0)
-        if not limit:
-            return
-        used = int(info.get("used_memory", 0))
-        need = estimate_bytes(payload)
-        if used + need > limit:
-            raise StoreFullError(
-                f"Redis has {(limit - used) / 2**20:,.0f} MiB free under maxmemory "
-                f"{limit / 2**20:,.0f} MiB and this version needs about {need / 2**20:,.0f} "
-                "MiB; raise maxmemory, or delete other data; nothing was written"
-            )
+        masters = self._call(self.storage.memory)
+        # On a cluster the buckets spread the version evenly: each master holds its share.
+        need = estimate_bytes(payload) // len(masters)
+        for info in masters:
+            policy = str(info.get("maxmemory_policy", ""))
+            if policy in EVICTING_POLICIES:
+                print(
+                    f"warning: Redis maxmemory-policy is {policy}: it may evict keys of the "
+                    "live model; use noeviction (or a volatile-* policy) for the model's "
+                    "database",
+                    file=self.warn,
+                )
+                break
+        for info in masters:
+            limit = int(info.get("maxmemory", 0) or 0)
+            used = int(info.get("used_memory", 0))
+            if limit and used + need > limit:
+                where = " on one of its masters" if len(masters) > 1 else ""
+                raise StoreFullError(
+                    f"Redis has {(limit - used) / 2**20:,.0f} MiB free under maxmemory "
+                    f"{limit / 2**20:,.0f} MiB{where} and this version needs about "
+                    f"{need / 2**20:,.0f} MiB there; raise maxmemory, or delete other data; "
+                    "nothing was written"
+                )
 
     def write(self, payload: ModelPayload, version: str, token: str) -> None:
         """Writes every key of ``version``; the metadata, with the manifest, goes last."""
@@ -318,9 +324,15 @@ class Publisher:
         )
         if payload.catalog is not None:
             put("catalog", lay.encode_json(payload.catalog))
-        fields = {"neighbours": 0, "alternatives": 0}
+        fields: dict[tuple[str, int], int] = {}
+
+        def count(part: str, added: dict[int, int]) -> None:
+            for bucket, k in added.items():
+                fields[part, bucket] = fields.get((part, bucket), 0) + k
+
         for start in range(0, n, _WRITE_BATCH):
             stop = min(n, start + _WRITE_BATCH)
+            pipe = self.storage.pipeline()
             for part, lists in (
                 ("neighbours", payload.neighbours),
                 ("alternatives", payload.alternatives),
@@ -331,26 +343,22 @@ class Publisher:
                 for i in range(start, stop):
                     idx, sc = lists.row(i)
                     mapping[payload.item_ids[i]] = lay.encode_pairs(idx, sc, lists.counts_row(i))
-                key = keys.part(version, part)
-                self._call(lambda k=key, m=mapping: self.client.hset(k, mapping=m))
-                fields[part] += len(mapping)
+                count(part, self.storage.put_fields(pipe, version, part, mapping))
+            self._call(pipe.execute)
             self._keep_lock(token)
             if self.on_progress:
                 self.on_progress(stop, n, "items")
-        manifest += [lay.ManifestEntry(p, "hash", f) for p, f in fields.items() if f]
         # Customers erased on request (the admin API) are never stored again, even when
         # the store's export still holds their purchases.
         erased = {bytes(c).decode() for c in self._call(lambda: self.client.smembers(keys.erased))}
         rows = ((c, h) for c, h in payload.histories.items() if c not in erased)
         written, total = 0, len(payload.histories) - len(erased & payload.histories.keys())
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.storage.pipeline()
         number = 0
         while chunk := list(islice(rows, _WRITE_BATCH)):
             number += 1
-            pipe.hset(
-                keys.customers(version),
-                mapping={c: lay.encode_json([items, days]) for c, (items, days) in chunk},
-            )
+            histories = {c: lay.encode_json([items, days]) for c, (items, days) in chunk}
+            count("customers", self.storage.put_fields(pipe, version, "customers", histories))
             written += len(chunk)
             # A few chunks per round trip: Redis parses one while the next is encoded.
             if number % 4 == 0 or written == total:
@@ -359,8 +367,9 @@ class Publisher:
                 if self.on_progress:
                     self.on_progress(written, total, "customers")
         self._call(pipe.execute)
-        if written:
-            manifest.append(lay.ManifestEntry("customers", "hash", written))
+        for (part, bucket), k in sorted(fields.items()):
+            at = bucket if self.layout.cluster else None  # one hash: its whole size
+            manifest.append(lay.ManifestEntry(part, "hash", k, at))
         if payload.report is not None:
             put("report", lay.encode_json(payload.report))
         if payload.report_html is not None:
@@ -422,6 +431,17 @@ class Publisher:
         meta = self.meta(version)
         if meta is None:
             raise no_meta
+        # On a cluster the buckets live in other slots than the pointer, where the script
+        # cannot look: they are checked just before it, under the same lock (a version's
+        # keys never change once written; only an evicting Redis or a hand could take one).
+        outside = self.layout.outside_script(meta)
+        if outside:
+            found = self._call(
+                self.storage.inspect, [self.layout.entry_key(version, e) for e in outside]
+            )
+            problems = storage.manifest_problems(outside, found)
+            if problems:
+                raise TrainingError(f"{refused}: INCOMPLETE {'; '.join(problems)}")
         manifest_keys, specs = self.layout.verify_args(version, meta)
         try:
             return script(
@@ -436,9 +456,7 @@ class Publisher:
         its version finished, was registered, or was written by a trainer that lost the
         lock. Found by ``SCAN``, so nothing a trainer writes can be missed."""
         keep = {self.live_version(), self.previous_version(), self.candidate_version(), None}
-        keys = self._call(
-            lambda: list(self.client.scan_iter(match=self.layout.model_pattern, count=1000))
-        )
+        keys = self._call(lambda: list(self.storage.scan(self.layout.model_pattern)))
         doomed_keys: list[bytes] = []
         doomed: set[str] = set()
         for key in keys:
@@ -450,8 +468,7 @@ class Publisher:
         # where one with metadata but missing keys would report the version incomplete.
         metas = {self.layout.meta(v).encode() for v in doomed}
         doomed_keys.sort(key=lambda k: k not in metas)
-        for start in range(0, len(doomed_keys), 500):
-            self._call(self.client.unlink, *doomed_keys[start : start + 500])
+        self._call(self.storage.unlink, doomed_keys)
         self._call(self.client.delete, self.layout.versions)  # the registry older builds kept
         return sorted(doomed)
 
