@@ -55,10 +55,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 above it) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            port = 20000 + port % 30000
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 @contextmanager
-def redis_server(workdir: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def redis_server(
+    workdir: Path, *options: str, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A real redis-server on a free port (extra ``options`` as on its command line)."""
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
          "--save", "", "--appendonly", "no", "--dir", str(workdir), *options],
@@ -124,7 +142,7 @@ def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[str]]:
             url, _ = stack.enter_context(
                 redis_server(
                     node, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "5000",
+                    "--cluster-node-timeout", "5000", port=free_cluster_port(),
                 )
             )  # fmt: skip
             urls.append(url)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import redis
 import redis.cluster
+from pydantic import SecretStr
 from redis.crc import key_slot
 
 from recsvc import layout as lay
@@ -41,6 +42,7 @@ class Backend:
     settings: Settings
     client: storage.SyncClient
     publisher: Publisher
+    master_urls: list[str]
 
     @property
     def layout(self) -> lay.Layout:
@@ -48,17 +50,16 @@ class Backend:
 
     def masters(self) -> list[redis.Redis]:
         """A plain client on each master (one on a single node)."""
-        if isinstance(self.client, redis.cluster.RedisCluster):
-            return [n.redis_connection for n in self.client.get_primaries()]  # type: ignore[misc]
-        return [self.client]
+        return [redis.Redis.from_url(u) for u in self.master_urls]
 
     def version_keys(self, version: str) -> list[bytes]:
         """Every key of ``version``, found on every master."""
         found = []
         for node in self.masters():
-            for key in node.scan_iter(match=self.layout.model_pattern, count=1000):
-                if self.layout.version_of(bytes(key).decode()) == version:
-                    found.append(bytes(key))
+            with node:
+                for key in node.scan_iter(match=self.layout.model_pattern, count=1000):
+                    if self.layout.version_of(bytes(key).decode()) == version:
+                        found.append(bytes(key))
         return found
 
     @asynccontextmanager
@@ -73,11 +74,10 @@ class Backend:
 
 
 @pytest.fixture(params=["single", "cluster"])
-def backend(
-    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
-) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> Iterator[Backend]:
     cluster = request.param == "cluster"
-    url = request.getfixturevalue("cluster_urls")[0] if cluster else redis_url
+    masters = request.getfixturevalue("cluster_urls") if cluster else [redis_url]
+    url = masters[0]
     settings = Settings(
         redis_url=url,
         redis_cluster=cluster,
@@ -87,7 +87,7 @@ def backend(
     )
     client = storage.sync_client(url, cluster)
     try:
-        yield Backend(request.param, settings, client, Publisher(client, settings.layout))
+        yield Backend(request.param, settings, client, Publisher(client, settings.layout), masters)
     finally:
         client.close()
 
@@ -190,7 +190,7 @@ async def test_answers_never_mix_versions_while_versions_switch(
                 scores = {float(lst.scores[0]) for lst in got.complements if lst is not None}
                 assert len(scores) == 1, (got.view.version, scores)  # one version per answer
                 versions.add(got.view.version)
-                store._lists.clear()  # noqa: SLF001 - read every list again, every time
+                store._lists.clear()  # read every list again, every time
                 await asyncio.sleep(0)
     finally:
         stop.set()
@@ -275,6 +275,34 @@ def test_an_ab_test_starts_and_is_promoted_on_either_backend(
         pub.abort()
 
 
+# -- live order events -----------------------------------------------------------------
+
+
+async def test_an_order_event_reaches_the_next_customer_answer_and_counts_once(
+    backend: Backend, block_model: ModelPayload
+) -> None:
+    backend.publisher.publish(block_model)
+    token = "ingest-token-0123456789abc"
+    app = create_app(backend.settings.model_copy(update={"ingest_token": SecretStr(token)}))
+    event = {
+        "order_id": "o-1",
+        "customer_id": "c0-1",
+        "items": [{"item_id": "B1", "quantity": 1, "price": 2.5}],
+        "purchased_at": "2024-03-20T10:00:00Z",
+    }
+    auth = {"authorization": f"Bearer {token}"}
+    async with in_process(app) as api:
+        first = await api.post("/v1/events/orders", json=event, headers=auth)
+        again = await api.post("/v1/events/orders", json=event, headers=auth)
+        answer = await api.get("/v1/customers/c0-1/recommendations", params={"k": 4})
+    assert first.status_code == 202 and first.json()["duplicate"] is False
+    assert again.json()["duplicate"] is True
+    got = answer.json()["recommendations"]
+    assert "B1" not in {s["item_id"] for s in got}  # bought now: excluded
+    assert any(s["item_id"] in GROUP_B for s in got)  # and its complements suggested
+    assert backend.client.xlen(backend.layout.events) == 1
+
+
 # -- live stock changes -------------------------------------------------------------------
 
 
@@ -294,7 +322,49 @@ async def test_a_stock_change_is_served_by_the_next_answer(
     assert "A2" not in [x["item_id"] for x in after["cross_sell"]]
 
 
-# -- the cluster's own promises -------------------------------------------------------------
+# -- the cluster's own promises ----------------------------------------------------------
+
+
+async def test_a_cart_on_a_cluster_costs_one_script_and_one_read_per_bucket(
+    cluster_urls: list[str], block_model: ModelPayload
+) -> None:
+    """The pointer's script on its master, and the buckets the cart needs read beside it
+    (one pipeline per master, sent at once); once kept, lists cost no read at all."""
+    layout = lay.Layout.for_cluster(f"t-{uuid.uuid4().hex[:10]}")
+    client = storage.sync_client(cluster_urls[0], cluster=True)
+    masters = [redis.Redis.from_url(u) for u in cluster_urls]
+
+    def calls(command: str) -> int:
+        total = 0
+        for m in masters:
+            stats = m.info("commandstats")
+            total += int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+        return total
+
+    try:
+        version = Publisher(client, layout).publish(block_model)
+        cart = ["A1", "A2", "B1", "B2"]
+        buckets = {layout.field_key(version, "neighbours", i) for i in cart}
+        conn = storage.async_client(cluster_urls[0], True, 5.0)
+        try:
+            store = ModelStore(conn, layout)
+            await store.lists(["A3", "A4", "A5", "B3", "B4", "B5"])  # learns the version, connects
+            before = {c: calls(c) for c in ("evalsha", "hmget", "get")}
+            got = await store.lists(cart)
+            assert got.view.version == version and all(got.complements)
+            spent = {c: calls(c) - before[c] for c in before}
+            # (The three GETs are the script's own: pointer, A/B test, stock epoch.)
+            assert spent == {"evalsha": 1, "hmget": len(buckets), "get": 3}, spent
+            before = {c: calls(c) for c in ("evalsha", "hmget", "get")}
+            await store.lists(cart)
+            spent = {c: calls(c) - before[c] for c in before}
+            assert spent == {"evalsha": 1, "hmget": 0, "get": 3}, spent  # kept: the pointer only
+        finally:
+            await storage.close(conn)
+    finally:
+        client.close()
+        for m in masters:
+            m.close()
 
 
 def test_a_version_spreads_over_every_master_and_its_pointers_share_one_slot(
@@ -306,13 +376,12 @@ def test_a_version_spreads_over_every_master_and_its_pointers_share_one_slot(
         pub = Publisher(client, layout)
         version = pub.publish(shop_model)
         per_master = []
-        for node in client.get_primaries():
-            conn = node.redis_connection
-            assert conn is not None
-            keys = [
-                k for k in conn.scan_iter(match=layout.model_pattern, count=1000)
-                if layout.version_of(bytes(k).decode()) == version
-            ]  # fmt: skip
+        for url in cluster_urls:
+            with redis.Redis.from_url(url) as conn:
+                keys = [
+                    k for k in conn.scan_iter(match=layout.model_pattern, count=1000)
+                    if layout.version_of(bytes(k).decode()) == version
+                ]  # fmt: skip
             per_master.append(len(keys))
         assert len(per_master) == 3 and min(per_master) > 0, per_master
         pointer_slot = key_slot(layout.live.encode())
