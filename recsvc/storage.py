@@ -358,6 +358,36 @@ async def close(client: AsyncClient) -> None:
         await client.connection_pool.aclose()
 
 
+def connection_spec(client: SyncClient) -> dict[str, Any]:
+    """How to reach the Redis ``client`` talks to, as plain values another process (a Spark
+    executor) can be sent and connect with (``client_from_spec``)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        node = client.get_default_node()  # type: ignore[no-untyped-call]
+        assert node is not None and node.redis_connection is not None
+        kwargs = node.redis_connection.connection_pool.connection_kwargs
+        where: dict[str, Any] = {"cluster": True, "host": node.host, "port": node.port}
+    else:
+        kwargs = client.connection_pool.connection_kwargs
+        where = {"cluster": False, "host": kwargs.get("host"), "port": kwargs.get("port")}
+        where |= {"db": kwargs.get("db", 0), "path": kwargs.get("path")}
+    keep = ("username", "password", "ssl", "socket_timeout")
+    return where | {k: kwargs[k] for k in keep if kwargs.get(k) is not None}
+
+
+def client_from_spec(spec: dict[str, Any]) -> SyncClient:
+    kwargs = {k: v for k, v in spec.items() if k != "cluster" and v is not None}
+    if spec.get("cluster"):
+        kwargs.pop("db", None)
+        kwargs.pop("path", None)
+        return redis.cluster.RedisCluster(**kwargs)
+    if "path" in kwargs:
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        kwargs.pop("ssl", None)
+        return redis.Redis(unix_socket_path=kwargs.pop("path"), **kwargs)
+    return redis.Redis(**kwargs)
+
+
 def sync_client(url: str, cluster: bool, timeout_s: float = 30.0) -> SyncClient:
     """The trainer's client, on a single node or a cluster."""
     if cluster:

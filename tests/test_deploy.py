@@ -116,10 +116,10 @@ def test_the_cronjob_runs_a_trainer_command_that_parses() -> None:
     assert command[:4] == ["exec", "python", "-m", "training"]
     args = trainer_parser().parse_args(command[4:])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert str(args.purchases.parent) in mounts
+    assert str(Path(args.purchases).parent) in mounts
     # The purchases arrive by the init container's download, into the pod's own volume.
     (fetch,) = pod["initContainers"]
-    assert str(args.purchases.parent) in {m["mountPath"] for m in fetch["volumeMounts"]}
+    assert str(Path(args.purchases).parent) in {m["mountPath"] for m in fetch["volumeMounts"]}
     assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
 
 

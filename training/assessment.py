@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,12 @@ from training import evaluate as ev
 from training import ingest, matrices, report, tuning
 from training.errors import InputError
 from training.pipeline import Stages, TrainConfig, fit
+from training.publish import ModelPayload
 
 POPULARITY = "popularity"
+
+Fit = Callable[..., ModelPayload]
+"""An engine's ``fit(frame, config, stages, for_serving=...)`` on a pandas frame."""
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Assessment:
     seconds: dict[str, float]
     window: tuple[ev.Split, ev.Cases] | None = field(default=None, repr=False)
     """The split and the cases scored, for ``rescore`` (``release`` frees them)."""
+    fit: Fit = field(default=fit, repr=False)
+    """The engine that fit the model scored, which ``rescore`` fits with too."""
 
     def rescore(self, config: TrainConfig, stages: Stages) -> ev.MethodResult:
         """Another recipe fit on the same training window and scored, as served, on the
@@ -40,7 +46,8 @@ class Assessment:
         if self.window is None:
             raise ValueError("this assessment's window was released")
         split, cases = self.window
-        payload = fit(split.train, config, Stages(io.StringIO(), stages.budget), for_serving=False)
+        quiet = Stages(io.StringIO(), stages.budget)
+        payload = self.fit(split.train, config, quiet, for_serving=False)
         return ev.evaluate(ev.served_from_payload(payload), cases, with_history_new=False)
 
     def release(self) -> None:
@@ -89,7 +96,10 @@ def assess(
     stages: Stages,
     options: EvalOptions | None = None,
     with_baselines: bool = True,
+    fit: Fit = fit,
 ) -> Assessment:
+    """``fit``: the engine's, which fits the candidate scored (the baselines are the
+    evaluation's own, whatever the engine)."""
     options = options or EvalOptions()
     cutoff, test_fraction = options.cutoff, options.test_fraction
     tune_budget, seed = options.tune_budget, options.seed
@@ -151,7 +161,7 @@ def assess(
         "cart_population": cases.population.get("cart", len(cases.cart)),
         "history_population": cases.population.get("history", len(cases.history)),
     }
-    return Assessment(config, results, tuned, split_info, dict(stages.seconds), (split, cases))
+    return Assessment(config, results, tuned, split_info, dict(stages.seconds), (split, cases), fit)
 
 
 def _iso(value: Any) -> str:

@@ -28,6 +28,7 @@ from recsvc.helptext import HelpFormatter, plain
 from training import evaluate as ev
 from training import events, ingest, matrices, memory, workflow
 from training.assessment import EvalOptions, assess
+from training.engines import ENGINES, LOCAL, Engine
 from training.errors import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -38,7 +39,7 @@ from training.errors import (
 from training.gate import GATED, GateRules
 from training.model import AlsParams
 from training.neighbours import METHODS
-from training.pipeline import Stages, TrainConfig, load
+from training.pipeline import Stages, TrainConfig
 from training.publish import Publisher
 from training.report import render_html
 from training.tuning import params_of
@@ -71,7 +72,41 @@ DEFAULT_TUNE_BUDGET = 120.0
 def _data_options() -> argparse.ArgumentParser:
     """Options every command that reads purchases shares: the file, columns, cleaning."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--purchases", type=Path, required=True, help="CSV(.gz) or Parquet file")
+    p.add_argument(
+        "--purchases",
+        required=True,
+        help="CSV(.gz) or Parquet file; with --engine spark, any path Spark reads (a "
+        "directory of Parquet parts, hdfs://, s3a://)",
+    )
+    x = p.add_argument_group("engine")
+    x.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where the stages run: this process (local), or Apache Spark (spark: pip "
+        "install -e '.[spark]', Java 17); complements are then co-occurrence",
+    )
+    x.add_argument(
+        "--spark-master",
+        default="local[*]",
+        metavar="URL",
+        help="Spark master: local[*], local[2], spark://host:7077, yarn, k8s://https://...",
+    )
+    x.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting, as spark-submit's --conf (repeatable), e.g. spark.driver.memory=8g",
+    )
+    x.add_argument(
+        "--eval-sample-lines",
+        type=int,
+        default=2_000_000,
+        metavar="N",
+        help="with --engine spark: lines the evaluation scores at most (a seeded sample "
+        "of customers beyond it)",
+    )
     p.add_argument(
         "--preset", choices=sorted(ingest.PRESETS), help="column mapping of a known export"
     )
@@ -331,21 +366,50 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         ),
         weighting=args.weighting,
         als=AlsParams(args.factors, args.regularization, args.alpha, args.iterations, args.seed),
-        method=args.method,
+        # The Spark engine's complements are pair counts: co-occurrence, no negatives.
+        method="cooccurrence" if args.engine == "spark" else args.method,
         top_n=args.neighbours,
         ease_lambda=args.ease_lambda,
         als_weight=args.als_weight,
         recency_half_life_days=args.recency_half_life,
-        negatives=args.negatives,
+        negatives=0 if args.engine == "spark" else args.negatives,
         repurchase_bonus=args.repurchase_bonus,
         history_items=args.history_items,
         catalog=args.catalog,
     )
 
 
+def _engine(args: argparse.Namespace) -> Engine:
+    if args.engine == "local":
+        return LOCAL
+    try:
+        from training.engines.spark import SparkEngine
+    except ImportError as exc:
+        raise InputError(
+            f"--engine spark needs pyspark ({exc}): pip install -e '.[spark]', with Java 17 "
+            "(apt-get install openjdk-17-jre-headless)"
+        ) from exc
+
+    conf = {}
+    for item in args.spark_conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--spark-conf takes KEY=VALUE, got {item!r}")
+        conf[key.strip()] = value.strip()
+    if args.eval_sample_lines < 1:
+        raise InputError(f"--eval-sample-lines must be at least 1, got {args.eval_sample_lines}")
+    return SparkEngine(args.spark_master, conf, args.eval_sample_lines)
+
+
 def _eval_options(args: argparse.Namespace, default_budget: float) -> EvalOptions:
     if not 0.0 < args.test_fraction < 1.0:
         raise InputError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    if args.engine != "local":
+        default_budget = 0.0  # the search tunes the local engine's recipes
+        if args.tune_budget:
+            raise InputError(
+                "--tune-budget searches the local engine's recipes: use it with --engine local"
+            )
     budget = default_budget if args.tune_budget is None else args.tune_budget
     if budget < 0:
         raise InputError(f"--tune-budget must not be negative, got {budget}")
@@ -414,12 +478,28 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
         except TrainingError as exc:
             stages.say(f"  no live model to compare with: {exc}")
         result = workflow.train(
-            args.purchases, config, None, stages, evaluation, gating, extra, live_meta=live_meta
+            args.purchases,
+            config,
+            None,
+            stages,
+            evaluation,
+            gating,
+            extra,
+            live_meta=live_meta,
+            engine=_engine(args),
         )
     else:
         with _publisher(settings, stages) as publisher, publisher.hold(args.wait_lock):
             result = workflow.train(
-                args.purchases, config, publisher, stages, evaluation, gating, extra, args.ab_share
+                args.purchases,
+                config,
+                publisher,
+                stages,
+                evaluation,
+                gating,
+                extra,
+                args.ab_share,
+                engine=_engine(args),
             )
     counts = result.payload.meta["counts"]
     served = result.payload.meta.get("evaluation", {}).get("served", {})
@@ -439,14 +519,16 @@ def _train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None
 def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     config = _config(args)
     evaluation = _eval_options(args, default_budget=DEFAULT_TUNE_BUDGET)
-    frame, _ = load(args.purchases, config, stages)
-    result = assess(frame, config, stages, evaluation)
+    engine = _engine(args)
+    frame, _ = engine.load(args.purchases, config, stages)
+    scored = engine.evaluation_frame(frame, evaluation.seed)
+    result = assess(scored, config, stages, evaluation, fit=engine.fit)
     result.release()  # nothing is rescored here: the split's frames can go
     doc = result.report()
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "report.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        page = render_html(doc, f"recsvc evaluation ({args.purchases.name})")
+        page = render_html(doc, f"recsvc evaluation ({Path(args.purchases).name})")
         (args.out / "report.html").write_text(page, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write the report to {args.out}: {exc}") from exc

@@ -27,6 +27,7 @@ from training.neighbours import (
     DEFAULT_METHOD,
     METHODS,
     NeighbourInputs,
+    Neighbours,
     alternatives,
     pair_counts,
 )
@@ -225,30 +226,14 @@ def fit(
                 config.alternatives_n,
                 max_entries=max_entries,
             )
-    first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
-    # An item bought before scores like a strong neighbour when repurchases are wanted.
-    repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0
-    meta: dict[str, Any] = {
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "counts": {
-            "customers": int(inter.customers.size),
-            "items": int(inter.n_items),
-            "orders": int(inter.order_item.shape[0]),
-            "customer_item_pairs": int(inter.customer_item.nnz),
-        },
-        "params": config.params(),
-        "neighbour_solver": (
-            inputs.ease_solver() if config.method.startswith("ease") else config.method
-        ),
-        # A bonus of a few strong neighbours' weight ranks past purchases first: measured
-        # on Online Retail, that lifts next-purchase recall above both past purchases
-        # alone and neighbours alone.
-        "serving": {
-            "history_items": config.history_items,
-            "repurchase_weight": repurchase_weight,
-            "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
-        },
+    counts = {
+        "customers": int(inter.customers.size),
+        "items": int(inter.n_items),
+        "orders": int(inter.order_item.shape[0]),
+        "customer_item_pairs": int(inter.customer_item.nnz),
     }
+    solver = inputs.ease_solver() if config.method.startswith("ease") else config.method
+    meta = model_meta(config, counts, nb, solver)
     histories: Mapping[str, tuple[list[str], list[int]]] = {}
     if for_serving and config.history_items > 0:
         budget.require(
@@ -261,19 +246,15 @@ def fit(
         meta["customers_stored"] = len(histories)
     if ingest.TIMESTAMP in frame:
         meta["data_period"] = {
-            "first": frame[ingest.TIMESTAMP].min().isoformat(),
-            "last": frame[ingest.TIMESTAMP].max().isoformat(),
+            "first": pd.Timestamp(frame[ingest.TIMESTAMP].min()).isoformat(),
+            "last": pd.Timestamp(frame[ingest.TIMESTAMP].max()).isoformat(),
         }
     item_ids = [str(i) for i in inter.items]
     facts = None
     if for_serving:
         with stages.stage("catalog"):
             facts = align(item_ids, catalog, from_purchases(frame))
-        meta["catalog"] = {
-            "source": "file" if catalog is not None else "purchases",
-            "with_price": sum(1 for f in facts if "price" in f),
-            "with_category": sum(1 for f in facts if "category" in f),
-        }
+        meta["catalog"] = catalog_meta(facts, catalog is not None)
     return ModelPayload(
         item_ids=item_ids,
         neighbours=nb,
@@ -285,3 +266,35 @@ def fit(
         catalog=facts,
         popular_counts=pop[popular].astype(np.int64),
     )
+
+
+def model_meta(
+    config: TrainConfig, counts: dict[str, int], nb: Neighbours, solver: str
+) -> dict[str, Any]:
+    """What every engine's version says of itself: counts, recipe, solver, and the weights
+    the service ranks with."""
+    first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
+    # An item bought before scores like a strong neighbour when repurchases are wanted.
+    repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0
+    return {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": counts,
+        "params": config.params(),
+        "neighbour_solver": solver,
+        # A bonus of a few strong neighbours' weight ranks past purchases first: measured
+        # on Online Retail, that lifts next-purchase recall above both past purchases
+        # alone and neighbours alone.
+        "serving": {
+            "history_items": config.history_items,
+            "repurchase_weight": repurchase_weight,
+            "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
+        },
+    }
+
+
+def catalog_meta(facts: list[dict[str, Any]], from_file: bool) -> dict[str, Any]:
+    return {
+        "source": "file" if from_file else "purchases",
+        "with_price": sum(1 for f in facts if "price" in f),
+        "with_category": sum(1 for f in facts if "category" in f),
+    }

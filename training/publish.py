@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 import orjson
@@ -52,6 +52,23 @@ EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 Model keys have no expiry, so ``volatile-*`` and ``noeviction`` never touch them."""
 
 
+class ExternalHistories(Protocol):
+    """Stored histories that a distributed engine's workers write themselves (each its
+    partitions, in pipelined chunks), rather than through the publisher's process."""
+
+    rows: int
+    """Customers to store (before erasures)."""
+    bytes_per_row: int
+    """About what one stored history takes in Redis, for ``check_room``."""
+
+    def write(
+        self, connection: dict[str, Any], layout: lay.Layout, version: str, erased: frozenset[str]
+    ) -> dict[int, int]:
+        """Writes every history but the ``erased`` customers' under ``version``; returns
+        how many went to each bucket (the manifest counts them)."""
+        ...
+
+
 @dataclass(frozen=True)
 class ModelPayload:
     """What one version holds, in the trainer's terms; ``layout`` decides the bytes."""
@@ -70,6 +87,8 @@ class ModelPayload:
     """Customers who bought each popular item: the evidence of a popular suggestion."""
     histories: Mapping[str, tuple[list[str], list[int]]] = field(default_factory=dict)
     """Customer id -> (latest distinct items, newest first; the day each was last bought)."""
+    external_histories: ExternalHistories | None = None
+    """Histories written by an engine's workers instead (``training.engines.spark``)."""
 
 
 class Publisher:
@@ -367,6 +386,16 @@ class Publisher:
                 if self.on_progress:
                     self.on_progress(written, total, "customers")
         self._call(pipe.execute)
+        if payload.external_histories is not None:
+            spec = storage.connection_spec(self.client)
+            try:
+                count(
+                    "customers",
+                    payload.external_histories.write(spec, self.layout, version, frozenset(erased)),
+                )
+            except RedisError as exc:
+                raise _translate(exc) from exc
+            self._keep_lock(token)
         for (part, bucket), k in sorted(fields.items()):
             at = bucket if self.layout.cluster else None  # one hash: its whole size
             manifest.append(lay.ManifestEntry(part, "hash", k, at))
@@ -508,6 +537,9 @@ def estimate_bytes(payload: ModelPayload) -> int:
     if payload.catalog is not None:
         total += len(lay.encode_json(payload.catalog))
     customers = len(payload.histories)
+    if payload.external_histories is not None:
+        rows = payload.external_histories.rows
+        total += rows * (payload.external_histories.bytes_per_row + _HASH_FIELD_OVERHEAD)
     if customers:
         sample = list(islice(payload.histories.items(), 1000))
         per = sum(len(c) + len(lay.encode_json([i, d])) for c, (i, d) in sample) / len(sample)

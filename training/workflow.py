@@ -15,8 +15,9 @@ import pandas as pd
 from training import gate, ingest, memory
 from training.assessment import Assessment, EvalOptions, assess
 from training.catalog import read_catalog
+from training.engines import LOCAL, Engine
 from training.errors import InputError, RefusedError
-from training.pipeline import Stages, TrainConfig, fit, load
+from training.pipeline import Stages, TrainConfig
 from training.publish import ModelPayload, Publisher
 from training.report import render_html
 
@@ -38,7 +39,7 @@ class TrainResult:
 
 
 def train(
-    path: Path,
+    path: Path | str,
     config: TrainConfig,
     publisher: Publisher | None,
     stages: Stages,
@@ -47,11 +48,13 @@ def train(
     events: pd.DataFrame | None = None,
     ab_share: float | None = None,
     live_meta: dict[str, Any] | None = None,
+    engine: Engine = LOCAL,
 ) -> TrainResult:
     """``ab_share``: publish the model as an A/B test's candidate, served to that share of
     traffic beside the live version, instead of making it live. ``live_meta``: the live
     version's metadata when there is no ``publisher`` (a dry run still sees the gate's
-    comparison); with one, it is read from there."""
+    comparison); with one, it is read from there. ``engine``: where the stages run
+    (``training.engines``); the evaluation, the gate and publishing are the same."""
     evaluation = evaluation or EvalOptions()
     gating = gating or GateOptions()
     catalog = None
@@ -61,10 +64,12 @@ def train(
             catalog, catalog_report = read_catalog(config.catalog)
         for line in catalog_report.lines():
             stages.say("  " + line)
-    frame, clean_report = load(path, config, stages, events)
+    frame, clean_report = engine.load(str(path), config, stages, events)
     assessment: Assessment | None = None
     try:
-        assessment = assess(frame, config, stages, evaluation)
+        scored = engine.evaluation_frame(frame, evaluation.seed)
+        assessment = assess(scored, config, stages, evaluation, fit=engine.fit)
+        del scored
     except memory.MemoryBudgetError:
         raise
     except InputError as exc:
@@ -102,10 +107,10 @@ def train(
 
     chosen = assessment.config if assessment else config
     # The gate judged a model fit before the cutoff; the one served sees every purchase.
-    payload = fit(frame, chosen, stages, catalog=catalog)
+    payload = engine.fit(frame, chosen, stages, catalog=catalog)
     gate_meta = {**decision.as_dict(), "forced": not decision.passed}
     payload.meta["source"] = {
-        "file": path.name,
+        "file": _name(path),
         **asdict(clean_report),
         "rows_kept": clean_report.rows_kept,
     }
@@ -121,7 +126,7 @@ def train(
     payload = replace(
         payload,
         report=report,
-        report_html=render_html(report, f"recsvc model evaluation ({path.name})")
+        report_html=render_html(report, f"recsvc model evaluation ({_name(path)})")
         if report
         else None,
     )
@@ -130,6 +135,10 @@ def train(
         with stages.stage("publish"):
             result.version = publisher.publish(payload, ab_share=ab_share)
     return result
+
+
+def _name(path: Path | str) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
 def _against_live_recipe(
