@@ -17,11 +17,28 @@ COPY recsvc ./recsvc
 COPY training ./training
 RUN /opt/venv/bin/pip install --no-deps .
 
-FROM python:3.11-slim
+# The Spark engine's extra (`docker build --target spark`): pyspark in the same venv.
+FROM build AS build-spark
+RUN /opt/venv/bin/pip install "pyspark>=4.0"
+
+FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     RECSVC_HOST=0.0.0.0 RECSVC_PORT=8000 RECSVC_DATA_DIR=/tmp/recsvc
-COPY --from=build /opt/venv /opt/venv
 RUN useradd --system --uid 10001 --no-create-home recsvc
+
+# The trainer on Spark, driver and executors (k8s/spark/): the service image plus Java.
+FROM runtime AS spark
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && rm -rf /var/lib/apt/lists/*
+ENV PYSPARK_PYTHON=/opt/venv/bin/python
+COPY --from=build-spark /opt/venv /opt/venv
+USER 10001
+CMD ["python", "-m", "training", "--help"]
+
+# The default target: the service (and the local-engine trainer).
+FROM runtime
+COPY --from=build /opt/venv /opt/venv
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -397,6 +397,20 @@ def _parser() -> argparse.ArgumentParser:
     ):
         # Parsed by the trainer's own CLI: `recsvc train --help` shows its options.
         sub.add_parser(name, help=text, add_help=False)
+    cl = sub.add_parser(
+        "cluster",
+        help="start or stop a local Redis Cluster of the bundled redis-server (to try the "
+        "cluster backend on one machine)",
+        formatter_class=HelpFormatter,
+    )
+    cl.add_argument("action", choices=("start", "stop"))
+    cl.add_argument("--port", type=int, default=7000, help="the first node's port")
+    cl.add_argument("--masters", type=int, default=3, help="how many masters")
+    cl.add_argument(
+        "--dir",
+        type=Path,
+        help="where the nodes keep their files (default: cluster/ in RECSVC_DATA_DIR)",
+    )
     x = sub.add_parser(
         "export",
         help="write suggestions for many customers (JSON Lines or CSV), for e-mail",
@@ -528,6 +542,25 @@ def _embedded_forbidden(settings: Settings) -> int | None:
     )
 
 
+def _cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from recsvc import localcluster
+
+    try:
+        if args.action == "stop":
+            n = localcluster.stop(args.port, args.masters)
+            print(f"stopped {n} node(s) on ports {args.port}..{args.port + args.masters - 1}")
+            return 0
+        urls = localcluster.start(
+            args.dir or settings.data_dir / "cluster", args.port, args.masters
+        )
+    except (localcluster.LocalClusterError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"a {len(urls)}-master Redis Cluster answers on {', '.join(urls)}; use it with:")
+    print(f"  export RECSVC_REDIS_CLUSTER=true REDIS_URL={urls[0]}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TRAINER_COMMANDS:
@@ -547,6 +580,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return _export(args, settings or Settings())
     if args.command == "report":
         return _report(args, settings or Settings())
+    if args.command == "cluster":
+        return _cluster(args, settings or Settings())
     overrides: dict[str, object] = {
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     }

@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from recsvc import localcluster
 from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.embedded import redis_server_binary
@@ -147,22 +148,7 @@ def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[str]]:
             )  # fmt: skip
             urls.append(url)
         nodes = [stack.enter_context(redis.Redis.from_url(u)) for u in urls]
-        slots = 16384
-        for n, node in enumerate(nodes):
-            own = range(n * slots // masters, (n + 1) * slots // masters)
-            node.execute_command("CLUSTER", "ADDSLOTS", *own)
-        port = int(urls[0].rsplit(":", 1)[1].split("/")[0])
-        for node in nodes[1:]:
-            node.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
-        deadline = time.monotonic() + 30
-        while not all(
-            b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO")
-            and len(node.execute_command("CLUSTER", "SLOTS")) == masters
-            for node in nodes
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test cluster did not come up")
-            time.sleep(0.05)
+        localcluster.form(nodes)
         yield urls
 
 

@@ -123,6 +123,40 @@ def test_the_cronjob_runs_a_trainer_command_that_parses() -> None:
     assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
 
 
+def spark_docs() -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted((ROOT / "k8s" / "spark").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            found[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
+    return found
+
+
+def test_the_spark_retrains_run_a_trainer_command_that_parses() -> None:
+    spark = spark_docs()
+    account = spark["ServiceAccount/recsvc-spark"]["metadata"]["name"]
+    assert spark["RoleBinding/recsvc-spark"]["subjects"][0]["name"] == account
+    # Without the operator: spark-submit in client mode, the trainer's exit codes the job's.
+    cron = spark["CronJob/recsvc-train-spark"]
+    job = cron["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["serviceAccountName"] == account
+    command = container["command"]
+    assert command[0] == "spark-submit" and "client" in command
+    script = next(i for i, a in enumerate(command) if a.endswith("training/__main__.py"))
+    args = trainer_parser().parse_args(command[script + 1 :])
+    assert args.engine == "spark" and args.spark_master is None  # spark-submit's master
+    assert job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [2, 5, 6]
+    # With the operator: the same trainer command, scheduled.
+    app = spark["ScheduledSparkApplication/recsvc-train"]["spec"]["template"]
+    assert app["mainApplicationFile"].endswith("/training/__main__.py")
+    assert trainer_parser().parse_args(app["arguments"]).engine == "spark"
+    assert app["driver"]["serviceAccount"] == account
+    # Both use the image with Java and pyspark, which the Dockerfile builds as a target.
+    assert re.search(r"^FROM \S+ AS spark$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert container["image"] == app["image"]
+
+
 def dockerfile_user() -> int:
     text = (ROOT / "Dockerfile").read_text()
     return int(re.findall(r"^USER (\d+)", text, re.M)[-1])

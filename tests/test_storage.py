@@ -396,3 +396,43 @@ def test_a_version_spreads_over_every_master_and_its_pointers_share_one_slot(
         )
     finally:
         client.close()
+
+
+def test_recsvc_cluster_starts_a_local_cluster_once_and_stops_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recsvc.cli import main as recsvc_main
+    from tests.conftest import free_cluster_port
+
+    port = free_cluster_port()
+    while not all(free_cluster_port_is(port + n) for n in range(3)):
+        port = free_cluster_port()
+    args = ["cluster", "start", "--port", str(port), "--dir", str(tmp_path)]
+    try:
+        assert recsvc_main(args) == 0
+        assert recsvc_main(args) == 0  # running already: found, not started twice
+        out = capsys.readouterr().out
+        assert f"REDIS_URL=redis://127.0.0.1:{port}" in out
+        client = redis.cluster.RedisCluster(host="127.0.0.1", port=port + 1)
+        try:
+            assert len(client.get_primaries()) == 3  # type: ignore[no-untyped-call]
+            client.set("{t}k", "v")
+            assert client.get("{t}k") == b"v"
+        finally:
+            client.close()
+    finally:
+        assert recsvc_main(["cluster", "stop", "--port", str(port)]) == 0
+    assert "stopped 3 node(s)" in capsys.readouterr().out
+    assert recsvc_main(["cluster", "start", "--port", "60000"]) == 2  # no room for bus ports
+
+
+def free_cluster_port_is(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", port))
+            b.bind(("127.0.0.1", port + 10000))
+        return True
+    except OSError:
+        return False

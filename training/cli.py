@@ -88,9 +88,9 @@ def _data_options() -> argparse.ArgumentParser:
     )
     x.add_argument(
         "--spark-master",
-        default="local[*]",
         metavar="URL",
-        help="Spark master: local[*], local[2], spark://host:7077, yarn, k8s://https://...",
+        help="Spark master: local[*], local[2], spark://host:7077, yarn, k8s://https://... "
+        "(default: spark-submit's --master, else local[*])",
     )
     x.add_argument(
         "--spark-conf",

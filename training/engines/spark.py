@@ -62,6 +62,9 @@ warnings.filterwarnings(
     "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
 )
 
+LINE = "_line"
+"""A read line's place in its file (Spark's ``monotonically_increasing_id``: increasing
+with the file's order, partition by partition)."""
 MAX_CUSTOMER_ITEMS = 2_000
 """Customers with more distinct items than this (resellers) make no alternatives, as in
 ``training.neighbours.alternatives``."""
@@ -88,7 +91,8 @@ class SparkEngine:
     """Runs the stages on ``master`` (``local[*]``, ``spark://...``, ``yarn``,
     ``k8s://...``); ``conf`` goes to the session as ``--conf`` would."""
 
-    master: str = "local[*]"
+    master: str | None = None
+    """None: the master ``spark-submit`` was given, else ``local[*]``."""
     conf: dict[str, str] = field(default_factory=dict)
     eval_lines: int = 2_000_000
     """Lines the evaluation scores at most: a seeded sample of customers beyond it."""
@@ -99,7 +103,12 @@ class SparkEngine:
 
     def session(self) -> SparkSession:
         if self._spark is None:
-            builder = SparkSession.builder.master(self.master).appName("recsvc-train")
+            builder = SparkSession.builder.appName("recsvc-train")
+            if self.master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:
+                # Under spark-submit (which starts the JVM and names the master) the
+                # master is left as submitted unless --spark-master says otherwise.
+                self.master = self.master or "local[*]"
+                builder = builder.master(self.master)
             defaults = {
                 "spark.ui.enabled": "false",
                 "spark.ui.showConsoleProgress": "false",  # one line per stage in cron logs
@@ -111,7 +120,7 @@ class SparkEngine:
                 "spark.sql.shuffle.partitions": "8",
                 "spark.driver.memory": "2g",
             }
-            if self.master.startswith("local"):
+            if (self.master or "").startswith("local"):
                 # Workers in this interpreter (the venv with recsvc), not the first python3.
                 defaults["spark.pyspark.python"] = sys.executable
                 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -122,6 +131,7 @@ class SparkEngine:
             except Exception as exc:  # no Java, a master that does not answer
                 raise InputError(f"could not start Spark on {self.master}: {exc}") from exc
             self._spark.sparkContext.setLogLevel("ERROR")
+            self.master = self._spark.sparkContext.master
         return self._spark  # type: ignore[no-any-return]
 
     def stop(self) -> None:
@@ -163,7 +173,12 @@ class SparkEngine:
                 f"{', '.join(df.columns)}"
             )
 
-        return df.select(*[F.col(col).alias(std) for std, col in mapping.items()])
+        # Each line's place in the file: the evaluation sees the lines in the local engine's
+        # order, so the same cases are drawn and the two engines are scored alike.
+        return df.select(
+            *[F.col(col).alias(std) for std, col in mapping.items()],
+            F.monotonically_increasing_id().alias(LINE),
+        )
 
     def evaluation_frame(self, frame: DataFrame, seed: int) -> pd.DataFrame:
         """A seeded sample of customers (every one of them, up to ``eval_lines`` lines), in
@@ -369,7 +384,11 @@ def clean(raw: DataFrame, rules: ingest.CleaningRules) -> tuple[DataFrame, inges
     kept = judged.where(F.col("_dropped").isNull()).drop("_dropped")
     if rules.drop_duplicates:
         before = by_reason.get(None, 0)
-        kept = kept.dropDuplicates()
+        columns = [c for c in kept.columns if c != LINE]
+        if LINE in kept.columns:  # the first of each set of duplicates, as pandas keeps
+            kept = kept.groupBy(*columns).agg(F.min(LINE).alias(LINE))
+        else:
+            kept = kept.dropDuplicates(columns)
         report.dropped["exact_duplicate"] = before - kept.count()
     if ingest.QUANTITY not in cols:
         kept = kept.withColumn(ingest.QUANTITY, F.lit(1.0))
@@ -410,15 +429,14 @@ def _valid(c: Column, max_length: int) -> Column:
 def _with_events(spark: SparkSession, raw: DataFrame, events: pd.DataFrame) -> DataFrame:
     """The file's lines and the live order events' lines, no order the file holds twice."""
 
-    events = events.reindex(columns=raw.columns)
-    extra = from_pandas(spark, events).select(
-        *[
-            F.col(c).cast(t)
-            for c, t in zip(raw.columns, [f.dataType for f in raw.schema], strict=True)
-        ]
-    )
+    types = {f.name: f.dataType for f in raw.schema if f.name != LINE}
+    events = events.reindex(columns=list(types))
+    extra = from_pandas(spark, events).select(*[F.col(c).cast(t) for c, t in types.items()])
     if ingest.ORDER in raw.columns:
         extra = extra.join(raw.select(ingest.ORDER).distinct(), ingest.ORDER, "left_anti")
+    if LINE in raw.columns:  # after the file's lines
+        last = _one(raw.agg(F.max(LINE)))[0] or 0
+        extra = extra.withColumn(LINE, F.monotonically_increasing_id() + F.lit(last + 1))
     return raw.unionByName(extra.select(*raw.columns))
 
 
@@ -606,7 +624,10 @@ def _derived_catalog(tagged: DataFrame, item_ids: list[str], dated: bool) -> pd.
 
     out = pd.DataFrame({"item_id": item_ids, "title": "", "price": np.nan})
     cols = set(tagged.columns)
-    at = F.unix_micros(F.col(ingest.TIMESTAMP)) if dated else F.monotonically_increasing_id()
+    if dated:
+        at = F.unix_micros(F.col(ingest.TIMESTAMP))
+    else:
+        at = F.col(LINE) if LINE in cols else F.monotonically_increasing_id()
     if ingest.DESCRIPTION in cols:
         named = tagged.where(F.col(ingest.DESCRIPTION) != "").withColumn("_t", at)
         titles = named.groupBy("i").agg(F.max_by(ingest.DESCRIPTION, "_t").alias("t")).toPandas()
@@ -731,7 +752,10 @@ def from_pandas(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
 
 
 def to_pandas(frame: DataFrame) -> pd.DataFrame:
-    """Spark's clean lines in the local engine's form: what ``ingest.clean`` returns."""
+    """Spark's clean lines in the local engine's form: what ``ingest.clean`` returns, in
+    the file's order."""
+    if LINE in frame.columns:
+        frame = frame.orderBy(LINE).drop(LINE)
     out = frame.toPandas()
     for c in (ingest.CUSTOMER, ingest.ITEM, ingest.ORDER, ingest.DESCRIPTION):
         if c in out:
