@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +59,7 @@ EXPERIMENTS_KEPT = 1_000
 """Ended A/B tests the ``experiments`` stream keeps."""
 AUDIT_MAX_ENTRIES = 100_000
 """Entries the audit stream keeps (about 150 bytes each)."""
-ERASED_HISTORY = b"[[],[]]"
+ERASED_HISTORY = b"[[],[]]"  # encode_history([], [])
 """What an erased customer's stored history becomes: empty, the hash keeping its size, so
 every version's manifest (and with it readiness and rollback) still holds."""
 
@@ -502,6 +502,56 @@ def decode_lists(blob: bytes) -> tuple[IntArray, FloatArray, IntArray]:
 def decode_pairs(blob: bytes) -> tuple[IntArray, FloatArray]:
     idx, sc, _ = decode_lists(blob)
     return idx, sc
+
+
+# -- the stored values ---------------------------------------------------------------
+
+
+class CatalogFacts(TypedDict, total=False):
+    """One item's entry in ``catalog`` (a JSON array aligned with ``items``) and in
+    ``catalog_items`` (the admin API's additions, which also carry ``added_at``)."""
+
+    title: str
+    category: str
+    price: float
+    available: bool
+    margin: float
+    brand: str
+    image_url: str
+    url: str
+    added_at: float
+
+
+class StockChange(TypedDict, total=False):
+    """One item's field in ``stock``: what the admin API changed since the publish."""
+
+    available: bool
+    price: float
+
+
+class Serving(TypedDict):
+    """``meta["serving"]``: the parameters the service ranks a version's lists with."""
+
+    history_items: int
+    """Distinct items stored per customer (and kept from live order events)."""
+    repurchase_weight: float
+    """A strong neighbour's weight (the 90th percentile of first complements)."""
+    repurchase_bonus: float
+    """What an item bought before adds, in the same units."""
+
+
+def encode_history(items: Sequence[str], days: Sequence[int]) -> Blob:
+    """A stored history (``customers`` field, ``event_histories`` field): JSON
+    ``[[item ids, newest first], [day of each one's latest purchase, since 1970]]``,
+    -1 for an undated purchase."""
+    return orjson.dumps([list(items), [int(d) for d in days]])
+
+
+def decode_history(blob: bytes) -> tuple[list[str], list[int]]:
+    items, days = orjson.loads(blob)
+    if len(items) != len(days):
+        raise ValueError("a stored history's items and days differ in length")
+    return [str(i) for i in items], [int(d) for d in days]
 
 
 def encode_json(value: Any) -> Blob:

@@ -244,8 +244,7 @@ class StoredHistory:
     @classmethod
     def decode(cls, blob: bytes) -> StoredHistory:
         try:
-            items, days = lay.decode_json(blob)
-            return cls([str(i) for i in items], [int(d) for d in days])
+            return cls(*lay.decode_history(blob))
         except (ValueError, TypeError) as exc:
             raise StoreUnavailableError(f"corrupt stored history: {exc}") from exc
 

@@ -62,14 +62,20 @@ def free_cluster_port() -> int:
         port = free_port()
         if port + 10000 > 65535:
             port = 20000 + port % 30000
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
+        if cluster_port_free(port):
             return port
-        except OSError:
-            continue
     raise RuntimeError("no free port pair for a cluster node")
+
+
+def cluster_port_free(port: int) -> bool:
+    """Whether a cluster node could listen on ``port`` and on its bus port."""
+    try:
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", port))
+            b.bind(("127.0.0.1", port + 10000))
+        return True
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -402,10 +402,10 @@ def test_recsvc_cluster_starts_a_local_cluster_once_and_stops_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from recsvc.cli import main as recsvc_main
-    from tests.conftest import free_cluster_port
+    from tests.conftest import cluster_port_free, free_cluster_port
 
     port = free_cluster_port()
-    while not all(free_cluster_port_is(port + n) for n in range(3)):
+    while not all(cluster_port_free(port + n) for n in range(3)):
         port = free_cluster_port()
     args = ["cluster", "start", "--port", str(port), "--dir", str(tmp_path)]
     try:
@@ -424,15 +424,3 @@ def test_recsvc_cluster_starts_a_local_cluster_once_and_stops_it(
         assert recsvc_main(["cluster", "stop", "--port", str(port)]) == 0
     assert "stopped 3 node(s)" in capsys.readouterr().out
     assert recsvc_main(["cluster", "start", "--port", "60000"]) == 2  # no room for bus ports
-
-
-def free_cluster_port_is(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", port))
-            b.bind(("127.0.0.1", port + 10000))
-        return True
-    except OSError:
-        return False

@@ -215,7 +215,6 @@ def fit(
         )
         max_entries = inputs.max_entries
         nb = method(inputs, config.top_n)
-        popular = np.argsort(-pop, kind="stable")[: config.popular_n]
         alts = None
         if for_serving:
             nb = nb.with_counts(pair_counts(inter.order_item, nb.indices, max_entries))
@@ -255,16 +254,31 @@ def fit(
         with stages.stage("catalog"):
             facts = align(item_ids, catalog, from_purchases(frame))
         meta["catalog"] = catalog_meta(facts, catalog is not None)
+    return package(
+        item_ids, nb, pop, config.popular_n, meta, histories=histories, alternatives=alts,
+        catalog=facts,
+    )  # fmt: skip
+
+
+def package(
+    item_ids: list[str],
+    nb: Neighbours,
+    pop: np.ndarray,
+    popular_n: int,
+    meta: dict[str, Any],
+    **parts: Any,
+) -> ModelPayload:
+    """What an engine publishes: its lists, the ``popular_n`` most popular items (distinct
+    customers each, the evidence of a popular suggestion), and the other ``parts``."""
+    popular = np.argsort(-pop, kind="stable")[:popular_n]
     return ModelPayload(
         item_ids=item_ids,
         neighbours=nb,
         popular_indices=popular,
         popular_scores=pop[popular].astype(np.float32),
-        meta=meta,
-        histories=histories,
-        alternatives=alts,
-        catalog=facts,
         popular_counts=pop[popular].astype(np.int64),
+        meta=meta,
+        **parts,
     )
 
 

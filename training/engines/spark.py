@@ -52,7 +52,7 @@ from training import ingest
 from training.catalog import RECENT_DAYS, align
 from training.errors import InputError
 from training.neighbours import Neighbours
-from training.pipeline import Stages, TrainConfig, catalog_meta, model_meta
+from training.pipeline import Stages, TrainConfig, catalog_meta, model_meta, package
 from training.publish import ModelPayload
 
 # pyspark 4.3 warns on every pandas conversion that it has not been certified with
@@ -242,7 +242,6 @@ class SparkEngine:
             pop = np.zeros(n, np.float64)
             for r in pop_rows:
                 pop[int(r["i"])] = float(r["buyers"])
-            popular = np.argsort(-pop, kind="stable")[: config.popular_n]
         alts = None
         if for_serving:
             with stages.stage("als"):
@@ -274,17 +273,10 @@ class SparkEngine:
             meta["catalog"] = catalog_meta(facts, catalog is not None)
         oi.unpersist()
         ci.unpersist()
-        return ModelPayload(
-            item_ids=item_ids,
-            neighbours=nb,
-            popular_indices=popular,
-            popular_scores=pop[popular].astype(np.float32),
-            meta=meta,
-            alternatives=alts,
-            catalog=facts,
-            popular_counts=pop[popular].astype(np.int64),
+        return package(
+            item_ids, nb, pop, config.popular_n, meta, alternatives=alts, catalog=facts,
             external_histories=external,
-        )
+        )  # fmt: skip
 
 
 # -- cleaning ----------------------------------------------------------------------------
@@ -686,7 +678,7 @@ class SparkHistories:
         if len(sample):
             per = int(
                 sum(
-                    len(c) + len(lay.encode_json([list(i), list(d)]))
+                    len(c) + len(lay.encode_history(list(i), list(d)))
                     for c, i, d in sample.itertuples(index=False)
                 )
                 / len(sample)
@@ -717,7 +709,7 @@ class SparkHistories:
                 for row in rows:
                     if row[0] in erased:
                         continue
-                    chunk[row[0]] = lay.encode_json([list(row[1]), list(row[2])])
+                    chunk[row[0]] = lay.encode_history(list(row[1]), list(row[2]))
                     if len(chunk) >= WRITE_CHUNK:
                         flush()
                 if chunk:
