@@ -26,10 +26,11 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     RECSVC_HOST=0.0.0.0 RECSVC_PORT=8000 RECSVC_DATA_DIR=/tmp/recsvc
 RUN useradd --system --uid 10001 --no-create-home recsvc
 
-# The trainer on Spark, driver and executors (k8s/spark/): the service image plus Java.
+# The trainer on Spark, driver and executors (k8s/spark/): the service image plus Java,
+# and OpenBLAS for Spark's ALS (without a native libblas.so.3 it falls back to Java loops).
 FROM runtime AS spark
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps libopenblas0 \
  && rm -rf /var/lib/apt/lists/*
 ENV PYSPARK_PYTHON=/opt/venv/bin/python
 COPY --from=build-spark /opt/venv /opt/venv

@@ -158,13 +158,18 @@ def main() -> None:
     p.add_argument("dataset", choices=sorted(DATASETS))
     p.add_argument("--budget", default="8GiB", help="the local engine's memory budget")
     p.add_argument("--spark-memory", default="6g", help="the Spark driver's memory (local[2])")
+    p.add_argument("--spark-conf", action="append", default=[], help="more Spark settings")
+    p.add_argument("--only", choices=("local", "spark"), help="run one engine only")
     a = p.parse_args()
     data = DATASETS[a.dataset]
     runs = [
         ("local", [*data, "--method", "cooccurrence"]),
         ("spark", [*data, "--engine", "spark", "--spark-master", "local[2]",
-                   "--spark-conf", f"spark.driver.memory={a.spark_memory}"]),
+                   "--spark-conf", f"spark.driver.memory={a.spark_memory}",
+                   *[x for c in a.spark_conf for x in ("--spark-conf", c)]]),
     ]  # fmt: skip
+    if a.only:
+        runs = [r for r in runs if r[0] == a.only]
     if a.dataset == "online-retail":
         runs.append(("local-default", list(data)))
     results = {}
@@ -181,7 +186,8 @@ def main() -> None:
             localcluster.stop(PORT)
     path = OUT / "engines.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    old[a.dataset] = {"date": time.strftime("%Y-%m-%d"), "runs": results}
+    kept = old.get(a.dataset, {}).get("runs", {}) if a.only else {}
+    old[a.dataset] = {"date": time.strftime("%Y-%m-%d"), "runs": {**kept, **results}}
     path.write_text(json.dumps(old, indent=1))
     print(
         "\n| engine | exit | wall | peak RSS (time -v) | peak RSS (tree) | cart HR@10 "

@@ -281,3 +281,42 @@ def publisher_untouched(settings: Settings) -> bool:
         return Publisher(client, settings.layout).live_version() is None
     finally:
         client.close()
+
+
+def test_live_order_events_join_the_files_lines_once(spark: SparkEngine, tmp_path: Path) -> None:
+    """``train --include-events``: the events' orders the file does not hold yet are
+    trained on, after the file's lines; an order the export caught up with counts once."""
+    lines = grouped_purchases(orders=40)
+    path = tmp_path / "purchases.parquet"
+    lines.to_parquet(path)
+    known = str(lines["order"].iloc[0])
+    events = pd.DataFrame(
+        {
+            "customer": ["c0-1", "c0-1", "newcomer"],
+            "item": ["I001", "I002", "I003"],
+            "order": [known, known, "live-1"],
+            "quantity": [1.0, 1.0, 2.0],
+            "timestamp": pd.to_datetime(["2024-06-01"] * 3, utc=True),
+            "price": [1.0, 1.0, 3.0],
+            "description": ["", "", ""],
+        }
+    )
+    frame, report = spark.load(str(path), CONFIG, quiet(), extra=events)
+    got = to_pandas(frame)
+    assert report.rows_read == len(lines) + 1  # the new order's line only
+    assert got["order"].astype(str).iloc[-1] == "live-1"  # after the file's lines
+    assert (got["order"].astype(str) == known).sum() == (lines["order"] == known).sum()
+
+
+def test_nanosecond_timestamps_as_pandas_writes_them_are_read_alike(
+    spark: SparkEngine, tmp_path: Path
+) -> None:
+    lines = grouped_purchases(orders=40)
+    lines["timestamp"] = lines["timestamp"].astype("datetime64[ns, UTC]")
+    path = tmp_path / "nanos.parquet"
+    lines.to_parquet(path)  # TIMESTAMP(NANOS), which Spark reads only as a number
+    local, local_report = load(path, CONFIG, quiet())
+    frame, report = spark.load(str(path), CONFIG, quiet())
+    theirs = to_pandas(frame)
+    assert report == local_report
+    assert (theirs["timestamp"] == local["timestamp"]).all()

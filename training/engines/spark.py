@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -116,6 +117,9 @@ class SparkEngine:
                 # What pandas does with a bad cell (NaN, NaT), not an exception.
                 "spark.sql.ansi.enabled": "false",
                 "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+                # pandas writes nanosecond timestamps, which Spark reads only as numbers
+                # (then taken as nanoseconds since 1970, as pandas reads them).
+                "spark.sql.legacy.parquet.nanosAsLong": "true",
                 "spark.sql.execution.arrow.pyspark.enabled": "true",
                 "spark.sql.shuffle.partitions": "8",
                 "spark.driver.memory": "2g",
@@ -132,6 +136,14 @@ class SparkEngine:
                 raise InputError(f"could not start Spark on {self.master}: {exc}") from exc
             self._spark.sparkContext.setLogLevel("ERROR")
             self.master = self._spark.sparkContext.master
+            if self.master.startswith("local") and "spark.checkpoint.dir" not in self.conf:
+                # ALS checkpoints every 10 iterations when it has somewhere to: that cuts
+                # its lineage, so the shuffles of earlier iterations can be deleted (on
+                # 20M lines, over 30 GB of them otherwise). A cluster names a shared path
+                # with --spark-conf spark.checkpoint.dir=hdfs://...
+                self._spark.sparkContext.setCheckpointDir(
+                    tempfile.mkdtemp(prefix="recsvc-spark-checkpoints-")
+                )
         return self._spark  # type: ignore[no-any-return]
 
     def stop(self) -> None:
@@ -302,7 +314,10 @@ def clean(raw: DataFrame, rules: ingest.CleaningRules) -> tuple[DataFrame, inges
     elif ingest.TOTAL in cols:
         df = df.drop(ingest.TOTAL)
         cols -= {ingest.TOTAL}
-    if ingest.TIMESTAMP in cols and not isinstance(
+    if ingest.TIMESTAMP in cols and isinstance(types[ingest.TIMESTAMP], T.IntegralType):
+        nanos = F.col(ingest.TIMESTAMP).cast("long")
+        df = df.withColumn(ingest.TIMESTAMP, F.timestamp_micros(F.floor(nanos / 1000)))
+    elif ingest.TIMESTAMP in cols and not isinstance(
         types[ingest.TIMESTAMP], T.TimestampType | T.TimestampNTZType | T.DateType
     ):
         text = F.trim(F.col(ingest.TIMESTAMP).cast("string"))
@@ -733,7 +748,7 @@ def from_pandas(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
     """Clean lines in the local engine's form (categoricals, UTC timestamps) as Spark's."""
     plain = pd.DataFrame(
         {
-            c: frame[c].astype(object).where(frame[c].notna(), None).astype(str)
+            c: frame[c].astype(str).astype(object).where(frame[c].notna(), None)
             if isinstance(frame[c].dtype, pd.CategoricalDtype)
             else frame[c]
             for c in frame.columns
