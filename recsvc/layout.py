@@ -540,18 +540,25 @@ class Serving(TypedDict):
     """What an item bought before adds, in the same units."""
 
 
-def encode_history(items: Sequence[str], days: Sequence[int]) -> Blob:
+def encode_history(
+    items: Sequence[str], days: Sequence[int], counts: Sequence[int] | None = None
+) -> Blob:
     """A stored history (``customers`` field, ``event_histories`` field): JSON
-    ``[[item ids, newest first], [day of each one's latest purchase, since 1970]]``,
-    -1 for an undated purchase."""
-    return orjson.dumps([list(items), [int(d) for d in days]])
+    ``[[item ids, newest first], [day of each one's latest purchase, since 1970],
+    [orders each was bought in]]``, -1 for an undated purchase. Without counts (live order
+    events, histories of older trainers) each item counts once."""
+    if counts is None:
+        return orjson.dumps([list(items), [int(d) for d in days]])
+    return orjson.dumps([list(items), [int(d) for d in days], [int(c) for c in counts]])
 
 
-def decode_history(blob: bytes) -> tuple[list[str], list[int]]:
-    items, days = orjson.loads(blob)
-    if len(items) != len(days):
-        raise ValueError("a stored history's items and days differ in length")
-    return [str(i) for i in items], [int(d) for d in days]
+def decode_history(blob: bytes) -> tuple[list[str], list[int], list[int]]:
+    parts = orjson.loads(blob)
+    items, days = parts[0], parts[1]
+    counts = parts[2] if len(parts) > 2 else [1] * len(items)
+    if not len(items) == len(days) == len(counts):
+        raise ValueError("a stored history's items, days and counts differ in length")
+    return [str(i) for i in items], [int(d) for d in days], [max(int(c), 1) for c in counts]
 
 
 def encode_json(value: Any) -> Blob:

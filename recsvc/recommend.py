@@ -162,12 +162,13 @@ def history_weights(
 
 
 def stored_weights(history: StoredHistory, half_life_days: float) -> dict[str, float]:
-    """``history_weights`` of a stored history, from its day numbers directly (the same
-    weights, without a datetime per purchase): an undated purchase counts as the latest."""
+    """Each stored item's weight: the orders it was bought in, decayed by the age of its
+    latest purchase (``history_weights`` of the same days, times the count), from the day
+    numbers directly; an undated purchase counts as the latest."""
     latest = history.last_day
     weights: dict[str, float] = {}
-    for item_id, day in zip(history.item_ids, history.days, strict=True):
-        weight = 1.0 if day < 0 else 0.5 ** ((latest - day) / half_life_days)
+    for item_id, day, n in zip(history.item_ids, history.days, history.count_list(), strict=True):
+        weight = n if day < 0 else n * 0.5 ** ((latest - day) / half_life_days)
         weights[item_id] = weights.get(item_id, 0.0) + weight
     return weights
 

@@ -240,31 +240,41 @@ class StoredHistory:
     """Newest first."""
     days: list[int]
     """Day of each item's latest purchase, since 1970-01-01 (-1: undated)."""
+    counts: list[int] = field(default_factory=list)
+    """Orders each item was bought in (empty: once each)."""
 
     @classmethod
     def decode(cls, blob: bytes) -> StoredHistory:
         try:
             return cls(*lay.decode_history(blob))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, IndexError) as exc:
             raise StoreUnavailableError(f"corrupt stored history: {exc}") from exc
 
     @property
     def last_day(self) -> int:
         return max(self.days, default=-1)
 
+    def count_list(self) -> list[int]:
+        return self.counts if self.counts else [1] * len(self.item_ids)
+
     def before(self, older: StoredHistory | None, cap: int) -> StoredHistory:
         """These (live order events') items ahead of ``older`` (a stored history), each
-        item once, at most ``cap``: the history the next training would store."""
+        item once, at most ``cap``: the history the next training would store. An item in
+        both adds the older history's orders to the new ones."""
+        mine = self.count_list()
         if older is None:
-            return StoredHistory(self.item_ids[:cap], self.days[:cap])
+            return StoredHistory(self.item_ids[:cap], self.days[:cap], mine[:cap])
+        earlier = dict(zip(older.item_ids, older.count_list(), strict=True))
         seen = set(self.item_ids)
         items, days = list(self.item_ids), list(self.days)
-        for item, day in zip(older.item_ids, older.days, strict=True):
+        counts = [n + earlier.get(i, 0) for i, n in zip(items, mine, strict=True)]
+        for item, day, n in zip(older.item_ids, older.days, older.count_list(), strict=True):
             if item not in seen and len(items) < cap:
                 seen.add(item)
                 items.append(item)
                 days.append(day)
-        return StoredHistory(items[:cap], days[:cap])
+                counts.append(n)
+        return StoredHistory(items[:cap], days[:cap], counts[:cap])
 
 
 @dataclass(frozen=True)

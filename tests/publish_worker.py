@@ -22,7 +22,11 @@ def payload(items: int, customers: int, score: float) -> ModelPayload:
     ids = [f"item-{i:06d}" for i in range(items)]
     neighbours = rng.integers(0, items, size=(items, 20))
     histories = {
-        f"customer-{c:07d}": ([ids[int(i)] for i in rng.integers(0, items, 5)], [19000] * 5)
+        f"customer-{c:07d}": (
+            [ids[int(i)] for i in rng.integers(0, items, 5)],
+            [19000] * 5,
+            [1] * 5,
+        )
         for c in range(customers)
     }
     return ModelPayload(

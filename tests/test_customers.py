@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from recsvc import layout as lay
 from recsvc import recommend as rec
 from recsvc.attribution import origin
 from recsvc.observability import LOGGER, JsonFormatter, _direct_writer
@@ -23,23 +24,50 @@ from training.publish import ModelPayload
 BATCH = "/v1/recommendations/batch"
 
 
-def test_recent_items_keeps_the_latest_distinct_items_newest_first() -> None:
-    t = pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-02", "2024-01-05"], utc=True)
-    frame = pd.DataFrame(
-        {"customer": ["u", "u", "u", "v"], "item": ["a", "b", "a", "a"], "timestamp": t}
+def test_recent_items_keeps_the_most_bought_and_latest_items_newest_first() -> None:
+    t = pd.to_datetime(
+        ["2024-01-01", "2024-01-03", "2024-01-02", "2024-01-05", "2023-11-01", "2023-11-02"],
+        utc=True,
     )
-    got = recent_items(frame, limit=1)
-    # u bought a twice (latest Jan 2) and b on Jan 3: b is the latest distinct item.
-    assert got["u"] == (["b"], [(t[1] - pd.Timestamp(0, tz="UTC")).days])
-    assert recent_items(frame, limit=5)["u"][0] == ["b", "a"]
+    frame = pd.DataFrame(
+        {
+            "customer": ["u", "u", "u", "v", "u", "u"],
+            "item": ["a", "b", "a", "a", "c", "c"],
+            "order": ["o1", "o2", "o3", "o4", "o5", "o6"],
+            "timestamp": t,
+        }
+    )
+
+    def day(i: int) -> int:
+        return int((t[i] - pd.Timestamp(0, tz="UTC")).days)
+
+    # u bought a in two orders (latest Jan 2), b once (Jan 3), c twice two months before:
+    # a weighs 2 x 0.5^(1/30), b 1, c about 2 x 0.5^(62/30) = 0.48.
+    assert recent_items(frame, limit=1)["u"] == (["a"], [day(2)], [2])
+    # Kept by weight, stored newest first, with the orders of each.
+    assert recent_items(frame, limit=2)["u"] == (["b", "a"], [day(1), day(2)], [1, 2])
+    assert recent_items(frame, limit=5)["u"][0] == ["b", "a", "c"]
     undated = recent_items(frame.drop(columns="timestamp"), limit=5)
-    assert undated["v"] == (["a"], [-1])
+    assert undated["v"] == (["a"], [-1], [1])
+
+
+def test_a_stored_history_weighs_each_item_by_its_orders() -> None:
+    history = StoredHistory(["a", "b"], [19000, 18970], [3, 1])
+    weights = rec.stored_weights(history, 30.0)
+    assert weights == {"a": 3.0, "b": 0.5}
+    # Older trainers' histories and live events carry no counts: once each.
+    assert lay.decode_history(lay.encode_history(["a"], [19000])) == (["a"], [19000], [1])
+    blob = lay.encode_history(["a", "b"], [19000, 18970], [3, 1])
+    assert StoredHistory.decode(blob) == history
+    # Live events ahead of the stored history: an item in both adds up its orders.
+    merged = StoredHistory(["b", "z"], [19001, 19001]).before(history, cap=3)
+    assert merged == StoredHistory(["b", "z", "a"], [19001, 19001, 19000], [2, 1, 3])
 
 
 def test_the_trained_model_stores_every_customer(block_model: ModelPayload) -> None:
     customers = set(block_baskets()["customer"])
     assert set(block_model.histories) == customers
-    items, days = block_model.histories["c0-0"]
+    items, days, _counts = block_model.histories["c0-0"]
     assert set(items) <= set(GROUP_A) and days == sorted(days, reverse=True)
 
 

@@ -110,7 +110,7 @@ async def test_model_info_shows_version_counts_and_parameters(
     body = (await api.get("/v1/model")).json()
     assert body["model_version"] == published
     assert body["counts"]["items"] == 11
-    assert body["params"]["neighbour_method"] == "ease-als"
+    assert body["params"]["neighbour_method"] == "ease"
     assert "trained_at" in body
 
 

@@ -28,7 +28,7 @@ from tests.conftest import (
 )
 from training import ingest
 from training.cli import main
-from training.engines.spark import SparkEngine, to_pandas
+from training.engines.spark import SparkEngine, SparkHistories, to_pandas
 from training.errors import EXIT_REFUSED
 from training.pipeline import Stages, fit, load
 from training.publish import Publisher
@@ -162,8 +162,14 @@ def test_alternatives_are_what_the_same_customers_buy_instead(spark: SparkEngine
         assert alts == local_alts
         counts = ours.alternatives.counts_row(i)
         assert (counts >= 2).all()  # customers who bought both
-    assert ours.external_histories is not None
+    assert isinstance(ours.external_histories, SparkHistories)
     assert ours.external_histories.rows == len(local.histories)
+    # The same items kept per customer, in the same order, with the same days and orders.
+    theirs = {
+        str(r[0]): (list(r[1]), list(r[2]), list(r[3]))
+        for r in ours.external_histories.frame.collect()
+    }
+    assert theirs == dict(local.histories.items())
     assert ours.catalog == local.catalog
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -24,8 +26,10 @@ def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> No
         return real_fit(train, config, stages, **kw)
 
     monkeypatch.setattr(tuning, "fit", spy)
-    result = tuning.tune(split.train, TEST_CONFIG, budget_seconds=2.0, max_trials=3)
-    assert seen and len(seen) == len(result.trials)
+    result = tuning.tune(split.train, TEST_CONFIG, budget_seconds=2.0, max_trials=6)
+    # Every trial fits but the repurchase-scale sweep's, which re-serves the first model.
+    sweep = len(tuning.SPACE["repurchase_scale"]) - 1
+    assert seen and len(seen) == len(result.trials) - sweep
     validation_cutoff = pd.Timestamp(result.validation_cutoff)
     # Trials fit before the validation cutoff, which lies inside the training split.
     assert all(t < validation_cutoff for t in seen)
@@ -35,9 +39,21 @@ def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> No
 def test_the_budget_bounds_the_search_but_one_trial_always_runs() -> None:
     frame = grouped_purchases()
     result = tuning.tune(frame, TEST_CONFIG, budget_seconds=0.0, max_trials=10)
-    assert len(result.trials) == 1
-    assert result.best is result.trials[0]
-    assert result.trials[0].params == tuning.params_of(TEST_CONFIG)
+    # The given parameters, then the same model served with each other repurchase scale
+    # (no refit, so the budget does not stop it).
+    first, *sweep = result.trials
+    assert first.params == tuning.params_of(TEST_CONFIG)
+    assert [t.params["repurchase_scale"] for t in sweep] == [
+        x for x in tuning.SPACE["repurchase_scale"] if x != TEST_CONFIG.repurchase_scale
+    ]
+    for t in sweep:
+        assert {k: v for k, v in t.params.items() if k != "repurchase_scale"} == {
+            k: v for k, v in first.params.items() if k != "repurchase_scale"
+        }
+        # Only next purchases with repurchases can move: carts and new items are kept.
+        assert t.headline["cart_hr@10"] == first.headline["cart_hr@10"]
+        assert t.headline["next_new_recall@10"] == first.headline["next_new_recall@10"]
+    assert result.best in result.trials
     # The next trial was drawn, estimated, and not started.
     assert result.skipped["params"] and result.skipped["estimate_s"] >= 0.0
 
@@ -68,3 +84,15 @@ def test_a_trial_must_beat_the_given_parameters_clearly_to_be_chosen() -> None:
     assert result.best is result.trials[0]
     chosen = tuning.with_params(TEST_CONFIG, result.trials[2].params)
     assert tuning.params_of(chosen) == result.trials[2].params
+
+
+def test_the_repurchase_scale_weighs_a_bought_item_in_strong_neighbour_units() -> None:
+    frame = grouped_purchases()
+    quiet = Stages(io.StringIO())
+    one = pipeline.fit(frame, TEST_CONFIG, quiet, for_serving=False).meta["serving"]
+    ten = pipeline.fit(frame, replace(TEST_CONFIG, repurchase_scale=10.0), quiet, for_serving=False)
+    assert ten.meta["serving"]["repurchase_weight"] == pytest.approx(10 * one["repurchase_weight"])
+    assert ten.meta["serving"]["repurchase_bonus"] == pytest.approx(one["repurchase_bonus"])
+    assert ten.meta["params"]["repurchase_scale"] == 10.0
+    # A published recipe carries it, so the gate refits the live model with it.
+    assert TEST_CONFIG.with_recipe(ten.meta["params"]).repurchase_scale == 10.0

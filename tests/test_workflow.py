@@ -104,14 +104,36 @@ def test_evaluate_prints_the_table_and_writes_both_reports(
     out_dir = tmp_path / "report"
     code = main(["evaluate", *args, "--tune-budget", "1", "--out", str(out_dir)], settings)
     assert code == 0
-    out = capsys.readouterr().out
-    assert "recsvc (served)" in out and "EASE (lambda 50)" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "recsvc (served)" in out and "EASE (tuned)" in out and "TIFU-KNN (tuned)" in out
     assert "cart completion, HR@10: served" in out and "parameters: weighting=" in out
-    assert "95% interval" in out and "cases: " in out
+    assert "95% interval" in out and "cases: " in out and "over 3 hide-one seeds" in out
+    assert "  validation: " in out and "  reported: " in out and "upsell, " in out
     doc = orjson.loads((out_dir / "report.json").read_bytes())
     assert doc["tuning"]["trials"] and doc["tuning"]["validation_cutoff"] < doc["split"]["cutoff"]
+    # The three windows: the choices are made before the reported window starts.
+    windows = doc["windows"]
+    assert windows["validation"]["to"] == windows["reported"]["from"] == doc["split"]["cutoff"]
+    assert "served parameters" in windows["validation"]["chose"]
+    # Every baseline family ran its grid (at least the fixed setting) on that window, and
+    # chose a setting per task it answers.
+    families = {b["family"]: b for b in doc["baselines"]}
+    assert set(families) == {"co-occurrence", "item-kNN BM25", "ALS, cosine", "EASE", "TIFU-KNN"}
+    assert all(b["trials"] for b in families.values())
+    assert set(families["TIFU-KNN"]["best"]) == {"next", "next_new"}
+    assert "[tune_baselines]" in captured.err
+    methods = {m["name"]: m for m in doc["methods"]}
+    served = methods["recsvc (served)"]
+    low, high = served["intervals"]["cart/hr@10"]
+    assert low <= served["headline"]["cart_hr@10"] <= high
+    assert "cart_hr@10" not in methods["TIFU-KNN (tuned)"]["headline"]
+    assert doc["comparison"]["cart"]["seeds"]["count"] == 3
+    assert {m["name"] for m in doc["upsell"]["methods"]} == {
+        "recsvc upsell (served)", "random in-band item", "most popular in-band item"
+    }  # fmt: skip
     page = (out_dir / "report.html").read_text()
-    assert "Tuning trials" in page and "<circle" in page
+    assert "Tuning trials" in page and "<circle" in page and "Which window chose what" in page
 
 
 def test_comparison_names_the_best_baseline_per_task() -> None:

@@ -15,7 +15,9 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -26,8 +28,10 @@ from recsvc.config import Settings, redact_url
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.helptext import HelpFormatter, plain
 from training import evaluate as ev
-from training import events, ingest, matrices, memory, workflow
+from training import events, ingest, matrices, memory, upsell, workflow
 from training.assessment import EvalOptions, assess
+from training.baselines import label
+from training.catalog import read_catalog
 from training.engines import ENGINES, LOCAL, Engine
 from training.errors import (
     EXIT_BAD_INPUT,
@@ -41,7 +45,7 @@ from training.model import AlsParams
 from training.neighbours import METHODS
 from training.pipeline import Stages, TrainConfig
 from training.publish import Publisher
-from training.report import render_html
+from training.report import INTERVAL_HEAD, interval_cells, render_html
 from training.tuning import params_of
 from training.workflow import GateOptions
 
@@ -177,10 +181,18 @@ def _data_options() -> argparse.ArgumentParser:
         help="bonus of an item bought before, in strong-neighbour weights",
     )
     m.add_argument(
+        "--repurchase-scale",
+        type=float,
+        default=d.repurchase_scale,
+        help="weight of a bought item's own orders against its complements, in "
+        "strong-neighbour weights (the search sweeps it)",
+    )
+    m.add_argument(
         "--history-items",
         type=int,
         default=d.history_items,
-        help="latest distinct items stored per customer for /v1/customers (0: none)",
+        help="distinct items stored per customer for /v1/customers: the most bought and "
+        "latest (0: none)",
     )
     p.add_argument(
         "--memory-budget",
@@ -353,6 +365,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         ("--als-weight", args.als_weight),
         ("--recency-half-life", args.recency_half_life),
         ("--repurchase-bonus", args.repurchase_bonus),
+        ("--repurchase-scale", args.repurchase_scale),
     ):
         if fvalue < 0:
             raise InputError(f"{flag} must not be negative, got {fvalue}")
@@ -374,6 +387,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         recency_half_life_days=args.recency_half_life,
         negatives=0 if args.engine == "spark" else args.negatives,
         repurchase_bonus=args.repurchase_bonus,
+        repurchase_scale=args.repurchase_scale,
         history_items=args.history_items,
         catalog=args.catalog,
     )
@@ -520,9 +534,19 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     config = _config(args)
     evaluation = _eval_options(args, default_budget=DEFAULT_TUNE_BUDGET)
     engine = _engine(args)
+    local = args.engine == "local"
+    # evaluate tunes the baselines with the served model's budget, draws the cart cases
+    # with three hide-one seeds and, on the local engine, scores the upsell slot.
+    evaluation = replace(
+        evaluation, tune_baselines=True, hide_seeds=EVALUATE_HIDE_SEEDS, upsell=local
+    )
+    catalog = None
+    if config.catalog is not None and local:
+        with stages.stage("catalog_file"):
+            catalog, _report = read_catalog(config.catalog)
     frame, _ = engine.load(args.purchases, config, stages)
     scored = engine.evaluation_frame(frame, evaluation.seed)
-    result = assess(scored, config, stages, evaluation, fit=engine.fit)
+    result = assess(scored, config, stages, evaluation, fit=engine.fit, catalog=catalog)
     result.release()  # nothing is rescored here: the split's frames can go
     doc = result.report()
     try:
@@ -532,21 +556,56 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
         (args.out / "report.html").write_text(page, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write the report to {args.out}: {exc}") from exc
-    print(ev.table(result.results))
-    print()
+    for line in evaluation_lines(doc, result.results):
+        print(line)
+    print("parameters: " + " ".join(f"{k}={v}" for k, v in params_of(result.config).items()))
+    print(f"report: {args.out / 'report.html'} and {args.out / 'report.json'}")
+
+
+EVALUATE_HIDE_SEEDS = 3
+
+
+def evaluation_lines(doc: dict[str, Any], results: Sequence[ev.MethodResult]) -> list[str]:
+    """What ``evaluate`` prints: which window chose what, the methods with intervals, the
+    baselines' settings, served against the best baseline per task, and the upsell."""
+    out = ["windows:"]
+    for name, w in doc["windows"].items():
+        period = f"{w['from']} to {w['to']}" if "from" in w else w.get("window", "")
+        out.append(f"  {name}: {period}; chose {w['chose']}")
+    out += ["", ev.table(results), ""]
+    head = f"{'method':32s} " + " ".join(f"{h:>26s}" for h in INTERVAL_HEAD)
+    out += ["95% intervals (bootstrap over cases) and the cart's spread over hide-one seeds:"]
+    out += [head, "-" * len(head)]
+    for m in doc["methods"]:
+        out.append(f"{m['name']:32s} " + " ".join(f"{c:>26s}" for c in interval_cells(m)))
+    if doc["baselines"]:
+        out += ["", "baselines' settings (chosen on the validation window, per task):"]
+        for b in doc["baselines"]:
+            chosen = "; ".join(f"{t}: {label(p)}" for t, p in sorted(b["best"].items()))
+            tried = f"{len(b['trials'])} of {b['grid_size']} settings" if b["trials"] else "fixed"
+            out.append(f"  {b['family']} ({tried}): {chosen}")
+    out.append("")
     for c in doc["comparison"].values():
-        interval = (
-            f", 95% interval {c['low']:+.4f} to {c['high']:+.4f} on {c['cases']:,} cases: "
-            f"{c['verdict'].upper()}"
-            if "verdict" in c
-            else ""
-        )
-        print(
+        interval = ""
+        if "verdict" in c:
+            seeds = c.get("seeds")
+            spread = (
+                f"; over {seeds['count']} hide-one seeds {min(seeds['difference']):+.4f} to "
+                f"{max(seeds['difference']):+.4f}, lowest bound {min(seeds['low']):+.4f}"
+                if seeds
+                else ""
+            )
+            interval = (
+                f", 95% interval {c['low']:+.4f} to {c['high']:+.4f} on {c['cases']:,} cases"
+                f"{spread}: {c['verdict'].upper()}"
+            )
+        out.append(
             f"{c['label']}: served {c['served']:.4f}, best baseline {c['best_baseline']} "
             f"{c['best_baseline_value']:.4f} ({c['margin']:+.4f}{interval})"
         )
-    print("parameters: " + " ".join(f"{k}={v}" for k, v in params_of(result.config).items()))
-    print(f"report: {args.out / 'report.html'} and {args.out / 'report.json'}")
+    if doc.get("upsell") is not None:
+        out += ["", *upsell.lines(doc["upsell"])]
+    return out
 
 
 def main(

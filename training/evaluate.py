@@ -15,27 +15,23 @@ the trainer would publish, so the number measured is the number users get.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from implicit.nearest_neighbours import BM25Recommender
-from implicit.utils import ParameterWarning
-from threadpoolctl import threadpool_limits
 
 from recsvc import layout as lay
 from recsvc import recommend as rec
 from recsvc.config import Settings
 from recsvc.ranking import SOURCE_POPULAR, Ranking
-from recsvc.store import ItemList, ModelView
-from training import ingest, matrices
+from recsvc.store import ItemList, ModelView, StoredHistory
+from training import ingest
 from training.errors import InputError
-from training.model import AlsParams, train_als
-from training.neighbours import NeighbourInputs, cosine_lists, ease, unit_rows
+from training.histories import recent_items
+from training.neighbours import Neighbours, unit_rows
 from training.publish import ModelPayload
 
 KS = (1, 5, 10, 20)
@@ -72,6 +68,12 @@ def temporal_split(frame: pd.DataFrame, cutoff: pd.Timestamp | None, test_fracti
 class CartCase:
     cart: list[int]
     hidden: int
+    quantities: tuple[int, ...] = ()
+    """Units of each cart item in the order (as the widget sends them); empty: 1 each."""
+    customer: str = ""
+    later: frozenset[int] = frozenset()
+    """What the same customer bought in orders placed after this one, in the test window:
+    what an upsell suggestion for this cart is scored against."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class HistoryCase:
     weights: list[float]
     targets: frozenset[int]
     new_targets: frozenset[int]
+    customer: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,19 +133,41 @@ def build_cases(
     # -- cart completion: test orders with two or more known items, one hidden.
     item = _codes_in(test[ingest.ITEM], index)
     order, _ = _group_codes(test[ingest.ORDER])
-    lines = pd.DataFrame({"o": order, "i": item})
-    lines = lines[lines["i"] >= 0].drop_duplicates()
+    quantity = (
+        test[ingest.QUANTITY].to_numpy(dtype=np.float64)
+        if ingest.QUANTITY in test
+        else np.ones(len(test))
+    )
+    test_nanos = test[ingest.TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    test_cust = test[ingest.CUSTOMER].astype(str).to_numpy()
+    all_lines = pd.DataFrame({"o": order, "i": item, "q": quantity, "t": test_nanos})
+    known_lines = all_lines[all_lines["i"] >= 0]
+    # One line per (order, item): its units summed, as a cart holds them.
+    lines = known_lines.groupby(["o", "i"], sort=True)["q"].sum().reset_index()
     sizes = lines.groupby("o", sort=True).size()
     eligible = sizes.index[sizes.to_numpy() >= 2].to_numpy()
     picked = eligible
     if eligible.size > max_cart:
         picked = np.sort(rng.choice(eligible, size=max_cart, replace=False))
     chosen = lines[lines["o"].isin(picked)]
+    placed = all_lines.groupby("o")["t"].max()
+    owner = pd.Series(test_cust).groupby(order).first()
+    later_of = _later_purchases(test_cust, item, test_nanos)
     carts: list[CartCase] = []
-    for _o, group in chosen.groupby("o", sort=True):
+    for o, group in chosen.groupby("o", sort=True):
         known = group["i"].tolist()
+        units = [max(1, round(q)) for q in group["q"].tolist()]
         hidden = int(rng.integers(len(known)))
-        carts.append(CartCase(known[:hidden] + known[hidden + 1 :], known[hidden]))
+        buyer = str(owner.loc[o])
+        carts.append(
+            CartCase(
+                known[:hidden] + known[hidden + 1 :],
+                known[hidden],
+                tuple(units[:hidden] + units[hidden + 1 :]),
+                buyer,
+                later_of(buyer, int(placed.loc[o])),
+            )
+        )
     # -- next purchases: customers on both sides, with known items bought after.
     train = split.train
     t_cust = test[ingest.CUSTOMER].astype(str).to_numpy()
@@ -178,8 +203,31 @@ def build_cases(
         if not targets:
             continue
         bought = [int(i) for i in group["i"]]
-        histories.append(HistoryCase(bought, group["w"].tolist(), targets, targets - set(bought)))
+        histories.append(
+            HistoryCase(bought, group["w"].tolist(), targets, targets - set(bought), str(customer))
+        )
     return Cases(items, carts, histories, population)
+
+
+def _later_purchases(
+    customers: np.ndarray, items: np.ndarray, nanos: np.ndarray
+) -> Callable[[str, int], frozenset[int]]:
+    """``later(customer, t)``: the known items that customer bought after time ``t``."""
+    keep = items >= 0
+    frame = pd.DataFrame({"c": customers[keep], "i": items[keep], "t": nanos[keep]})
+    frame = frame.sort_values(["c", "t"], kind="stable")
+    by_customer = {
+        str(c): (g["t"].to_numpy(), g["i"].to_numpy()) for c, g in frame.groupby("c", sort=False)
+    }
+
+    def later(customer: str, t: int) -> frozenset[int]:
+        found = by_customer.get(customer)
+        if found is None:
+            return frozenset()
+        times, bought = found
+        return frozenset(int(i) for i in bought[np.searchsorted(times, t, side="right") :])
+
+    return later
 
 
 # -- metrics ------------------------------------------------------------------------------
@@ -244,6 +292,13 @@ class Recommender:
     ) = None
     """Optional batch form: (input items, their weights or None, items to exclude) per
     answer, all at once (a method that scores whole matrices at a time)."""
+    cart_case: Callable[[CartCase], list[int]] | None = None
+    """Optional: the answer for a whole cart case, quantities included (the served one)."""
+    tasks: frozenset[str] = frozenset({"cart", "next", "next_new"})
+    """The tasks the method answers; the others are not scored (a personal method has no
+    answer for an anonymous cart)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The settings it ran with, per task when they were tuned per task."""
 
 
 class Popular:
@@ -401,6 +456,37 @@ def neighbours_matrix(nb: Any, n_items: int) -> sp.csr_matrix:
     )
 
 
+def served_view(payload: ModelPayload) -> tuple[ModelView, list[ItemList]]:
+    """The view and complement lists a worker would hold for this payload, read back
+    through the same encoding the service reads, so the served ranking is what is scored."""
+    view = ModelView.from_blobs(
+        "candidate",
+        lay.encode_json({**payload.meta, "format": lay.FORMAT_VERSION}),
+        lay.encode_json(payload.item_ids),
+        lay.encode_pairs(payload.popular_indices, payload.popular_scores, payload.popular_counts),
+        None if payload.catalog is None else lay.encode_json(payload.catalog),
+    )
+    return view, decoded_lists(payload.neighbours, len(payload.item_ids))
+
+
+def decoded_lists(nb: Neighbours, n_items: int) -> list[ItemList]:
+    """Each item's list packed and decoded as the service reads it."""
+    out = []
+    for i in range(n_items):
+        indices, scores = nb.row(i)
+        out.append(ItemList.decode(lay.encode_pairs(indices, scores, nb.counts_row(i))))
+    return out
+
+
+def with_stored_histories(payload: ModelPayload, train: pd.DataFrame, limit: int) -> ModelPayload:
+    """The payload with the histories the trainer would store for ``train``'s customers
+    (``training.histories``), so next purchases are ranked from what the e-mail path
+    reads, not from the full history."""
+    if payload.histories or limit <= 0:
+        return payload
+    return replace(payload, histories=recent_items(train, limit))
+
+
 def served_from_payload(
     payload: ModelPayload, name: str = SERVED, settings: Settings | None = None
 ) -> Recommender:
@@ -412,18 +498,7 @@ def served_from_payload(
     """
     settings = settings or Settings()
     ids = payload.item_ids
-    view = ModelView.from_blobs(
-        "candidate",
-        lay.encode_json({**payload.meta, "format": lay.FORMAT_VERSION}),
-        lay.encode_json(ids),
-        lay.encode_pairs(payload.popular_indices, payload.popular_scores, payload.popular_counts),
-        None if payload.catalog is None else lay.encode_json(payload.catalog),
-    )
-    nb = payload.neighbours
-    # Through the same encoding the service reads, so the served ranking is what is scored.
-    lists = [
-        ItemList.decode(lay.encode_pairs(*nb.row(i), nb.counts_row(i))) for i in range(len(ids))
-    ]
+    view, lists = served_view(payload)
     stats = {"answers": 0, "filled": 0}
 
     def count(ranking: Ranking) -> list[int]:
@@ -436,12 +511,25 @@ def served_from_payload(
         answer = rec.rank_cart(view, settings, lines, [lists[i] for i in items], TOP)
         return count(answer.cross_sell)
 
+    def cart_case(case: CartCase) -> list[int]:
+        units = case.quantities or (1,) * len(case.cart)
+        lines = [(ids[i], q) for i, q in zip(case.cart, units, strict=True)]
+        answer = rec.rank_cart(view, settings, lines, [lists[i] for i in case.cart], TOP)
+        return count(answer.cross_sell)
+
     def history(case: HistoryCase, exclude: bool) -> list[int]:
+        stored = payload.histories.get(case.customer) if payload.histories else None
+        if stored is not None:
+            # As the e-mail path serves it: the history the trainer stores (latest distinct
+            # items, their days), weighted with the service's half-life.
+            history = StoredHistory(list(stored[0]), list(stored[1]), list(stored[2]))
+            seeds = [lists[view.index[i]] for i in history.item_ids]
+            return count(rec.rank_stored(view, settings, history, seeds, TOP, exclude))
         weights = {ids[i]: w for i, w in zip(case.items, case.weights, strict=True)}
         seeds = [lists[i] for i in case.items]
         return count(rec.rank_history(view, settings, weights, seeds, TOP, exclude))
 
-    return Recommender(name, cart, history, stats)
+    return Recommender(name, cart, history, stats, cart_case=cart_case)
 
 
 @dataclass
@@ -455,54 +543,69 @@ class MethodResult:
     """Headline measures case by case, by ``task/metric`` (``cart/hr@10``: 1 where the
     hidden item is in the top 10; ``next/recall@10``, ``next_new/recall@10``), in the
     cases' order: what a paired comparison of two methods on the same cases resamples."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The settings the method ran with (a tuned baseline's, per task)."""
 
 
-def evaluate(rec: Recommender, cases: Cases, with_history_new: bool = True) -> MethodResult:
+def evaluate(
+    rec: Recommender,
+    cases: Cases,
+    with_history_new: bool = True,
+    tasks: frozenset[str] | None = None,
+) -> MethodResult:
+    """Scores ``rec`` on the tasks it answers (and ``tasks``, when given, of those)."""
+    todo = rec.tasks if tasks is None else rec.tasks & tasks
+    if not with_history_new:
+        todo = todo - {NEXT_NEW}
+    cart_lists = next_lists = new_lists = None
     if rec.many is not None:
         batch = rec.many
-        cart_lists = batch([(c.cart, None, c.cart) for c in cases.cart])
-        next_lists = batch([(h.items, h.weights, []) for h in cases.history])
-        new_items: list[Ask] = [(h.items, h.weights, h.items) for h in cases.history]
-        return _result(
-            rec, cases, cart_lists, next_lists, batch(new_items) if with_history_new else None
-        )
-    cart_lists = [rec.cart(c.cart) for c in cases.cart]
-    next_lists = [rec.history(h, False) for h in cases.history]
-    news = [rec.history(h, True) for h in cases.history] if with_history_new else None
-    return _result(rec, cases, cart_lists, next_lists, news)
+        if CART in todo:
+            cart_lists = batch([(c.cart, None, c.cart) for c in cases.cart])
+        if NEXT in todo:
+            next_lists = batch([(h.items, h.weights, []) for h in cases.history])
+        if NEXT_NEW in todo:
+            new_lists = batch([(h.items, h.weights, h.items) for h in cases.history])
+    else:
+        if CART in todo:
+            whole = rec.cart_case
+            cart_lists = [whole(c) if whole else rec.cart(c.cart) for c in cases.cart]
+        if NEXT in todo:
+            next_lists = [rec.history(h, False) for h in cases.history]
+        if NEXT_NEW in todo:
+            new_lists = [rec.history(h, True) for h in cases.history]
+    return _result(rec, cases, cart_lists, next_lists, new_lists)
 
 
 def _result(
     rec: Recommender,
     cases: Cases,
-    cart_lists: list[list[int]],
-    next_lists: list[list[int]],
+    cart_lists: list[list[int]] | None,
+    next_lists: list[list[int]] | None,
     new_lists: list[list[int]] | None,
 ) -> MethodResult:
-    metrics = {
-        CART: cart_metrics(cart_lists, cases.cart),
-        NEXT: set_metrics(next_lists, [h.targets for h in cases.history]),
-    }
+    metrics: dict[str, dict[str, float]] = {}
+    per_case: dict[str, np.ndarray] = {}
+    coverage: dict[str, float] = {}
+    n = max(len(cases.items), 1)
+    if cart_lists is not None:
+        metrics[CART] = cart_metrics(cart_lists, cases.cart)
+        coverage[CART] = len({i for top in cart_lists for i in top[:K_MAIN]}) / n
+        per_case[f"{CART}/hr@10"] = np.array(
+            [float(c.hidden in top[:K_MAIN]) for top, c in zip(cart_lists, cases.cart, strict=True)]
+        )
+    if next_lists is not None:
+        metrics[NEXT] = set_metrics(next_lists, [h.targets for h in cases.history])
+        coverage[NEXT] = len({i for top in next_lists for i in top[:K_MAIN]}) / n
+        per_case[f"{NEXT}/recall@10"] = _recalls(next_lists, [h.targets for h in cases.history])
     if new_lists is not None:
         metrics[NEXT_NEW] = set_metrics(new_lists, [h.new_targets for h in cases.history])
-    n = max(len(cases.items), 1)
-    coverage = {
-        CART: len({i for top in cart_lists for i in top[:K_MAIN]}) / n,
-        NEXT: len({i for top in next_lists for i in top[:K_MAIN]}) / n,
-    }
-    answers = rec.stats.get("answers", 0)
-    filled = rec.stats.get("filled", 0) / answers if answers else 0.0
-    per_case = {
-        f"{CART}/hr@10": np.array(
-            [float(c.hidden in top[:K_MAIN]) for top, c in zip(cart_lists, cases.cart, strict=True)]
-        ),
-        f"{NEXT}/recall@10": _recalls(next_lists, [h.targets for h in cases.history]),
-    }
-    if new_lists is not None:
         per_case[f"{NEXT_NEW}/recall@10"] = _recalls(
             new_lists, [h.new_targets for h in cases.history]
         )
-    return MethodResult(rec.name, metrics, coverage, filled, per_case)
+    answers = rec.stats.get("answers", 0)
+    filled = rec.stats.get("filled", 0) / answers if answers else 0.0
+    return MethodResult(rec.name, metrics, coverage, filled, per_case, dict(rec.params))
 
 
 def _recalls(ranked: Sequence[Sequence[int]], targets: Sequence[frozenset[int]]) -> np.ndarray:
@@ -520,55 +623,16 @@ BASELINE_LISTS = 200
 """Positive weights per item a list baseline keeps (negative: half as many, for EASE)."""
 
 
-def baselines(
-    inter: matrices.Interactions, ease_lambda: float = 50.0, memory_bytes: int = 2 << 30
-) -> Iterator[Recommender]:
-    """The simple methods a store could run itself, built one at a time (each is freed
-    before the next is built): popularity, past purchases, co-occurrence, BM25 item-kNN,
-    ALS at library defaults, EASE. All sparse or per answer; none holds items^2."""
-    pop = matrices.popularity(inter).astype(np.float64)
-    n = inter.n_items
-    yield popularity_recommender(pop)
-    yield past_purchases_recommender(n, pop)
-    budget = NeighbourInputs(inter.order_item, memory_bytes=memory_bytes)
-    co = cosine_lists(inter.order_item, BASELINE_LISTS, budget.max_entries)
-    yield lists_recommender("co-occurrence (cosine)", neighbours_matrix(co, n), pop)
-    del co
-    with threadpool_limits(1, "blas"), warnings.catch_warnings():
-        # implicit converts its own BM25 output (COO) and warns about it; not our input.
-        warnings.simplefilter("ignore", ParameterWarning)
-        knn = BM25Recommender(K=50)
-        knn.fit(inter.customer_item, show_progress=False)
-    yield lists_recommender("item-kNN BM25 (implicit)", knn.similarity, pop)
-    del knn
-    default_als = train_als(
-        matrices.weight(inter.customer_item, "counts"),
-        AlsParams(factors=100, regularization=0.01, alpha=1.0, iterations=15),
-    )
-    yield factors_recommender("ALS default, cosine", default_als, pop)
-    del default_als
-    inputs = NeighbourInputs(
-        inter.order_item,
-        ease_lambda=ease_lambda,
-        negatives=BASELINE_LISTS // 2,
-        memory_bytes=memory_bytes,
-    )
-    solver = "" if inputs.ease_solver() == "dense" else ", local"
-    lists = ease(inputs, BASELINE_LISTS)
-    yield lists_recommender(
-        f"EASE (lambda {ease_lambda:g}{solver})", neighbours_matrix(lists, n), pop
-    )
-
-
 def headline(result: MethodResult) -> dict[str, float]:
     """The numbers the gate and the table lead with."""
     m = result.metrics
-    out = {
-        "cart_hr@10": m[CART]["hr@10"],
-        "cart_ndcg@10": m[CART]["ndcg@10"],
-        "next_recall@10": m[NEXT]["recall@10"],
-        "next_ndcg@10": m[NEXT]["ndcg@10"],
-    }
+    out: dict[str, float] = {}
+    if CART in m:
+        out["cart_hr@10"] = m[CART]["hr@10"]
+        out["cart_ndcg@10"] = m[CART]["ndcg@10"]
+    if NEXT in m:
+        out["next_recall@10"] = m[NEXT]["recall@10"]
+        out["next_ndcg@10"] = m[NEXT]["ndcg@10"]
     if NEXT_NEW in m:
         out["next_new_recall@10"] = m[NEXT_NEW]["recall@10"]
     return out
@@ -580,8 +644,9 @@ def table(results: Sequence[MethodResult]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         h = headline(r)
-        cells = " ".join(f"{h.get(c, float('nan')):18.4f}" for c in cols)
-        lines.append(f"{r.name:32s} {cells} {r.coverage[CART]:9.3f}")
+        cells = " ".join(f"{h[c]:18.4f}" if c in h else f"{'-':>18s}" for c in cols)
+        cover = r.coverage.get(CART, r.coverage.get(NEXT, float("nan")))
+        lines.append(f"{r.name:32s} {cells} {cover:9.3f}")
     return "\n".join(lines)
 
 

@@ -1,8 +1,13 @@
-"""Stored histories: each customer's latest distinct items, for ``/v1/customers/{id}``.
+"""Stored histories: each customer's items that matter most, for ``/v1/customers/{id}``.
 
 The e-mail generator knows customer ids, not baskets, so the trainer publishes what each
-customer bought lately: the latest ``limit`` distinct items with the day of their latest
-purchase, newest first. Bounded per customer, so memory grows with customers, not lines,
+customer bought: at most ``limit`` distinct items, each with the day of its latest
+purchase and the number of orders it was in, newest first. The items kept are those
+bought most often and most lately (orders x a decay of the latest purchase's age, with the
+service's default half-life). Chosen on Online Retail's validation window
+(``benchmarks/history_choice.py``): the 50 latest items without counts scored below a
+customer's own past purchases; the 100 heaviest with their orders above. Bounded per
+customer, so memory grows with customers, not lines,
 and held as integer arrays (a million customers are a few arrays, not a million lists)
 until the publisher encodes them a chunk at a time.
 """
@@ -14,18 +19,22 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from training.ingest import CUSTOMER, ITEM, TIMESTAMP
+from training.ingest import CUSTOMER, ITEM, ORDER, TIMESTAMP
 from training.matrices import codes_of
 
-History = tuple[list[str], list[int]]
-"""Item ids, newest first, and the day (since 1970-01-01, UTC) each was last bought."""
+History = tuple[list[str], list[int], list[int]]
+"""Item ids, newest first; the day (since 1970-01-01, UTC) each was last bought; the
+orders each was bought in."""
+
+SELECTION_HALF_LIFE_DAYS = 30.0
+"""The decay choosing which items a history keeps (the service's default half-life)."""
 
 UNDATED = -1
 """The day stored when purchases carry no timestamp: all weigh alike."""
 
 
 class Histories(Mapping[str, History]):
-    """Customer id -> (items newest first, days), backed by CSR-like arrays."""
+    """Customer id -> (items newest first, days, counts), backed by CSR-like arrays."""
 
     def __init__(
         self,
@@ -34,11 +43,13 @@ class Histories(Mapping[str, History]):
         items: np.ndarray,
         days: np.ndarray,
         item_ids: np.ndarray,
+        counts: np.ndarray | None = None,
     ) -> None:
         order = np.argsort(customers.astype(str), kind="stable")
         self._customers = customers.astype(str)[order]
         self._rows = order
         self._indptr, self._items, self._days, self._item_ids = indptr, items, days, item_ids
+        self._counts = np.ones(items.size, np.int32) if counts is None else counts
 
     def __len__(self) -> int:
         return int(self._customers.size)
@@ -52,9 +63,11 @@ class Histories(Mapping[str, History]):
             raise KeyError(customer)
         row = int(self._rows[pos])
         lo, hi = int(self._indptr[row]), int(self._indptr[row + 1])
-        return [str(i) for i in self._item_ids[self._items[lo:hi]]], [
-            int(d) for d in self._days[lo:hi]
-        ]
+        return (
+            [str(i) for i in self._item_ids[self._items[lo:hi]]],
+            [int(d) for d in self._days[lo:hi]],
+            [int(n) for n in self._counts[lo:hi]],
+        )
 
 
 EMPTY = Histories(np.array([], str), np.zeros(1, np.int64), np.array([], np.int32),
@@ -71,15 +84,22 @@ def recent_items(frame: pd.DataFrame, limit: int) -> Histories:
         days = np.floor_divide(nanos, 86_400 * 10**9)
     else:
         days = np.full(len(frame), UNDATED, np.int64)
-    last = (
-        pd.DataFrame({"c": cust, "i": item, "d": days})
-        .groupby(["c", "i"], sort=False)["d"]
-        .max()
-        .reset_index()
+    lines = pd.DataFrame({"c": cust, "i": item, "d": days})
+    if ORDER in frame:
+        lines["o"] = codes_of(frame[ORDER], sort=False)[0]
+        per_item = lines.groupby(["c", "i"], sort=False).agg(d=("d", "max"), n=("o", "nunique"))
+    else:
+        per_item = lines.groupby(["c", "i"], sort=False).agg(d=("d", "max"), n=("d", "size"))
+    last = per_item.reset_index()
+    latest = last.groupby("c", sort=False)["d"].transform("max").to_numpy()
+    age = (latest - last["d"].to_numpy()).astype(np.float64)
+    last["w"] = last["n"].to_numpy() * 0.5 ** (age / SELECTION_HALF_LIFE_DAYS)
+    # The ``limit`` heaviest items (ties: newer, then item id), then newest first.
+    last = last.sort_values(
+        ["c", "w", "d", "i"], ascending=[True, False, False, True], kind="stable"
     )
-    # Newest first; ties by item id (codes are in sorted id order).
-    last = last.sort_values(["c", "d", "i"], ascending=[True, False, True], kind="stable")
     last = last[last.groupby("c", sort=False).cumcount().to_numpy() < limit]
+    last = last.sort_values(["c", "d", "i"], ascending=[True, False, True], kind="stable")
     c = last["c"].to_numpy()
     present = np.unique(c)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(c)[present])]).astype(np.int64)
@@ -89,4 +109,5 @@ def recent_items(frame: pd.DataFrame, limit: int) -> Histories:
         last["i"].to_numpy().astype(np.int32),
         last["d"].to_numpy().astype(np.int32),
         item_ids,
+        last["n"].to_numpy().astype(np.int32),
     )

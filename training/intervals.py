@@ -46,3 +46,19 @@ def paired(
     tail = (1.0 - level) / 2
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return Interval(float(diff.mean()), float(low), float(high), n)
+
+
+def mean(
+    values: np.ndarray, resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95
+) -> Interval:
+    """A metric's mean over cases and its bootstrap interval (one method's score)."""
+    return paired(values, np.zeros_like(values, dtype=np.float64), resamples, seed, level)
+
+
+def verdict(low: float, high: float) -> str:
+    """What an interval of a difference (served minus another) allows one to say."""
+    if low > 0:
+        return "ahead"
+    if high < 0:
+        return "behind"
+    return "level within the noise"

@@ -557,4 +557,4 @@ METHODS: dict[str, NeighbourMethod] = {
     "als-cosine": als_cosine,
     "cooccurrence": cooccurrence,
 }
-DEFAULT_METHOD = "ease-als"
+DEFAULT_METHOD = "ease"

@@ -45,18 +45,23 @@ class TrainConfig:
     popular_n: int = 200
     ease_lambda: float = 20.0
     als_weight: float = 0.1
-    recency_half_life_days: float = 90.0
+    recency_half_life_days: float = 120.0
     """Orders this many days older than the latest count half; 0 counts all orders alike."""
-    negatives: int = 100
+    negatives: int = 50
     """Most negative weights kept per item beside the ``top_n`` positive ones."""
     catalog: Path | None = None
     """Catalog file; None derives titles and prices from the purchase lines."""
     alternatives_n: int = 30
     """Alternatives kept per item, for the upsell slot."""
-    history_items: int = 50
+    history_items: int = 100
     """Distinct items kept per customer for ``/v1/customers/{id}`` (0: no stored histories)."""
-    repurchase_bonus: float = 2.0
+    repurchase_bonus: float = 20.0
     """The bonus of an item bought before, in units of a strong neighbour's weight."""
+    repurchase_scale: float = 1.0
+    """How much a bought item's own weight (its orders, decayed) counts against its
+    complements' when ranking a history with repurchases: 1 is one strong neighbour's
+    weight per unit. Stores differ (measured on the validation windows: Online Retail
+    best at 1, Complete Journey's groceries at 10), so the search sweeps it first."""
     ease_candidates: int = 64
     """Local EASE (large catalogs): co-occurring items each item's regression runs over."""
 
@@ -78,6 +83,7 @@ class TrainConfig:
             ),
             negatives=int(params.get("negatives", self.negatives)),
             repurchase_bonus=float(params.get("repurchase_bonus", self.repurchase_bonus)),
+            repurchase_scale=float(params.get("repurchase_scale", self.repurchase_scale)),
         )
 
     def params(self) -> dict[str, Any]:
@@ -91,6 +97,7 @@ class TrainConfig:
             "recency_half_life_days": self.recency_half_life_days,
             "negatives": self.negatives,
             "repurchase_bonus": self.repurchase_bonus,
+            "repurchase_scale": self.repurchase_scale,
         }
 
 
@@ -233,7 +240,7 @@ def fit(
     }
     solver = inputs.ease_solver() if config.method.startswith("ease") else config.method
     meta = model_meta(config, counts, nb, solver)
-    histories: Mapping[str, tuple[list[str], list[int]]] = {}
+    histories: Mapping[str, tuple[list[str], list[int], list[int]]] = {}
     if for_serving and config.history_items > 0:
         budget.require(
             "histories",
@@ -289,7 +296,7 @@ def model_meta(
     the service ranks with."""
     first = nb.scores[:, 0][nb.indices[:, 0] >= 0]
     # An item bought before scores like a strong neighbour when repurchases are wanted.
-    repurchase_weight = float(np.quantile(first, 0.9)) if first.size else 1.0
+    strong = float(np.quantile(first, 0.9)) if first.size else 1.0
     return {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": counts,
@@ -300,8 +307,8 @@ def model_meta(
         # alone and neighbours alone.
         "serving": {
             "history_items": config.history_items,
-            "repurchase_weight": repurchase_weight,
-            "repurchase_bonus": config.repurchase_bonus * repurchase_weight,
+            "repurchase_weight": config.repurchase_scale * strong,
+            "repurchase_bonus": config.repurchase_bonus * strong,
         },
     }
 

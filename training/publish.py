@@ -85,8 +85,8 @@ class ModelPayload:
     """Aligned with ``item_ids``: title, category, price, available, extras."""
     popular_counts: np.ndarray | None = None
     """Customers who bought each popular item: the evidence of a popular suggestion."""
-    histories: Mapping[str, tuple[list[str], list[int]]] = field(default_factory=dict)
-    """Customer id -> (latest distinct items, newest first; the day each was last bought)."""
+    histories: Mapping[str, tuple[list[str], list[int], list[int]]] = field(default_factory=dict)
+    """Customer id -> (items, newest first; the day each was last bought; its orders)."""
     external_histories: ExternalHistories | None = None
     """Histories written by an engine's workers instead (``training.engines.spark``)."""
 
@@ -376,7 +376,7 @@ class Publisher:
         number = 0
         while chunk := list(islice(rows, _WRITE_BATCH)):
             number += 1
-            histories = {c: lay.encode_history(items, days) for c, (items, days) in chunk}
+            histories = {c: lay.encode_history(*history) for c, history in chunk}
             count("customers", self.storage.put_fields(pipe, version, "customers", histories))
             written += len(chunk)
             # A few chunks per round trip: Redis parses one while the next is encoded.
@@ -542,7 +542,7 @@ def estimate_bytes(payload: ModelPayload) -> int:
         total += rows * (payload.external_histories.bytes_per_row + _HASH_FIELD_OVERHEAD)
     if customers:
         sample = list(islice(payload.histories.items(), 1000))
-        per = sum(len(c) + len(lay.encode_history(i, d)) for c, (i, d) in sample) / len(sample)
+        per = sum(len(c) + len(lay.encode_history(*h)) for c, h in sample) / len(sample)
         total += int(customers * (per + _HASH_FIELD_OVERHEAD))
     if payload.report_html is not None:
         total += len(payload.report_html)

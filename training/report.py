@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from training import evaluate as ev
-from training import intervals
+from training import intervals, upsell
+from training.intervals import verdict
 
 TASKS: tuple[tuple[str, str, str], ...] = (
     (ev.CART, "hr@10", "cart completion, HR@10"),
@@ -22,8 +23,16 @@ TASKS: tuple[tuple[str, str, str], ...] = (
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f")
 
 
-def comparison(results: Sequence[ev.MethodResult], served: str = ev.SERVED) -> dict[str, Any]:
-    """Per task: the served recommender against the best baseline, and by how much."""
+def comparison(
+    results: Sequence[ev.MethodResult],
+    served: str = ev.SERVED,
+    seeds: Mapping[str, Sequence[ev.MethodResult]] | None = None,
+) -> dict[str, Any]:
+    """Per task: the served recommender against the best baseline, and by how much.
+
+    The interval is the paired bootstrap over cases; with ``seeds`` (each method's cart
+    scores under other hide-one seeds) the cart comparison is repeated per seed, and the
+    verdict is "ahead" (or "behind") only when every seed's interval excludes zero."""
     by_name = {r.name: r for r in results}
     mine = by_name.get(served)
     out: dict[str, Any] = {}
@@ -46,19 +55,40 @@ def comparison(results: Sequence[ev.MethodResult], served: str = ev.SERVED) -> d
         key = f"{task}/{metric}"
         if key in mine.per_case and key in best.per_case and mine.per_case[key].size:
             iv = intervals.paired(mine.per_case[key], best.per_case[key])
+            runs = [iv]
+            for a, b in zip(
+                (seeds or {}).get(served, ()), (seeds or {}).get(best.name, ()), strict=False
+            ):
+                if key in a.per_case and key in b.per_case and a.per_case[key].size:
+                    runs.append(intervals.paired(a.per_case[key], b.per_case[key]))
+            lows, highs = [r.low for r in runs], [r.high for r in runs]
             out[task].update(
-                low=iv.low, high=iv.high, cases=iv.cases, verdict=verdict(iv.low, iv.high)
+                low=iv.low, high=iv.high, cases=iv.cases, verdict=verdict(min(lows), max(highs))
             )
+            if len(runs) > 1:
+                out[task]["seeds"] = {
+                    "count": len(runs),
+                    "difference": [r.mean for r in runs],
+                    "low": lows,
+                    "high": highs,
+                }
     return out
 
 
-def verdict(low: float, high: float) -> str:
-    """What a paired interval of served minus baseline allows one to say."""
-    if low > 0:
-        return "ahead"
-    if high < 0:
-        return "behind"
-    return "level within the noise"
+def metric_intervals(result: ev.MethodResult) -> dict[str, list[float]]:
+    """Each headline measure's 95% bootstrap interval over cases."""
+    return {
+        key: [iv.low, iv.high]
+        for key, values in result.per_case.items()
+        if values.size
+        for iv in [intervals.mean(values)]
+    }
+
+
+def seed_spread(runs: Sequence[ev.MethodResult]) -> dict[str, list[float]]:
+    """Per cart measure: its lowest and highest value over the hide-one seeds."""
+    values = [r.metrics[ev.CART]["hr@10"] for r in runs if ev.CART in r.metrics]
+    return {"cart/hr@10": [min(values), max(values)]} if values else {}
 
 
 def build(
@@ -69,21 +99,32 @@ def build(
     tuning: Mapping[str, Any] | None,
     seconds: Mapping[str, float],
     gate: Mapping[str, Any] | None = None,
+    seeds: Mapping[str, Sequence[ev.MethodResult]] | None = None,
+    baselines: Sequence[Mapping[str, Any]] = (),
+    upsell: Mapping[str, Any] | None = None,
+    windows: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    seeds = seeds or {}
     return {
         "split": dict(split),
+        "windows": dict(windows or {}),
         "methods": [
             {
                 "name": r.name,
                 "metrics": r.metrics,
                 "headline": ev.headline(r),
+                "intervals": metric_intervals(r),
+                "seed_spread": seed_spread([r, *seeds.get(r.name, ())]),
                 "coverage": r.coverage,
                 "fallback_share": r.fallback_share,
+                "params": r.params,
             }
             for r in results
         ],
         "served": ev.SERVED,
-        "comparison": comparison(results),
+        "comparison": comparison(results, seeds=seeds),
+        "baselines": [dict(b) for b in baselines],
+        "upsell": dict(upsell or {}),
         "params": dict(params),
         "tuning": dict(tuning) if tuning else None,
         "gate": dict(gate) if gate else None,
@@ -256,12 +297,24 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
     rows = [
         [
             m["name"],
-            *(m["headline"].get(c, float("nan")) for c in cols),
-            m["coverage"][ev.CART],
+            *(m["headline"].get(c, "-") for c in cols),
+            m["coverage"].get(ev.CART, m["coverage"].get(ev.NEXT, float("nan"))),
             m.get("fallback_share", 0.0),
         ]
         for m in methods
     ]
+    interval_rows = [[m["name"], *interval_cells(m)] for m in methods]
+    window_rows = [
+        [name, f"{w.get('from', '')} to {w.get('to', '')}".strip(" to") or w.get("window", ""),
+         w.get("chose", "")]
+        for name, w in (report.get("windows") or {}).items()
+    ]  # fmt: skip
+    baseline_rows = [
+        [b["family"], f"{len(b['trials'])} of {b['grid_size']}", b["seconds"],
+         "; ".join(f"{t}: {_pretty_params(p)}" for t, p in sorted(b["best"].items()))]
+        for b in report.get("baselines") or []
+    ]  # fmt: skip
+    upsell_doc = report.get("upsell") or {}
     verdicts = [
         [
             c["label"],
@@ -283,6 +336,8 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
     parts = [
         f"<h1>{_esc(title)}</h1>",
         "<p>" + " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in split.items()) + "</p>",
+        "<h2>Which window chose what</h2>",
+        _table(window_rows, ["window", "period", "chose"]),
         "<h2>Served recommender against the best baseline</h2>",
         _table(
             verdicts,
@@ -295,6 +350,12 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
         "<h2>Each method's metrics</h2>",
         bar_chart(methods),
         _table(rows, ["method", *cols, "coverage", "popular-filled share"]),
+        "<h2>95% intervals (bootstrap over cases; cart: and over hide-one seeds)</h2>",
+        _table(interval_rows, ["method", *INTERVAL_HEAD]),
+        "<h2>Baselines' settings, chosen on the validation window</h2>",
+        _table(baseline_rows, ["family", "settings tried", "seconds", "chosen per task"]),
+        "<h2>Upsell: bought later by the same customer</h2>",
+        "<pre>" + _esc("\n".join(upsell.lines(upsell_doc))) + "</pre>",
         "<h2>Metrics by k</h2>",
         '<div style="display:flex;flex-wrap:wrap;gap:12px">',
         "<div><h3>cart completion, HR@k</h3>" + line_chart(methods, ev.CART, "hr") + "</div>",
@@ -327,6 +388,33 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
         f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
     )
+
+
+INTERVAL_HEAD = ("cart_hr@10", "cart seeds", "next_recall@10", "next_new_recall@10")
+
+
+def interval_cells(method: Mapping[str, Any]) -> list[str]:
+    """A method's headline measures with their intervals, for the printout and the page."""
+    head, iv = method["headline"], method.get("intervals", {})
+    spread = method.get("seed_spread", {}).get("cart/hr@10")
+
+    def cell(name: str, key: str) -> str:
+        if name not in head:
+            return "-"
+        low_high = iv.get(key)
+        around = f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
+        return f"{head[name]:.4f}{around}"
+
+    return [
+        cell("cart_hr@10", "cart/hr@10"),
+        f"{spread[0]:.4f} to {spread[1]:.4f}" if spread else "-",
+        cell("next_recall@10", "next/recall@10"),
+        cell("next_new_recall@10", "next_new/recall@10"),
+    ]
+
+
+def _pretty_params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items())
 
 
 def _pretty(value: Mapping[str, Any]) -> str:

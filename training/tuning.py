@@ -23,6 +23,7 @@ from training import evaluate as ev
 from training import matrices, memory
 from training.ingest import CUSTOMER
 from training.pipeline import Stages, TrainConfig, fit
+from training.publish import ModelPayload
 
 SPACE: dict[str, tuple[Any, ...]] = {
     "weighting": matrices.WEIGHTINGS,
@@ -35,6 +36,7 @@ SPACE: dict[str, tuple[Any, ...]] = {
     "als_weight": (0.0, 0.1, 0.3),
     "negatives": (0, 50, 100),
     "repurchase_bonus": (2.0, 5.0, 20.0),
+    "repurchase_scale": (1.0, 3.0, 10.0, 30.0),
 }
 """Every tuned parameter and its candidate values."""
 
@@ -64,6 +66,7 @@ def params_of(config: TrainConfig) -> dict[str, Any]:
         "als_weight": config.als_weight,
         "negatives": config.negatives,
         "repurchase_bonus": config.repurchase_bonus,
+        "repurchase_scale": config.repurchase_scale,
     }
 
 
@@ -152,6 +155,53 @@ def subsample(frame: pd.DataFrame, max_lines: int, seed: int) -> pd.DataFrame:
     return frame.loc[keep[codes]].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class Validation:
+    """The validation window: the training period's last part, scored while choosing
+    (the served model's parameters and every baseline's), never the reported window."""
+
+    split: ev.Split
+    inter: matrices.Interactions
+    cases: ev.Cases
+    sample: dict[str, int]
+
+
+def validation_window(
+    train: pd.DataFrame,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    max_lines: int = TUNE_MAX_LINES,
+) -> Validation:
+    sample = subsample(train, max_lines, seed)
+    split = ev.temporal_split(sample, None, validation_fraction)
+    inter = matrices.build(split.train)
+    cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
+    return Validation(split, inter, cases, {"lines": len(sample), "of": len(train)})
+
+
+def _serving_sweep(
+    payload: ModelPayload, params: Mapping[str, Any], first: Trial, cases: ev.Cases
+) -> list[Trial]:
+    """The first trial's model served with each other repurchase scale: a serving weight
+    only, so no refit; only next purchases (with repurchases) can change."""
+    serving = payload.meta["serving"]
+    strong = serving["repurchase_weight"] / max(float(params["repurchase_scale"]), 1e-12)
+    out = []
+    for scale in SPACE["repurchase_scale"]:
+        if scale == params["repurchase_scale"]:
+            continue
+        t0 = time.perf_counter()
+        meta = {**payload.meta, "serving": {**serving, "repurchase_weight": strong * scale}}
+        served = ev.evaluate(
+            ev.served_from_payload(replace(payload, meta=meta)), cases, tasks=frozenset({ev.NEXT})
+        )
+        headline = {**first.headline, **ev.headline(served)}
+        trial_params = {**params, "repurchase_scale": scale}
+        seconds = round(time.perf_counter() - t0, 2)
+        out.append(Trial(first.number, trial_params, headline, objective(headline), seconds))
+    return out
+
+
 def tune(
     train: pd.DataFrame,
     config: TrainConfig,
@@ -163,6 +213,7 @@ def tune(
     on_trial: Callable[[Trial], None] | None = None,
     budget: memory.Budget | None = None,
     max_lines: int = TUNE_MAX_LINES,
+    window: Validation | None = None,
 ) -> Tuning:
     """Searches parameters on ``train`` alone; returns every trial and the one to use.
 
@@ -171,18 +222,18 @@ def tune(
     narrowest winners of a random search did worse on the test window than the defaults.
     """
     start = time.perf_counter()
-    sample = subsample(train, max_lines, seed)
-    split = ev.temporal_split(sample, None, validation_fraction)
-    inter = matrices.build(split.train)
-    cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
+    window = window or validation_window(train, validation_fraction, seed, max_lines)
+    split, cases = window.split, window.cases
     result = Tuning(split.cutoff.isoformat(), budget_seconds, min_gain=min_gain)
-    result.sample = {"lines": len(sample), "of": len(train)}
+    result.sample = dict(window.sample)
     draw = candidates(params_of(config), random.Random(seed))
     quiet = Stages(io.StringIO(), budget)
     per_unit = 0.0
-    for number in range(max_trials):
+    number = 0
+    swept: dict[str, Any] = {}
+    while number < max_trials:
         elapsed = time.perf_counter() - start
-        params = draw()
+        params = {**draw(), **swept}
         # Always one trial (the given parameters), then only what fits in the budget:
         # a trial is estimated from the costliest trial so far, scaled by its ALS work.
         if number and elapsed + per_unit * cost_units(params) > budget_seconds:
@@ -193,15 +244,24 @@ def tune(
             break
         t0 = time.perf_counter()
         payload = fit(split.train, with_params(config, params), quiet, for_serving=False)
+        payload = ev.with_stored_histories(payload, split.train, config.history_items)
         served = ev.evaluate(ev.served_from_payload(payload), cases)
         headline = ev.headline(served)
         seconds = time.perf_counter() - t0
         per_unit = max(per_unit, seconds / cost_units(params))
         trial = Trial(number, params, headline, objective(headline), round(seconds, 2))
-        result.trials.append(trial)
-        if result.best is None or trial.score > result.best.score * (1.0 + min_gain):
-            result.best = trial
-        if on_trial:
-            on_trial(trial)
+        number += 1
+        for t in [trial, *([] if number > 1 else _serving_sweep(payload, params, trial, cases))]:
+            if t is not trial:
+                t = replace(t, number=number)
+                number += 1
+            result.trials.append(t)
+            if result.best is None or t.score > result.best.score * (1.0 + min_gain):
+                result.best = t
+            if on_trial:
+                on_trial(t)
+        if number > 1 and not swept and result.best is not None:
+            # Later trials keep the repurchase scale the sweep chose.
+            swept = {"repurchase_scale": result.best.params["repurchase_scale"]}
     result.seconds = time.perf_counter() - start
     return result

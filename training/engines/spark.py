@@ -52,6 +52,7 @@ from recsvc import storage
 from training import ingest
 from training.catalog import RECENT_DAYS, align
 from training.errors import InputError
+from training.histories import SELECTION_HALF_LIFE_DAYS
 from training.neighbours import Neighbours
 from training.pipeline import Stages, TrainConfig, catalog_meta, model_meta, package
 from training.publish import ModelPayload
@@ -672,18 +673,32 @@ class SparkHistories:
             if dated
             else F.lit(-1)
         )
-        last = tagged.groupBy(ingest.CUSTOMER, ingest.ITEM).agg(F.max(day).alias("d"))
-        rank = Window.partitionBy(ingest.CUSTOMER).orderBy(
-            F.col("d").desc(), F.col(ingest.ITEM).asc()
+        # As ``training.histories.recent_items``: the ``limit`` heaviest items (orders x
+        # the decay of the latest purchase's age), then newest first, with their orders.
+        last = tagged.groupBy(ingest.CUSTOMER, ingest.ITEM).agg(
+            F.max(day).alias("d"), F.countDistinct(ingest.ORDER).alias("n")
         )
-        kept = last.withColumn("r", F.row_number().over(rank)).where(F.col("r") <= limit)
+        latest = F.max("d").over(Window.partitionBy(ingest.CUSTOMER))
+        weight = F.col("n") * F.pow(
+            F.lit(0.5), (latest - F.col("d")) / F.lit(SELECTION_HALF_LIFE_DAYS)
+        )
+        rank = Window.partitionBy(ingest.CUSTOMER).orderBy(
+            F.col("w").desc(), F.col("d").desc(), F.col(ingest.ITEM).asc()
+        )
+        kept = (
+            last.withColumn("w", weight)
+            .withColumn("r", F.row_number().over(rank))
+            .where(F.col("r") <= limit)
+            .withColumn("back", -F.col("d"))
+        )
         frame = (
             kept.groupBy(ingest.CUSTOMER)
-            .agg(F.array_sort(F.collect_list(F.struct("r", ingest.ITEM, "d"))).alias("h"))
+            .agg(F.array_sort(F.collect_list(F.struct("back", ingest.ITEM, "d", "n"))).alias("h"))
             .select(
                 ingest.CUSTOMER,
                 F.col(f"h.{ingest.ITEM}").alias("items"),
                 F.col("h.d").alias("days"),
+                F.col("h.n").alias("counts"),
             )
             .persist()
         )
@@ -693,8 +708,8 @@ class SparkHistories:
         if len(sample):
             per = int(
                 sum(
-                    len(c) + len(lay.encode_history(list(i), list(d)))
-                    for c, i, d in sample.itertuples(index=False)
+                    len(c) + len(lay.encode_history(list(i), list(d), list(n)))
+                    for c, i, d, n in sample.itertuples(index=False)
                 )
                 / len(sample)
             )
@@ -724,7 +739,7 @@ class SparkHistories:
                 for row in rows:
                     if row[0] in erased:
                         continue
-                    chunk[row[0]] = lay.encode_history(list(row[1]), list(row[2]))
+                    chunk[row[0]] = lay.encode_history(list(row[1]), list(row[2]), list(row[3]))
                     if len(chunk) >= WRITE_CHUNK:
                         flush()
                 if chunk:

@@ -1,0 +1,81 @@
+"""The quality tables: ``python -m training evaluate`` on Online Retail and Complete Journey.
+
+    .venv/bin/python -m benchmarks.quality online-retail complete-journey [--tune-budget 120]
+
+Each data set runs the project's own evaluation under ``/usr/bin/time -v``: the served
+model's parameters and every baseline's settings searched on the validation window with
+the same budget, the reported window scored once, three hide-one seeds for carts, the
+upsell slot scored against in-band picks. Complete Journey gets its catalog (departments
+and prices, ``benchmarks/scale.py``). The printout and report of each run are kept in
+``benchmarks/out/quality-<data set>/`` (``evaluate.log``, ``report.json``,
+``report.html``); this prints the comparison lines, wall time and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.engines import DATASETS
+from benchmarks.scale import CJ_COLUMNS, OUT, ROOT, SHARED, _time_v, complete_journey_catalog
+
+
+def arguments(dataset: str) -> list[str]:
+    if dataset == "complete-journey":
+        return [
+            "--purchases",
+            str(SHARED / "complete_journey_transactions.parquet"),
+            "--catalog",
+            str(complete_journey_catalog()),
+            *CJ_COLUMNS,
+        ]
+    return DATASETS[dataset]
+
+
+def run(dataset: str, budget: str, extra: list[str]) -> dict[str, object]:
+    out = OUT / f"quality-{dataset}"
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "/usr/bin/time", "-v", str(Path(sys.executable)), "-m", "training", "evaluate",
+        *arguments(dataset), "--tune-budget", budget, "--out", str(out), *extra,
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    (out / "evaluate.log").write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"{dataset}: exit {done.returncode}\n{done.stderr[-3000:]}")
+    usage = _time_v(done.stderr)
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "dataset": dataset,
+        "wall_s": round(wall, 1),
+        **usage,
+        "comparison": report["comparison"],
+        "upsell": report["upsell"].get("against", {}),
+        "stdout": done.stdout,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("datasets", nargs="+", choices=["online-retail", "complete-journey"])
+    p.add_argument("--tune-budget", default="120")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="more evaluate flags, after --")
+    a = p.parse_args()
+    extra = [x for x in a.extra if x != "--"]
+    for dataset in a.datasets:
+        got = run(dataset, a.tune_budget, extra)
+        print(f"== {dataset}: {got['wall_s']} s wall, peak RSS {got.get('peak_rss_mib')} MiB")
+        print(str(got.pop("stdout")))
+        (OUT / f"quality-{dataset}" / "summary.json").write_text(json.dumps(got, indent=1))
+
+
+if __name__ == "__main__":
+    main()
