@@ -13,41 +13,24 @@ printed. The reported window is never read. Writes ``benchmarks/out/choose_defau
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import sys
 import time
 from typing import Any
 
-from benchmarks.engines import DATASETS
+from benchmarks.design import design, parser
 from benchmarks.scale import OUT
 from training import evaluate as ev
 from training import tuning
-from training.cli import _config, _parser
-from training.engines import LOCAL
-from training.pipeline import Stages, fit
+from training.pipeline import fit
 
 METHODS = ("ease-als", "ease", "cooccurrence")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("dataset", nargs="?", default="online-retail", choices=sorted(DATASETS))
-    a = p.parse_args()
-    args = _parser().parse_args(["evaluate", *DATASETS[a.dataset]])
-    config = _config(args)
-    quiet = Stages(io.StringIO())
-    frame, _ = LOCAL.load(args.purchases, config, quiet)
-    reported = ev.temporal_split(frame, None, 0.1)
-    window = tuning.validation_window(reported.train, 0.1, seed=0)
-    print(
-        f"reported window from {reported.cutoff} (not read); choosing on "
-        f"{window.split.cutoff} to {reported.cutoff}, trained before {window.split.cutoff}",
-        flush=True,
-    )
+    a = parser(__doc__).parse_args()
+    d = design(a.dataset)
+    config, quiet, window, reported = d.config, d.stages, d.window, d.reported
 
     def score(params: dict[str, Any], method: str) -> float:
         recipe = tuning.with_params(config, params)

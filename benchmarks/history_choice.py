@@ -14,22 +14,18 @@ customer's own past purchases; writes ``benchmarks/out/history_choice-<data set>
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.quality import arguments
+from benchmarks.design import design, parser
 from benchmarks.scale import OUT
 from training import evaluate as ev
-from training import ingest, intervals, matrices, tuning
-from training.cli import _config, _parser
-from training.engines import LOCAL
+from training import ingest, intervals, matrices
 from training.histories import SELECTION_HALF_LIFE_DAYS
-from training.pipeline import Stages, fit
+from training.pipeline import fit
 
 History = tuple[list[str], list[int], list[int]]
 
@@ -61,21 +57,10 @@ def stored(train: pd.DataFrame, limit: int, by: str, counts: bool) -> dict[str, 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument(
-        "dataset", nargs="?", default="online-retail", choices=["online-retail", "complete-journey"]
-    )
-    a = p.parse_args()
-    args = _parser().parse_args(["evaluate", *arguments(a.dataset)])
-    config = _config(args)
-    quiet = Stages(io.StringIO())
-    frame, _ = LOCAL.load(args.purchases, config, quiet)
-    reported = ev.temporal_split(frame, None, 0.1)
-    window = tuning.validation_window(reported.train, 0.1, seed=0)
-    train, cases = window.split.train, window.cases
-    print(f"trained before {window.split.cutoff}; scored to {reported.cutoff}", flush=True)
+    a = parser(__doc__).parse_args()
+    d = design(a.dataset)
+    config, quiet = d.config, d.stages
+    train, cases = d.train, d.window.cases
     payload = fit(train, config, quiet, for_serving=False)
     inter = matrices.build(train)
     pop = matrices.popularity(inter).astype(float)

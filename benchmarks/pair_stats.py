@@ -15,23 +15,18 @@ bought together; alternatives bought by the same customers but not together. Wri
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.engines import DATASETS
+from benchmarks.design import design, parser
 from benchmarks.scale import OUT
-from training import evaluate as ev
-from training import ingest, matrices, tuning
-from training.cli import _config, _parser
-from training.engines import LOCAL
+from training import ingest, matrices
 from training.model import train_als
 from training.neighbours import Neighbours, alternatives
-from training.pipeline import Stages, fit
+from training.pipeline import fit
 
 CAPS = (0.0, 0.05, 0.2)
 TOP = 10
@@ -84,19 +79,10 @@ def shares(nb: Neighbours, items: np.ndarray, frame: pd.DataFrame) -> dict[str, 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("dataset", nargs="?", default="online-retail", choices=sorted(DATASETS))
-    a = p.parse_args()
-    args = _parser().parse_args(["evaluate", *DATASETS[a.dataset]])
-    config = _config(args)
-    quiet = Stages(io.StringIO())
-    frame, _ = LOCAL.load(args.purchases, config, quiet)
-    reported = ev.temporal_split(frame, None, 0.1)
-    window = tuning.validation_window(reported.train, 0.1, seed=0)
-    train, test = window.split.train, window.split.test
-    print(f"trained before {window.split.cutoff}; pairs scored to {reported.cutoff}")
+    a = parser(__doc__).parse_args()
+    d = design(a.dataset)
+    config, quiet = d.config, d.stages
+    train, test = d.train, d.window.split.test
     payload = fit(train, config, quiet, for_serving=False)
     inter = matrices.build(train)
     factors = train_als(matrices.weight(inter.customer_item, config.weighting), config.als)

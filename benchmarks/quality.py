@@ -23,6 +23,8 @@ from pathlib import Path
 from benchmarks.engines import DATASETS
 from benchmarks.scale import CJ_COLUMNS, OUT, ROOT, SHARED, _time_v, complete_journey_catalog
 
+DATA_SETS = ("online-retail", "complete-journey")
+
 
 def arguments(dataset: str) -> list[str]:
     if dataset == "complete-journey":
@@ -65,7 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("datasets", nargs="+", choices=["online-retail", "complete-journey"])
+    p.add_argument("datasets", nargs="+", choices=DATA_SETS)
     p.add_argument("--tune-budget", default="120")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="more evaluate flags, after --")
     a = p.parse_args()
