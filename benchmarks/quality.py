@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.engines import DATASETS
 from benchmarks.scale import CJ_COLUMNS, OUT, ROOT, SHARED, _time_v, complete_journey_catalog
@@ -63,6 +64,31 @@ def run(dataset: str, budget: str, extra: list[str]) -> dict[str, object]:
     }
 
 
+def _cell(method: dict[str, Any], key: str, head: str) -> str:
+    if head not in method["headline"]:
+        return "-"
+    low, high = method["intervals"].get(key, (float("nan"), float("nan")))
+    return f"{method['headline'][head]:.3f} ({low:.3f} to {high:.3f})"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report's methods as the README's and results' table: each measure with its
+    95% bootstrap interval, and the cart's range over the hide-one seeds."""
+    rows = [
+        "| method | cart HR@10 | cart, 3 seeds | next recall@10 | next (new items) recall@10 |",
+        "|---|---|---|---|---|",
+    ]
+    for m in report["methods"]:
+        spread = m["seed_spread"].get("cart/hr@10")
+        rows.append(
+            f"| {m['name']} | {_cell(m, 'cart/hr@10', 'cart_hr@10')} | "
+            + (f"{spread[0]:.3f} to {spread[1]:.3f}" if spread else "-")
+            + f" | {_cell(m, 'next/recall@10', 'next_recall@10')} | "
+            f"{_cell(m, 'next_new/recall@10', 'next_new_recall@10')} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +102,8 @@ def main() -> None:
         got = run(dataset, a.tune_budget, extra)
         print(f"== {dataset}: {got['wall_s']} s wall, peak RSS {got.get('peak_rss_mib')} MiB")
         print(str(got.pop("stdout")))
+        report = json.loads((OUT / f"quality-{dataset}" / "report.json").read_text())
+        print(markdown(report))
         (OUT / f"quality-{dataset}" / "summary.json").write_text(json.dumps(got, indent=1))
 
 
