@@ -8,8 +8,11 @@ Two tasks, one per caller:
   with repurchases counted (the recommender may suggest what was bought before) and
   without (only new items count, and bought items are excluded).
 
-"served" runs the service's own ranking (``recsvc.ranking.rank``) on the neighbour lists
-the trainer would publish, so the number measured is the number users get.
+"served" runs the service's own ranking (``recsvc.recommend``) on the neighbour lists
+the trainer would publish, so the number measured is the number users get: carts with
+their quantities, next purchases from the histories the trainer stores (as the e-mail
+path reads them). The tuned baselines are ``training.baselines``; the upsell slot is
+scored in ``training.upsell``.
 """
 
 from __future__ import annotations
