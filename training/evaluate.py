@@ -523,8 +523,8 @@ def served_from_payload(
     def history(case: HistoryCase, exclude: bool) -> list[int]:
         stored = payload.histories.get(case.customer) if payload.histories else None
         if stored is not None:
-            # As the e-mail path serves it: the history the trainer stores (latest distinct
-            # items, their days), weighted with the service's half-life.
+            # As the e-mail path serves it: the history the trainer stores (its heaviest
+            # items, their days and orders), weighted with the service's half-life.
             history = StoredHistory(list(stored[0]), list(stored[1]), list(stored[2]))
             seeds = [lists[view.index[i]] for i in history.item_ids]
             return count(rec.rank_stored(view, settings, history, seeds, TOP, exclude))
