@@ -36,7 +36,7 @@ def main() -> None:
         recipe = tuning.with_params(config, params)
         recipe = type(recipe)(**{**recipe.__dict__, "method": method})
         payload = fit(window.split.train, recipe, quiet, for_serving=False)
-        payload = ev.with_stored_histories(payload, window.split.train, recipe.history_items)
+        payload = window.as_stored(payload, recipe.history_items)
         return tuning.objective(
             ev.headline(ev.evaluate(ev.served_from_payload(payload), window.cases))
         )

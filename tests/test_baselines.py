@@ -14,6 +14,7 @@ from recsvc.config import Settings
 from tests.conftest import grouped_purchases
 from training import baselines, ingest, intervals, matrices, upsell
 from training import evaluate as ev
+from training.neighbours import cosine_lists
 from training.pipeline import Stages, TrainConfig, fit
 
 
@@ -83,11 +84,11 @@ def test_cooccurrence_normalisations_by_hand() -> None:
         "jaccard": (2 / (4 + 2 - 2), 1 / (4 + 1 - 1)),
     }
     for norm, (s01, s02) in want.items():
-        nb = baselines.cooccurrence_lists(x, 2, norm, 1 << 20)
+        nb = cosine_lists(x, 2, 1 << 20, norm)
         row = dict(zip(*nb.row(0), strict=True))
         assert row[1] == pytest.approx(s01) and row[2] == pytest.approx(s02), norm
     with pytest.raises(ValueError, match="normalisation"):
-        baselines.cooccurrence_lists(x, 2, "lift", 1 << 20)
+        cosine_lists(x, 2, 1 << 20, "lift")
 
 
 def grouped_split() -> tuple[ev.Split, matrices.Interactions, ev.Cases]:

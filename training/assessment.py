@@ -205,7 +205,7 @@ def assess(
             f"{len(cases.history):,} of {cases.population.get('history', 0):,} customers"
         )
         other_seeds = [
-            ev.Cases(inter.items, ev.build_cases(split, inter.items, 30.0, seed + s).cart, [])
+            ev.build_cases(split, inter.items, 30.0, seed + s, with_histories=False)
             for s in range(1, max(options.hide_seeds, 1))
         ]
         results: list[ev.MethodResult] = []

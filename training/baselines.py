@@ -41,10 +41,10 @@ from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
 from training import evaluate as ev
-from training import gram, matrices
+from training import matrices
 from training.ingest import CUSTOMER, ITEM, ORDER, TIMESTAMP
 from training.model import AlsParams, train_als
-from training.neighbours import NeighbourInputs, Neighbours, ease
+from training.neighbours import NORMALISATIONS, NeighbourInputs, cosine_lists, ease
 
 LISTS = ev.BASELINE_LISTS
 NEXT_TASKS = frozenset({ev.NEXT, ev.NEXT_NEW})
@@ -108,39 +108,11 @@ def _grid(
 
 # -- co-occurrence --------------------------------------------------------------------------
 
-NORMALISATIONS = ("cosine", "jaccard", "conditional", "counts")
-
-
-def cooccurrence_lists(x: sp.csr_matrix, top_n: int, norm: str, max_entries: int) -> Neighbours:
-    """Top-N of each item's order co-occurrence counts, normalised: cosine
-    c_ij / sqrt(c_i c_j), Jaccard c_ij / (c_i + c_j - c_ij), conditional c_ij / c_i
-    (how often j is in i's orders), or the raw counts. Blocked like every Gram product, so
-    memory grows with the pairs, never items^2."""
-    g = gram.Gram(x, max_entries)
-    diag = np.maximum(g.diagonal(), 1e-12)
-    idx_parts, score_parts = [], []
-    for lo, hi, block in g.blocks():
-        rows, cols, vals = gram.entries(block, lo)
-        if norm == "cosine":
-            sc = vals / np.sqrt(diag[rows] * diag[cols])
-        elif norm == "jaccard":
-            sc = vals / np.maximum(diag[rows] + diag[cols] - vals, 1e-12)
-        elif norm == "conditional":
-            sc = vals / diag[rows]
-        elif norm == "counts":
-            sc = vals.astype(np.float64)
-        else:
-            raise ValueError(f"unknown normalisation {norm!r}")
-        idx, top = gram.top_per_row(rows, cols, sc, hi - lo, lo, top_n)
-        idx_parts.append(idx)
-        score_parts.append(top)
-    return Neighbours(np.vstack(idx_parts), np.vstack(score_parts))
-
 
 def _cooccurrence(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
     inter = data.inter
     budget = NeighbourInputs(inter.order_item, memory_bytes=data.memory_bytes)
-    nb = cooccurrence_lists(inter.order_item, LISTS, str(p["normalisation"]), budget.max_entries)
+    nb = cosine_lists(inter.order_item, LISTS, budget.max_entries, str(p["normalisation"]))
     return ev.lists_recommender(
         "co-occurrence", ev.neighbours_matrix(nb, inter.n_items), _pop(inter)
     )
@@ -252,12 +224,15 @@ def tifu_recommender(
         dots = np.asarray((mine @ vt).todense()).ravel()
         dist = sq + sq[row] - 2.0 * dots
         dist[row] = np.inf
-        score = alpha * mine.toarray().ravel()
+        blend = alpha * mine
         if kk > 0 and alpha < 1.0:
             near = np.argpartition(dist, kk - 1)[:kk]
-            score = score + (1.0 - alpha) * np.asarray(vectors[near].mean(axis=0)).ravel()
-        cands = np.flatnonzero(score)
-        return popular.fill(ev._ranked(cands, score[cands], skip), skip)
+            mean = sp.csr_matrix(np.full((1, kk), 1.0 / kk)) @ vectors[near]
+            blend = blend + (1.0 - alpha) * mean
+        # Sparse throughout: the items either part holds, never a catalog-sized row.
+        blend = sp.csr_matrix(blend)
+        blend.sum_duplicates()
+        return popular.fill(ev.ranked(blend.indices, blend.data, skip), skip)
 
     return ev.Recommender(
         "TIFU-KNN", lambda items: popular.fill([], items), history, tasks=NEXT_TASKS

@@ -124,6 +124,7 @@ def build_cases(
     seed: int = 0,
     max_cart: int = MAX_CART_CASES,
     max_history: int = MAX_HISTORY_CASES,
+    with_histories: bool = True,
 ) -> Cases:
     """Test cases over the items the train split knows; unknown test items are not scored.
 
@@ -171,6 +172,8 @@ def build_cases(
                 later_of(buyer, int(placed.loc[o])),
             )
         )
+    if not with_histories:  # another hide-one seed: only the carts change
+        return Cases(items, carts, [], {"cart": int(eligible.size)})
     # -- next purchases: customers on both sides, with known items bought after.
     train = split.train
     t_cust = test[ingest.CUSTOMER].astype(str).to_numpy()
@@ -324,7 +327,7 @@ class Popular:
         return out
 
 
-def _ranked(cands: np.ndarray, totals: np.ndarray, exclude: Sequence[int]) -> list[int]:
+def ranked(cands: np.ndarray, totals: np.ndarray, exclude: Sequence[int]) -> list[int]:
     """Candidates with a positive total, best first, excluded items left out."""
     keep = totals > 0
     if len(exclude):
@@ -359,7 +362,7 @@ def past_purchases_recommender(n_items: int, pop: np.ndarray) -> Recommender:
             return popular.fill([], case.items)
         bought = np.asarray(case.items, np.int64)
         scores = np.asarray(case.weights) + 1.0 + tie[bought]
-        return popular.fill(_ranked(bought, scores, []), [])
+        return popular.fill(ranked(bought, scores, []), [])
 
     return Recommender("past purchases", lambda items: popular.fill([], items), history)
 
@@ -393,12 +396,12 @@ def lists_recommender(name: str, lists: sp.csr_matrix, pop: np.ndarray) -> Recom
 
     def cart(items: list[int]) -> list[int]:
         cands, totals = scores(items, None)
-        return popular.fill(_ranked(cands, totals, items), items)
+        return popular.fill(ranked(cands, totals, items), items)
 
     def history(case: HistoryCase, exclude: bool) -> list[int]:
         cands, totals = scores(case.items, case.weights)
         skip = case.items if exclude else []
-        return popular.fill(_ranked(cands, totals, skip), skip)
+        return popular.fill(ranked(cands, totals, skip), skip)
 
     return Recommender(name, cart, history)
 
@@ -414,7 +417,7 @@ def factors_recommender(name: str, factors: np.ndarray, pop: np.ndarray) -> Reco
     def top(query: np.ndarray, exclude: Sequence[int]) -> list[int]:
         totals = unit @ query
         cands = np.arange(totals.size)
-        return popular.fill(_ranked(cands, totals, exclude), exclude)
+        return popular.fill(ranked(cands, totals, exclude), exclude)
 
     def cart(items: list[int]) -> list[int]:
         return top(unit[items].sum(axis=0), items)
@@ -443,7 +446,7 @@ def factors_recommender(name: str, factors: np.ndarray, pop: np.ndarray) -> Reco
             part = np.argpartition(-scores, k, axis=1)[:, :k]
             for row, (_, _, exclude) in enumerate(chunk):
                 cands = part[row]
-                out.append(popular.fill(_ranked(cands, scores[row, cands], []), exclude))
+                out.append(popular.fill(ranked(cands, scores[row, cands], []), exclude))
         return out
 
     return Recommender(name, cart, history, many=many)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from training import evaluate as ev
 from training import matrices, memory
+from training.histories import Histories, recent_items
 from training.ingest import CUSTOMER
 from training.pipeline import Stages, TrainConfig, fit
 from training.publish import ModelPayload
@@ -164,6 +165,19 @@ class Validation:
     inter: matrices.Interactions
     cases: ev.Cases
     sample: dict[str, int]
+    _stored: dict[int, Histories] = field(default_factory=dict, repr=False, compare=False)
+
+    def stored(self, limit: int) -> Histories:
+        """The histories the trainer would store for this window's customers (the same for
+        every recipe, so built once per window)."""
+        if limit not in self._stored:
+            self._stored[limit] = recent_items(self.split.train, limit)
+        return self._stored[limit]
+
+    def as_stored(self, payload: ModelPayload, limit: int) -> ModelPayload:
+        """``payload`` with this window's stored histories: next purchases ranked as the
+        e-mail path ranks them."""
+        return replace(payload, histories=self.stored(limit)) if limit > 0 else payload
 
 
 def validation_window(
@@ -244,7 +258,7 @@ def tune(
             break
         t0 = time.perf_counter()
         payload = fit(split.train, with_params(config, params), quiet, for_serving=False)
-        payload = ev.with_stored_histories(payload, split.train, config.history_items)
+        payload = window.as_stored(payload, config.history_items)
         served = ev.evaluate(ev.served_from_payload(payload), cases)
         headline = ev.headline(served)
         seconds = time.perf_counter() - t0
