@@ -32,6 +32,7 @@ from recsvc.errors import (
     UnknownItemError,
 )
 from recsvc.experiment import Served
+from recsvc.merch import MerchRules
 from recsvc.observability import Metrics
 from recsvc.ranking import PriceBand
 from recsvc.schemas import (
@@ -147,26 +148,32 @@ router = APIRouter()
     openapi_extra=_VISITOR,
 )
 async def cart_recommendations(body: CartRequest, request: Request) -> JSONBytes:
+    band = None
+    if body.upsell_band is not None:
+        band = PriceBand(body.upsell_band.min_ratio, body.upsell_band.max_ratio)
+    return await answer_cart(request, body.lines(), body.k, body.upsell_k, body.rules, band)
+
+
+async def answer_cart(
+    request: Request,
+    lines: list[tuple[str, int]],
+    k: int,
+    upsell_k: int | None = None,
+    rules: MerchRules | None = None,
+    band: PriceBand | None = None,
+) -> JSONBytes:
+    """The cart's answer, for the documented route and for its fast lane
+    (``recsvc.cart_route``), which reads the widget's plain bodies without FastAPI's
+    request handler."""
     arms, settings = _arms(request), _settings(request)
-    lines = body.lines()
-    upsell_k = settings.upsell_k if body.upsell_k is None else body.upsell_k
+    if upsell_k is None:
+        upsell_k = settings.upsell_k
     ids = [i for i, _ in lines]
     got, served = await arms.answer(
         _visitor(request), lambda store: store.lists(ids, alternatives=upsell_k > 0)
     )
-    band = None
-    if body.upsell_band is not None:
-        band = PriceBand(body.upsell_band.min_ratio, body.upsell_band.max_ratio)
     answer = rec.rank_cart(
-        got.view,
-        settings,
-        lines,
-        got.complements,
-        body.k,
-        body.rules,
-        got.alternatives,
-        upsell_k,
-        band,
+        got.view, settings, lines, got.complements, k, rules, got.alternatives, upsell_k, band
     )
     _count(request, got.view.version, served, answer.cross_sell.fallback)
     return JSONBytes(rec.render_cart(got.view, answer, served))

@@ -6,6 +6,7 @@ which field, rather than served slowly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -89,16 +90,20 @@ class CartRequest(_Strict):
     )
 
     def lines(self) -> list[tuple[str, int]]:
-        """Items as (id, quantity), a repeated item merged into one with the quantities
-        added (capped at the per-line maximum: past it, more of one item changes no
-        suggestion)."""
-        merged: dict[str, int] = {}
-        for entry in self.items:
-            if isinstance(entry, str):
-                merged[entry] = merged.get(entry, 0) + 1
-            else:
-                merged[entry.item_id] = merged.get(entry.item_id, 0) + entry.quantity
-        return [(i, min(q, MAX_QUANTITY)) for i, q in merged.items()]
+        """Items as (id, quantity), a repeated item merged (``merge_lines``)."""
+        return merge_lines(
+            (e, 1) if isinstance(e, str) else (e.item_id, e.quantity) for e in self.items
+        )
+
+
+def merge_lines(entries: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Cart lines as (id, quantity), a repeated item merged into one with the quantities
+    added (capped at the per-line maximum: past it, more of one item changes no
+    suggestion), in the order items first appear."""
+    merged: dict[str, int] = {}
+    for item_id, quantity in entries:
+        merged[item_id] = merged.get(item_id, 0) + quantity
+    return [(i, min(q, MAX_QUANTITY)) for i, q in merged.items()]
 
 
 class Purchase(_Strict):
