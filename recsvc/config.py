@@ -106,7 +106,8 @@ class Settings(BaseSettings):
         default=16 << 20,
         ge=0,
         description="Bytes of allowed-item masks (one per distinct rules) a worker keeps per "
-        "model version, least recently used dropped first; two versions are kept at most.",
+        "model version, least recently used dropped first, and as many again of cart items' "
+        "qualifying upsell alternatives; two versions are kept at most.",
     )
 
     refresh_interval_s: float = Field(

@@ -191,7 +191,110 @@ class _Picker:
         return True
 
 
+FEW_SEEDS = 8
+"""Up to this many seeds (a cart, mostly), ``_rank_few``: its Python part grows with the
+seeds times k, while its numpy calls are a third of the general path's."""
+_TINY = float(np.nextafter(0.0, 1.0))
+
+
 def _rank_seeds(
+    seeds: Sequence[Seed],
+    item_ids: Sequence[str],
+    exclude: set[int],
+    rules: Rules,
+) -> list[tuple[Suggestion, int]]:
+    if len(seeds) <= FEW_SEEDS and rules.repurchase_weight <= 0 and not rules.boost:
+        return _rank_few(seeds, item_ids, exclude, rules)
+    return _rank_many(seeds, item_ids, exclude, rules)
+
+
+def _rank_few(
+    seeds: Sequence[Seed],
+    item_ids: Sequence[str],
+    exclude: set[int],
+    rules: Rules,
+) -> list[tuple[Suggestion, int]]:
+    """``_rank_many``'s answer for a few seeds, from the entries themselves.
+
+    Each entry gets its candidate's total. A candidate has at most one entry per seed, so
+    the entries at or above the (room * seeds)-th largest total hold every entry of the
+    best ``room`` candidates: those few entries are grouped in Python, which also gives
+    each candidate its seeds (``because``) without a candidates-by-seeds table.
+    """
+    n_seeds = len(seeds)
+    sizes = [x.indices.size for x in seeds]
+    if n_seeds == 1:
+        idx, contrib, counts = seeds[0].indices, seeds[0].scores, _counts(seeds[0])
+    else:
+        idx = np.concatenate([x.indices for x in seeds])
+        contrib = np.concatenate([x.scores for x in seeds])
+        counts = np.concatenate([_counts(x) for x in seeds])
+    contrib = contrib.astype(np.float64, copy=False)
+    if any(x.weight != 1.0 for x in seeds):
+        contrib = contrib * np.repeat(np.array([x.weight for x in seeds]), sizes)
+    owner: IntArray | None = None
+    if not rules.negatives and not all(x.positive_only for x in seeds):
+        keep = (contrib > 0).nonzero()[0]
+        owner = np.repeat(np.arange(n_seeds), sizes)[keep]
+        idx, contrib, counts = idx[keep], contrib[keep], counts[keep]
+    if idx.size == 0:
+        return []
+    # Totals in the scratch array (zero before and after), an excluded item's at -inf.
+    totals = _scratch(len(item_ids)).totals
+    banned = np.fromiter(exclude, np.int64, len(exclude)) if exclude else None
+    if banned is not None:
+        totals[banned] = -np.inf
+    np.add.at(totals, idx, contrib)
+    t = totals[idx]
+    totals[idx] = 0.0
+    if banned is not None:
+        totals[banned] = 0.0
+    if rules.allowed is not None:
+        t[~rules.allowed[idx]] = -np.inf
+    room = rules.k + len(rules.pins)
+    if rules.max_per_category is not None:
+        room *= 4  # room for what the category cap will skip
+    want = room * n_seeds
+    if want <= 0:
+        return []
+    low = _TINY  # positive totals only
+    if t.size > want:
+        kth = t.copy()
+        kth.partition(t.size - want)
+        low = max(low, float(kth[t.size - want]))
+    sel = (t >= low).nonzero()[0]
+    if sel.size == 0:
+        return []
+    own = (np.repeat(np.arange(n_seeds), sizes) if owner is None else owner)[sel].tolist()
+    groups: dict[int, list[Any]] = {}
+    for j, total, c, o, n in zip(
+        idx[sel].tolist(),
+        t[sel].tolist(),
+        contrib[sel].tolist(),
+        own,
+        counts[sel].tolist(),
+        strict=True,
+    ):
+        group = groups.get(j)
+        if group is None:
+            groups[j] = group = [total]
+        group.append((-c, o, n))
+    # Highest total first; ties by item index keep answers stable across calls.
+    best = sorted(groups.items(), key=lambda g: (-g[1][0], g[0]))[:room]
+    limit = rules.because_limit
+    seed_indices = {x.index for x in seeds}
+    out: list[tuple[Suggestion, int]] = []
+    for j, group in best:
+        # The seeds behind it, strongest first (ties: cart order), contributing only.
+        by_seed = sorted(group[1:])
+        because = tuple(seeds[o].item_id for c, o, _ in by_seed[:limit] if c < 0)
+        source = SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS
+        evidence = by_seed[0][2] if because else 0
+        out.append((Suggestion(item_ids[j], group[0], because, source, evidence), j))
+    return out
+
+
+def _rank_many(
     seeds: Sequence[Seed],
     item_ids: Sequence[str],
     exclude: set[int],
@@ -379,6 +482,45 @@ class PriceBand:
     high: float = 2.0
 
 
+UpsellEntry = tuple[float, int, int, float]
+"""An alternative that qualifies for a cart item's upsell slot: (minus its score, its
+item index, customers who bought both, its price)."""
+
+
+def band_alternatives(
+    source: Seed,
+    price: npt.NDArray[np.float64],
+    category: IntArray | None,
+    band: PriceBand,
+    margin: npt.NDArray[np.float64] | None = None,
+) -> list[UpsellEntry]:
+    """One cart item's alternatives priced within the band above it, best first: same
+    category only, when both items have one; scored by closeness, times (1 + margin) when
+    the catalog gives a margin. A cart item without a price has none. The same for every
+    cart that holds the item, so a service keeps it per view (``recsvc.recommend``)."""
+    base = float(price[source.index])
+    if not base > 0:  # no price (NaN) or none to compare with
+        return []
+    cand = source.indices
+    score = source.scores.astype(np.float64, copy=False)
+    p = price[cand]
+    ok = (score > 0) & (p >= band.low * base) & (p <= band.high * base)
+    if category is not None and category[source.index] >= 0:
+        theirs = category[cand]
+        ok &= (theirs == category[source.index]) | (theirs < 0)
+    sel = ok.nonzero()[0]
+    if sel.size == 0:
+        return []
+    chosen, score = cand[sel], score[sel]
+    if margin is not None:
+        m = margin[chosen]
+        score = score * (1.0 + np.where(np.isfinite(m), np.maximum(m, 0.0), 0.0))
+    return sorted(
+        zip((-score).tolist(), chosen.tolist(), _counts(source)[sel].tolist(), p[sel].tolist(),
+            strict=True)
+    )  # fmt: skip
+
+
 def upsell(
     sources: Sequence[Seed],
     item_ids: Sequence[str],
@@ -387,58 +529,35 @@ def upsell(
     rules: Rules,
     band: PriceBand,
     margin: npt.NDArray[np.float64] | None = None,
+    qualified: Sequence[Sequence[UpsellEntry]] | None = None,
 ) -> list[Upsell]:
-    """For each cart item, its alternatives priced within the band above it.
+    """For each cart item, its alternatives priced within the band above it
+    (``band_alternatives``; ``qualified`` gives them per source when already known).
 
-    ``sources`` are the cart items with their alternative lists. Same category only, when
-    both items have one; ranked by closeness, times (1 + margin) when the catalog gives a
-    margin. Each entry names the item it upgrades and the price difference. When no
-    alternative qualifies, popular items in the band of a cart item fill in (``popular``
-    source, for the response's fallback mark).
+    ``sources`` are the cart items with their alternative lists. Each entry names the item
+    it upgrades and the price difference. When no alternative qualifies, popular items in
+    the band of a cart item fill in (``popular`` source, for the response's fallback mark).
     """
     category = rules.category
     picker = _Picker(rules, set(rules.exclude), item_ids)
     out: list[Upsell] = []
-    if sources:
-        # All cart items' alternatives in one pass: numpy calls per source were most of
-        # the upsell's time.
-        origin = np.repeat(np.arange(len(sources)), [x.indices.size for x in sources])
-        cand = np.concatenate([x.indices for x in sources])
-        score = np.concatenate([x.scores for x in sources]).astype(np.float64, copy=False)
-        count = np.concatenate([_counts(x) for x in sources])
-        src_index = np.array([x.index for x in sources])
-        base = price[src_index]
-        # Bounds per cart item, then per entry: a cart item without a price has none.
-        priced = base > 0
-        low = np.where(priced, band.low * base, np.inf)[origin]
-        high = np.where(priced, band.high * base, -np.inf)[origin]
-        p = price[cand]
-        ok = (score > 0) & (p >= low) & (p <= high)
-        if category is not None:
-            own = category[src_index][origin]
-            theirs = category[cand]
-            ok &= (own < 0) | (theirs == own) | (theirs < 0)
-        cand, score, count, origin = cand[ok], score[ok], count[ok], origin[ok]
-        if margin is not None:
-            m = margin[cand]
-            score = score * (1.0 + np.where(np.isfinite(m), np.maximum(m, 0.0), 0.0))
-        # Best first; an item reached from two cart items keeps its best entry.
-        order = np.lexsort((cand, -score))
-        for at in order.tolist():
-            if picker.full():
-                break
-            j = int(cand[at])
-            src = sources[int(origin[at])]
-            if picker.offer(j, _ALT):
-                out.append(
-                    Upsell(
-                        item_ids[j],
-                        float(score[at]),
-                        src.item_id,
-                        float(price[j]) - float(price[src.index]),
-                        int(count[at]),
-                    )
-                )
+    entries: list[tuple[float, int, int, int, float]] = []
+    for origin, src in enumerate(sources):
+        alternatives = (
+            qualified[origin]
+            if qualified is not None
+            else band_alternatives(src, price, category, band, margin)
+        )
+        entries.extend((s, j, origin, n, p) for s, j, n, p in alternatives)
+    # Best first; ties by item, then cart order: an item reached from two cart items
+    # keeps its best entry (the picker takes an item once).
+    entries.sort()
+    for negative, j, origin, n, p in entries:
+        if picker.full():
+            break
+        if picker.offer(j, _ALT):
+            src = sources[origin]
+            out.append(Upsell(item_ids[j], -negative, src.item_id, p - float(price[src.index]), n))
     if picker.full():
         return out
     # Popular filler, per cart item: the popular items within its band (and category).

@@ -28,6 +28,8 @@ from recsvc.ranking import (
     Seed,
     Suggestion,
     Upsell,
+    UpsellEntry,
+    band_alternatives,
     rank,
     recency_weights,
     upsell,
@@ -136,19 +138,36 @@ def rank_cart(
     ups: list[Upsell] = []
     if upsell_k > 0 and alternatives is not None:
         up_rules = Rules(k=upsell_k, exclude=in_cart, **{**parts, "pins": (), "boost": {}})
+        band = band or PriceBand(settings.upsell_min_ratio, settings.upsell_max_ratio)
+        sources = seeds(view, ids, weights, alternatives)
         ups = upsell(
-            seeds(view, ids, weights, alternatives),
+            sources,
             view.item_ids,
             view.popular,
             view.arrays.price,
             up_rules,
-            band or PriceBand(settings.upsell_min_ratio, settings.upsell_max_ratio),
+            band,
             view.margin,
+            [_band_alternatives(view, source, band) for source in sources],
         )
     exclude = in_cart | {view.index[u.item_id] for u in ups} if ups else in_cart
     rules = Rules(k=k, exclude=exclude, **parts)
     cross = rank(seeds(view, ids, weights, lists), view.item_ids, view.popular, rules, view.fresh)
     return CartAnswer(cross, ups)
+
+
+def _band_alternatives(view: ModelView, source: Seed, band: PriceBand) -> list[UpsellEntry]:
+    """A cart item's qualifying alternatives, made once per view and band."""
+    key = (source.index, band.low, band.high)
+    kept = view.upsell_lists.get(key)
+    if kept is None:
+        kept = band_alternatives(source, view.arrays.price, view.arrays.category, band, view.margin)
+        view.upsell_lists.put(key, kept, _UPSELL_ENTRY_BYTES * (len(kept) + 1))
+    return kept
+
+
+_UPSELL_ENTRY_BYTES = 200
+"""A kept upsell alternative's size: a tuple of four Python numbers, and its list slot."""
 
 
 def history_weights(

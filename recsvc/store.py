@@ -36,6 +36,7 @@ from recsvc.errors import (
     StoreUnavailableError,
 )
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
+from recsvc.ranking import UpsellEntry
 
 DEFAULT_MASK_CACHE_BYTES = 16 << 20
 _ENTRY_OVERHEAD = 200
@@ -69,6 +70,12 @@ class ModelView:
     )
     """Allowed-item masks by rules, computed once per view (a stock change makes a new
     one), keyed by a digest of the rules and bounded in bytes: rules come from requests."""
+    upsell_lists: ByteBoundedCache[tuple[int, float, float], list[UpsellEntry]] = field(
+        default_factory=lambda: ByteBoundedCache(DEFAULT_MASK_CACHE_BYTES)
+    )
+    """Per cart item and price band, its alternatives that qualify for the upsell slot
+    (``ranking.band_alternatives``): they depend on this view's prices, so kept per view,
+    bounded in bytes like the masks."""
     default_rule_parts: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per suggested item, its catalog facts as rendered (bounded by the catalog)."""
@@ -148,6 +155,7 @@ class ModelView:
             model_items=model_items,
             fresh=tuple(at for _, at in sorted(fresh) if at not in gone),
             masks=ByteBoundedCache(mask_cache_bytes),
+            upsell_lists=ByteBoundedCache(mask_cache_bytes),
         )
 
     def allowed(self, rules: MerchRules) -> npt.NDArray[np.bool_]:

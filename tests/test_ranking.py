@@ -5,13 +5,20 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from recsvc.ranking import (
+    FEW_SEEDS,
     SOURCE_NEIGHBOURS,
     SOURCE_POPULAR,
     SOURCE_REPURCHASE,
+    PriceBand,
     Rules,
     Seed,
+    Suggestion,
+    _rank_few,
+    _rank_many,
+    band_alternatives,
     rank,
     recency_weights,
+    upsell,
 )
 
 ITEMS = ["a", "b", "c", "d", "e", "f"]
@@ -95,3 +102,73 @@ def test_repurchase_bonus_ranks_every_bought_item_above_neighbour_evidence() -> 
     rules = Rules(k=3, repurchase_weight=0.1, repurchase_bonus=10.0)
     out = rank(seeds, ITEMS, POPULAR, rules)
     assert [s.item_id for s in out.suggestions] == ["a", "b", "c"]
+
+
+def _random_seeds(rng: np.random.Generator, n_items: int, n_seeds: int) -> list[Seed]:
+    """Seeds over a catalog of ``n_items``, each list naming an item once, best first."""
+    picked = rng.choice(n_items, n_seeds, replace=False)
+    out = []
+    for at in picked.tolist():
+        size = int(rng.integers(0, 60))
+        idx = rng.choice(n_items, size, replace=False).astype(np.int64)
+        scores = np.sort(rng.normal(0.1, 0.3, size))[::-1].copy()
+        counts = rng.integers(0, 50, size).astype(np.int64)
+        weight = float(rng.choice([1.0, 1.0, 1.5, 0.4]))
+        out.append(Seed(f"i{at}", at, weight, idx, scores, counts))
+    return out
+
+
+def _facts(suggestions: list[tuple[Suggestion, int]]) -> list[tuple[object, ...]]:
+    return [(s.item_id, s.score, s.because, s.source, s.evidence, i) for s, i in suggestions]
+
+
+def test_the_few_seeds_path_answers_as_the_general_one() -> None:
+    """Carts of up to FEW_SEEDS items take ``_rank_few``; it must give the general
+    path's suggestions, scores, seeds behind them and evidence, whatever the rules."""
+    rng = np.random.default_rng(7)
+    n_items = 300
+    items = [f"i{i}" for i in range(n_items)]
+    checked = 0
+    for trial in range(400):
+        seeds = _random_seeds(rng, n_items, int(rng.integers(1, FEW_SEEDS + 1)))
+        exclude = {s.index for s in seeds} | set(rng.choice(n_items, 5).tolist())
+        rules = Rules(
+            k=int(rng.choice([0, 1, 3, 10, 40])),
+            exclude=exclude,
+            allowed=rng.random(n_items) > 0.2 if trial % 2 else None,
+            category=rng.integers(-1, 6, n_items),
+            max_per_category=[None, 1, 3][trial % 3],
+            because_limit=int(rng.choice([1, 3])),
+            negatives=trial % 4 != 0,
+        )
+        few = _rank_few(seeds, items, set(exclude), rules)
+        many = _rank_many(seeds, items, set(exclude), rules)
+        assert _facts(few) == _facts(many), trial
+        checked += bool(few)
+    assert checked > 300
+
+
+def test_upsell_from_kept_qualifying_alternatives_is_the_same_upsell() -> None:
+    rng = np.random.default_rng(3)
+    n_items = 200
+    items = [f"i{i}" for i in range(n_items)]
+    price = rng.uniform(1, 20, n_items)
+    price[rng.choice(n_items, 10)] = np.nan
+    margin = rng.normal(0.2, 0.3, n_items)
+    popular = rng.permutation(n_items).astype(np.int64)
+    answered = 0
+    for trial in range(200):
+        sources = _random_seeds(rng, n_items, int(rng.integers(1, 5)))
+        category = rng.integers(-1, 3, n_items)
+        band = PriceBand(1.05, float(rng.choice([1.5, 2.0, 4.0])))
+        rules = Rules(
+            k=int(rng.choice([1, 3])), exclude={s.index for s in sources}, category=category
+        )
+        m = margin if trial % 2 else None
+        kept = [band_alternatives(s, price, category, band, m) for s in sources]
+        for alternatives in kept:  # in band, best first
+            assert [a[0] for a in alternatives] == sorted(a[0] for a in alternatives)
+        direct = upsell(sources, items, popular, price, rules, band, m)
+        assert upsell(sources, items, popular, price, rules, band, m, kept) == direct
+        answered += any(u.source != SOURCE_POPULAR for u in direct)
+    assert answered > 100
