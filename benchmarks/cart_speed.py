@@ -2,10 +2,14 @@
 
 For each data set: train into its own redis-server, start three one-worker uvicorn apps
 pinned to core 0 (recsvc, ``ceiling_app``, the HMGET-only ``baseline_app``), then drive
-each with wrk on core 1, alternating, at 1 and 16 connections, ``--rounds`` times. The
-cart is the same four items for all three: popular items of the model (so every list is
-long). Prints req/s, p50 and p99 per app and the ratios to the ceiling; writes
-benchmarks/out/cart_speed.json. Needs wrk (``apt-get install wrk``) and taskset.
+each with wrk on core 1, alternating, ``--rounds`` times:
+- the same four popular items (every list long) at 1 and 16 connections;
+- 2,000 varied carts of 1 to 8 items (from stored customers' histories) at 16.
+Prints req/s, p50 and p99 per app, the ratios to the ceiling, and each server's CPU per
+request (the ceiling's over recsvc's: above 1 means recsvc does the answer for less).
+Then recsvc alone: half load, a stored customer with 50 items and the longest one, and
+``RECSVC_WORKERS=2``. Writes benchmarks/out/cart_speed.json. Needs wrk (``apt-get
+install wrk``) and taskset.
 
 Usage: .venv/bin/python -m benchmarks.cart_speed [online-retail] [complete-journey]
            [--seconds 10] [--rounds 2]
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import subprocess
 import sys
@@ -50,14 +56,48 @@ def data_args(name: str) -> list[str]:
     return DATA[name]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its descendants (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    family, total, grew = {pid}, 0.0, True
+    while grew:
+        grew = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grew = True
+    for member in family:
+        total += stats.get(member, (0, 0.0))[1]
+    return total
+
+
 def wrk(
-    port: int, conns: int, seconds: float, script: Path, path: str = "/v1/recommendations/cart"
+    port: int,
+    conns: int,
+    seconds: float,
+    script: Path,
+    path: str = "/v1/recommendations/cart",
+    pid: int | None = None,
+    cores: str = "1",
 ) -> dict[str, float]:
+    """wrk's req/s, p50 and p99; with ``pid``, also the server's CPU per request (µs):
+    less moved by a shared machine than req/s, and what throughput is made of."""
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency",
+        ["taskset", "-c", cores, "wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
+    spent = cpu_seconds(pid) - before if pid else 0.0
     got: dict[str, float] = {}
     for line in out.splitlines():
         parts = line.split()
@@ -67,6 +107,8 @@ def wrk(
             got["p" + parts[0].rstrip("%")] = _ms(parts[1])
         elif "Non-2xx" in line:
             got["non_2xx"] = float(parts[-1])
+        elif "requests in" in line and pid:
+            got["cpu_us_per_request"] = round(spent / max(int(parts[0]), 1) * 1e6, 1)
     return got
 
 
@@ -80,6 +122,89 @@ def _ms(value: str) -> float:
 def bench(name: str, seconds: float, rounds: int, port_base: int) -> dict[str, Any]:
     with redis_server(port_base, f"speed-{name}") as work:
         return _bench(name, seconds, rounds, port_base, work)
+
+
+def _start(
+    cmd: list[str], env: dict[str, str], port: int, work: Path, name: str, cores: str = "0"
+) -> subprocess.Popen[bytes]:
+    log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    pinned = ["taskset", "-c", cores, *cmd]
+    return subprocess.Popen(pinned, env={**env, "RECSVC_PORT": str(port)}, cwd=ROOT, stderr=log)
+
+
+def _wait(port: int, body: str) -> None:
+    for _ in range(150):
+        try:
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/v1/recommendations/cart",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            if answer.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def _carts_script(work: Path, bodies: list[str]) -> Path:
+    """A wrk script sending ``bodies`` in turn (each connection from its own offset)."""
+    script = work / "carts.lua"
+    table = ",\n".join(json.dumps(b) for b in bodies)
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"local bodies = {{\n{table}\n}}\n"
+        "local n = math.random(#bodies)\n"
+        "function request()\n  n = n % #bodies + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[n])\nend\n"
+    )
+    return script
+
+
+def _real_carts(r: Any, layout: Any, version: str, items: list[Any], n: int) -> list[str]:
+    """``n`` carts of 1 to 8 items the model knows, from stored customers' histories (the
+    items bought together lately): as varied as a storefront's carts."""
+    customers = r.hkeys(layout.customers(version))[: 4 * n]
+    histories = r.hmget(layout.customers(version), customers)
+    rnd = random.Random(11)
+    known = set(items)
+    bodies = []
+    for raw in histories:
+        bought = [i for i in decode_json(raw)[0] if i in known]
+        if bought:
+            size = min(len(bought), rnd.choice([1, 1, 2, 2, 3, 4, 6, 8]))
+            bodies.append(json.dumps({"items": bought[:size], "k": 10}))
+        if len(bodies) == n:
+            break
+    return bodies
+
+
+def _ratios(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    rec, ceil = runs["recsvc"], runs["ceiling"]
+    return {
+        "rps_median": {a: statistics.median(x["rps"] for x in v) for a, v in runs.items()},
+        "recsvc_over_ceiling": [a["rps"] / b["rps"] for a, b in zip(rec, ceil, strict=True)],
+        "ceiling_cpu_over_recsvc_cpu": [
+            b["cpu_us_per_request"] / a["cpu_us_per_request"]
+            for a, b in zip(rec, ceil, strict=True)
+        ],
+        "recsvc_p50_ms": [x.get("p50") for x in rec],
+        "recsvc_p99_ms": [x.get("p99") for x in rec],
+        "ceiling_p50_ms": [x.get("p50") for x in ceil],
+    }
+
+
+def _print_ratios(name: str, what: str, summary: dict[str, Any]) -> None:
+    per = summary["rps_median"]
+    print(
+        f"{name} {what}: recsvc {per['recsvc']:.0f} req/s, ceiling {per['ceiling']:.0f}, floor "
+        f"{per['floor']:.0f}; recsvc/ceiling "
+        + ", ".join(f"{x:.2f}" for x in summary["recsvc_over_ceiling"])
+        + "; ceiling CPU per request / recsvc's "
+        + ", ".join(f"{x:.2f}" for x in summary["ceiling_cpu_over_recsvc_cpu"]),
+        flush=True,
+    )
 
 
 def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> dict[str, Any]:
@@ -103,58 +228,30 @@ def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> di
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
             f"wrk.body = {json.dumps(body)}\n"
         )
-        ports = {}
+        varied = _carts_script(work, _real_carts(r, layout, version, items, 2000))
+        ports, pids = {}, {}
         for n, (app, cmd) in enumerate(APPS.items(), start=1):
             port = rport + n
-            ports[app] = port
             args = cmd + (["--port", str(port), "--log-level", "warning", "--no-access-log"]
                           if app != "recsvc" else [])  # fmt: skip
-            app_env = {**env, "RECSVC_PORT": str(port)}
-            log = open(work / f"{app}.log", "wb")  # noqa: SIM115 - closed with the process
-            pinned = ["taskset", "-c", "0", *args]
-            procs.append(subprocess.Popen(pinned, env=app_env, cwd=ROOT, stderr=log))
+            proc = _start(args, env, port, work, app)
+            procs.append(proc)
+            ports[app], pids[app] = port, proc.pid
         for port in ports.values():
-            for _ in range(100):
-                try:
-                    if (
-                        httpx.post(
-                            f"http://127.0.0.1:{port}/v1/recommendations/cart",
-                            content=body,
-                            headers={"content-type": "application/json"},
-                        ).status_code
-                        == 200
-                    ):
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-        runs: dict[str, dict[int, list[dict[str, float]]]] = {a: {1: [], 16: []} for a in APPS}
-        for conns in (1, 16):
-            for _ in range(rounds):
-                for app, port in ports.items():
-                    got = wrk(port, conns, seconds, script)
-                    runs[app][conns].append(got)
-                    print(f"{name} {app:8s} c{conns:<2d} {got}", flush=True)
-        summary: dict[str, Any] = {"data": name, "cart": cart, "items": len(items), "runs": runs}
-        for conns in (1, 16):
-            per = {a: statistics.median(x["rps"] for x in runs[a][conns]) for a in APPS}
-            ratios = [
-                rec["rps"] / ceil["rps"]
-                for rec, ceil in zip(runs["recsvc"][conns], runs["ceiling"][conns], strict=True)
-            ]
-            summary[f"c{conns}"] = {
-                "rps_median": per,
-                "recsvc_over_ceiling": ratios,
-                "recsvc_p50_ms": [x.get("p50") for x in runs["recsvc"][conns]],
-                "recsvc_p99_ms": [x.get("p99") for x in runs["recsvc"][conns]],
-                "ceiling_p50_ms": [x.get("p50") for x in runs["ceiling"][conns]],
-            }
-            print(
-                f"{name} c{conns}: recsvc {per['recsvc']:.0f} req/s, ceiling "
-                f"{per['ceiling']:.0f}, floor {per['floor']:.0f}; recsvc/ceiling "
-                + ", ".join(f"{x:.2f}" for x in ratios),
-                flush=True,
-            )
+            _wait(port, body)
+        summary: dict[str, Any] = {"data": name, "cart": cart, "items": len(items)}
+        for label, lua, conns_list in (("cart", script, (1, 16)), ("varied", varied, (16,))):
+            for conns in conns_list:
+                runs: dict[str, list[dict[str, float]]] = {a: [] for a in APPS}
+                for _ in range(rounds):
+                    for app, port in ports.items():
+                        got = wrk(port, conns, seconds, lua, pid=pids[app])
+                        runs[app].append(got)
+                        print(f"{name} {label} {app:8s} c{conns:<2d} {got}", flush=True)
+                key = f"c{conns}" if label == "cart" else f"varied_c{conns}"
+                summary[key] = {"runs": runs, **_ratios(runs)}
+                what = f"c{conns}" if label == "cart" else f"2,000 varied carts c{conns}"
+                _print_ratios(name, what, summary[key])
         # Half of recsvc's saturated throughput, paced by wrk's delay() (each of the 16
         # connections waits between requests): the latency a busy storefront sees.
         half = summary["c16"]["rps_median"]["recsvc"] / 2
@@ -163,35 +260,8 @@ def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> di
         got = wrk(ports["recsvc"], 16, seconds, paced)
         summary["half_load"] = {"target_rps": half, **got}
         print(f"{name} recsvc at half load ({half:.0f} req/s target): {got}", flush=True)
-        # A stored customer with the longest history: GET /v1/customers/{id}, recsvc only,
-        # against the ceiling's cart throughput measured above.
-        customers = r.hkeys(layout.customers(version))
-        lengths = r.hmget(layout.customers(version), customers[:5000])
-        longest, size = max(
-            (
-                (c.decode(), len(decode_json(h)[0]))
-                for c, h in zip(customers, lengths, strict=False)
-            ),
-            key=lambda x: x[1],
-        )
-        path = f"/v1/customers/{longest}/recommendations"
-        get = work / "customer.lua"
-        get.write_text('wrk.method = "GET"\n')
-        summary["customer"] = {"id": longest, "history_items": size}
-        for conns in (1, 16):
-            got = [
-                wrk(ports["recsvc"], conns, seconds, get, path) for _ in range(max(1, rounds - 1))
-            ]
-            ratio = (
-                statistics.median(x["rps"] for x in got)
-                / summary[f"c{conns}"]["rps_median"]["ceiling"]
-            )
-            summary["customer"][f"c{conns}"] = {"runs": got, "over_ceiling_cart": ratio}
-            print(
-                f"{name} customer ({size} items) c{conns}: {got}; over the ceiling's cart "
-                f"{ratio:.2f}",
-                flush=True,
-            )
+        summary["customers"] = _customers(r, layout, version, ports, pids, summary, seconds, work)
+        summary["workers"] = _two_workers(env, rport + 9, work, body, script, seconds, summary)
         return summary
     finally:
         for p in procs:
@@ -201,6 +271,69 @@ def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> di
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def _customers(
+    r: Any,
+    layout: Any,
+    version: str,
+    ports: dict[str, int],
+    pids: dict[str, int],
+    summary: dict[str, Any],
+    seconds: float,
+    work: Path,
+) -> dict[str, Any]:
+    """``GET /v1/customers/{id}/recommendations`` for a stored customer with 50 items
+    (the issue's case) and for the longest history, against the ceiling's cart."""
+    customers = r.hkeys(layout.customers(version))[:5000]
+    sizes = [
+        (c.decode(), len(decode_json(h)[0]))
+        for c, h in zip(customers, r.hmget(layout.customers(version), customers), strict=True)
+    ]
+    fifty = min(sizes, key=lambda x: (abs(x[1] - 50), x[0]))
+    longest = max(sizes, key=lambda x: x[1])
+    get = work / "customer.lua"
+    get.write_text('wrk.method = "GET"\n')
+    out: dict[str, Any] = {}
+    for customer, size in (fifty, longest):
+        path = f"/v1/customers/{customer}/recommendations"
+        entry: dict[str, Any] = {"id": customer, "history_items": size}
+        for conns in (1, 16):
+            got = wrk(ports["recsvc"], conns, seconds, get, path, pid=pids["recsvc"])
+            ceiling = summary[f"c{conns}"]["rps_median"]["ceiling"]
+            entry[f"c{conns}"] = {**got, "over_ceiling_cart": got["rps"] / ceiling}
+            print(
+                f"customer ({size} items) c{conns}: {got}; over the ceiling's cart "
+                f"{got['rps'] / ceiling:.2f}",
+                flush=True,
+            )
+        out[str(size)] = entry
+    return out
+
+
+def _two_workers(
+    env: dict[str, str],
+    port: int,
+    work: Path,
+    body: str,
+    script: Path,
+    seconds: float,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """``RECSVC_WORKERS=2`` on both cores, wrk on both too (this machine has two): what
+    two workers give here, and their CPU per request against one worker's."""
+    proc = _start(
+        [PY, "-m", "recsvc", "serve"], {**env, "RECSVC_WORKERS": "2"}, port, work, "two", "0,1"
+    )
+    try:
+        _wait(port, body)
+        got = wrk(port, 16, seconds, script, pid=proc.pid, cores="0,1")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    one = summary["c16"]["rps_median"]["recsvc"]
+    print(f"RECSVC_WORKERS=2, wrk sharing the cores: {got}; over one worker {got['rps'] / one:.2f}")
+    return {**got, "over_one_worker": got["rps"] / one}
 
 
 def main() -> None:

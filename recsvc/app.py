@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsvc import __version__, cart_route, storage
+from recsvc import __version__, fast_lanes, storage
 from recsvc.arms import Arms
 from recsvc.config import Settings
 from recsvc.docs import docs_router
@@ -231,7 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
-    cart_route.install(app.router.routes)
+    fast_lanes.install(app.router.routes)
     app.include_router(docs_router("recsvc"))
     app.include_router(widget_router())
     if settings.cors_origins:

@@ -6,6 +6,7 @@ its time in one vectorised pass.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -294,123 +295,121 @@ def _rank_few(
     return out
 
 
+SCAN_PER_ENTRY = 8
+"""Finding the distinct candidates of E entries takes four passes over the entries, or
+one sequential scan of the scratch totals over the catalog, which costs about an eighth
+as much per element: a ranking scans when the catalog is under this many times E. Either
+way the cost is at most the entries' one: it never grows with the catalog alone."""
+
+
 def _rank_many(
     seeds: Sequence[Seed],
     item_ids: Sequence[str],
     exclude: set[int],
     rules: Rules,
 ) -> list[tuple[Suggestion, int]]:
-    # One vectorised pass, no Python loop per candidate: a cart touches a few hundred
-    # (index, score) pairs, and per-pair Python work was most of a request's time. Every
-    # numpy call costs a microsecond or two whatever its size, so there are few of them.
+    # A history's 100 seeds bring some 10,000 entries, and every pass over them costs
+    # 10-20 µs: there are few (concatenate, weigh, accumulate, find the best candidates'
+    # entries). Evidence counts are looked up for the few suggestions only.
     n_seeds = len(seeds)
-    idx = np.concatenate([x.indices for x in seeds]) if n_seeds > 1 else seeds[0].indices
-    contrib = np.concatenate([x.scores for x in seeds]) if n_seeds > 1 else seeds[0].scores
-    contrib = contrib.astype(np.float64, copy=False)
-    owner = np.repeat(np.arange(n_seeds), [x.indices.size for x in seeds])
+    sizes = [x.indices.size for x in seeds]
+    starts = [0, *itertools.accumulate(sizes)]
+    idx = np.concatenate([x.indices for x in seeds])
+    contrib = np.concatenate([x.scores for x in seeds]).astype(np.float64)
     if any(x.weight != 1.0 for x in seeds):
-        contrib = contrib * np.array([x.weight for x in seeds])[owner]
-    counts: IntArray | None = None
-    if any(x.counts is not None for x in seeds):
-        counts = np.concatenate(
-            [
-                x.counts if x.counts is not None else np.zeros(x.indices.size, np.int64)
-                for x in seeds
-            ]
-        )
+        contrib *= np.repeat(np.array([x.weight for x in seeds]), sizes)
+    kept: IntArray | None = None  # positions in the lists of the entries kept
     if not rules.negatives and not all(x.positive_only for x in seeds):
-        keep = contrib > 0
-        idx, contrib, owner = idx[keep], contrib[keep], owner[keep]
-        counts = None if counts is None else counts[keep]
-    if rules.repurchase_weight > 0:
+        kept = (contrib > 0).nonzero()[0]
+        idx, contrib = idx[kept], contrib[kept]
+    n_listed = idx.size
+    if rules.repurchase_weight > 0:  # each seed scores itself too (entries past the lists)
         weights = np.array([x.weight for x in seeds])
         idx = np.concatenate([idx, [x.index for x in seeds]])
         contrib = np.concatenate(
             [contrib, weights * rules.repurchase_weight + rules.repurchase_bonus]
         )
-        counts = None if counts is None else np.concatenate([counts, np.zeros(n_seeds, np.int64)])
-        owner = np.concatenate([owner, np.arange(n_seeds)])
-    if idx.size == 0:
-        return []
-    # Candidates are the entries' distinct items. Totals accumulate in a scratch array
-    # over the catalog that is zero before and after, touched only where the entries
-    # point: the cost follows the lists read, never the catalog.
-    scratch = _scratch(len(item_ids))
-    np.add.at(scratch.totals, idx, contrib)
-    entry = np.arange(idx.size)
-    scratch.marks[idx] = entry
-    first = scratch.marks[idx] == entry  # one entry per distinct item
-    candidates = idx[first]
-    totals = scratch.totals[candidates]
-    scratch.totals[candidates] = 0.0
-    ok = totals > 0
-    if rules.allowed is not None:
-        ok &= rules.allowed[candidates]
-    if exclude:
-        # Flags in the scratch rather than np.isin, which costs tens of microseconds.
-        banned = np.fromiter(exclude, np.int64, len(exclude))
-        scratch.flags[banned] = True
-        ok &= ~scratch.flags[candidates]
-        scratch.flags[banned] = False
-    boosted: set[int] = set()
-    if rules.boost:
-        for index, factor in rules.boost.items():
-            hit = np.flatnonzero((candidates == index) & ok)
-            if hit.size:
-                totals[hit] *= factor
-                boosted.add(index)
-    pos = np.flatnonzero(ok)
-    # Room for what the category cap will skip; without a cap exactly k are needed.
     room = rules.k + len(rules.pins)
     if rules.max_per_category is not None:
-        room *= 4
+        room *= 4  # room for what the category cap will skip
+    if idx.size == 0 or room <= 0:
+        return []
+    # Totals in a scratch array over the catalog, zero before and after (an excluded
+    # item's at -inf while ranking).
+    scratch = _scratch(len(item_ids))
+    totals, marks = scratch.totals, scratch.marks
+    banned = np.fromiter(exclude, np.int64, len(exclude)) if exclude else None
+    if banned is not None:
+        totals[banned] = -np.inf
+    np.add.at(totals, idx, contrib)
+    if len(item_ids) <= SCAN_PER_ENTRY * idx.size:
+        candidates = np.flatnonzero(totals)
+    else:
+        entry = np.arange(idx.size)
+        marks[idx] = entry
+        candidates = idx[marks[idx] == entry]  # one entry per distinct item
+        marks[candidates] = -1
+    cand_totals = totals[candidates]
+    totals[candidates] = 0.0
+    if banned is not None:
+        totals[banned] = 0.0
+    ok = cand_totals > 0
+    if rules.allowed is not None:
+        ok &= rules.allowed[candidates]
+    boosted: set[int] = set()
+    for index, factor in rules.boost.items():
+        hit = np.flatnonzero((candidates == index) & ok)
+        if hit.size:
+            cand_totals[hit] *= factor
+            boosted.add(index)
+    pos = np.flatnonzero(ok)
     if pos.size > room:
-        pos = pos[np.argpartition(-totals[pos], room - 1)[:room]]
+        # The room-th best total, and every candidate at or above it (ties included).
+        edge = cand_totals[pos[np.argpartition(-cand_totals[pos], room - 1)[room - 1]]]
+        pos = pos[cand_totals[pos] >= edge]
     # Highest score first; ties by item index keep answers stable across calls.
-    pos = pos[np.lexsort((candidates[pos], -totals[pos]))]
-    # Each chosen candidate's contribution from each seed, from the entries naming a
-    # chosen candidate only. A seed's list names an item once, so each (candidate, seed)
-    # cell is written by one entry.
-    chosen = candidates[pos]
-    scratch.marks[idx] = -1
-    scratch.marks[chosen] = np.arange(pos.size)
-    rows = scratch.marks[idx]
-    scratch.marks[chosen] = -1
-    mine = rows >= 0
-    cells = (rows[mine], owner[mine])
-    by_seed = np.zeros((pos.size, n_seeds))
-    by_seed[cells] = contrib[mine]
+    pos = pos[np.lexsort((candidates[pos], -cand_totals[pos]))][:room]
+    chosen, chosen_totals = candidates[pos], cand_totals[pos]
+    # The chosen candidates' entries: one pass. A seed's list names an item once, so
+    # each (candidate, seed) cell is one entry.
+    marks[chosen] = np.arange(chosen.size)
+    rows = marks[idx]
+    marks[chosen] = -1
+    hits = (rows >= 0).nonzero()[0]
+    listed = hits < n_listed
+    origin = hits[listed] if kept is None else kept[hits[listed]]
+    seed_of = np.empty(hits.size, np.int64)
+    seed_of[listed] = np.searchsorted(starts[1:], origin, side="right")
+    seed_of[~listed] = hits[~listed] - n_listed
+    place = np.full(hits.size, -1, np.int64)  # position in its seed's list (-1: itself)
+    place[listed] = origin - np.asarray(starts)[seed_of[listed]]
+    cells = (rows[hits], seed_of)
+    by_seed = np.zeros((chosen.size, n_seeds))
+    by_seed[cells] = contrib[hits]
+    entry_of = np.full((chosen.size, n_seeds), -1, np.int64)
+    entry_of[cells] = place
+    # The seeds behind each suggestion, strongest first (ties: input order); only the
+    # top few per row go back to Python.
     limit = rules.because_limit
+    order = np.argsort(-by_seed, axis=1, kind="stable")[:, :limit]
+    rows_at = np.arange(chosen.size)
+    contributes = (by_seed[rows_at[:, None], order] > 0).tolist()
+    top_seed = order[:, 0].tolist()
+    top_place = entry_of[rows_at, order[:, 0]].tolist()
+    order_rows = order.tolist()
     seed_ids = [x.item_id for x in seeds]
     seed_indices = {x.index for x in seeds}
-    # The seeds behind each suggestion, strongest first (ties: cart order); only the top
-    # few per row go back to Python, not the whole rows-by-seeds table.
-    order = np.argsort(-by_seed, axis=1, kind="stable")[:, :limit]
-    rows_at = np.arange(pos.size)
-    contributes = (by_seed[rows_at[:, None], order] > 0).tolist()
-    evidence_of = [0] * pos.size
-    if counts is not None:
-        count_by_seed = np.zeros((pos.size, n_seeds), dtype=np.int64)
-        count_by_seed[cells] = counts[mine]
-        evidence_of = count_by_seed[rows_at, order[:, 0]].tolist()
-    order_rows = order.tolist()
     out: list[tuple[Suggestion, int]] = []
-    for row, (j, total) in enumerate(zip(chosen.tolist(), totals[pos].tolist(), strict=True)):
-        because_at = [o for o, ok in zip(order_rows[row], contributes[row], strict=True) if ok]
-        evidence = evidence_of[row] if because_at else 0
-        out.append(
-            (
-                Suggestion(
-                    item_ids[j],
-                    total,
-                    tuple(seed_ids[o] for o in because_at),
-                    SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS,
-                    evidence,
-                    j in boosted,
-                ),
-                j,
-            )
+    for row, (j, total) in enumerate(zip(chosen.tolist(), chosen_totals.tolist(), strict=True)):
+        because = tuple(
+            seed_ids[o] for o, yes in zip(order_rows[row], contributes[row], strict=True) if yes
         )
+        evidence = 0
+        strongest = seeds[top_seed[row]]
+        if because and top_place[row] >= 0 and strongest.counts is not None:
+            evidence = int(strongest.counts[top_place[row]])
+        source = SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS
+        out.append((Suggestion(item_ids[j], total, because, source, evidence, j in boosted), j))
     return out
 
 

@@ -163,7 +163,7 @@ async def answer_cart(
     band: PriceBand | None = None,
 ) -> JSONBytes:
     """The cart's answer, for the documented route and for its fast lane
-    (``recsvc.cart_route``), which reads the widget's plain bodies without FastAPI's
+    (``recsvc.fast_lanes``), which reads the widget's plain bodies without FastAPI's
     request handler."""
     arms, settings = _arms(request), _settings(request)
     if upsell_k is None:
@@ -215,6 +215,13 @@ async def customer_recommendations(
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_purchased: bool = True,
 ) -> JSONBytes:
+    return await answer_customer(request, customer_id, k, exclude_purchased)
+
+
+async def answer_customer(
+    request: Request, customer_id: str, k: int, exclude_purchased: bool
+) -> JSONBytes:
+    """A stored customer's answer, for the documented route and its fast lane."""
     settings = _settings(request)
     (view, (found,)), served = await _arms(request).answer(
         customer_id, lambda store: store.customers([CustomerQuery(customer_id)])

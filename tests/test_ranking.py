@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from recsvc.ranking import (
     FEW_SEEDS,
@@ -105,12 +106,17 @@ def test_repurchase_bonus_ranks_every_bought_item_above_neighbour_evidence() -> 
 
 
 def _random_seeds(rng: np.random.Generator, n_items: int, n_seeds: int) -> list[Seed]:
-    """Seeds over a catalog of ``n_items``, each list naming an item once, best first."""
+    """Seeds over a catalog of ``n_items``, each list naming an item once (never the seed
+    itself), best first."""
     picked = rng.choice(n_items, n_seeds, replace=False)
     out = []
     for at in picked.tolist():
         size = int(rng.integers(0, 60))
-        idx = rng.choice(n_items, size, replace=False).astype(np.int64)
+        drawn = rng.integers(0, n_items, 2 * size + 2)
+        drawn = drawn[drawn != at]
+        _, first = np.unique(drawn, return_index=True)
+        idx = drawn[np.sort(first)][:size].astype(np.int64)
+        size = idx.size
         scores = np.sort(rng.normal(0.1, 0.3, size))[::-1].copy()
         counts = rng.integers(0, 50, size).astype(np.int64)
         weight = float(rng.choice([1.0, 1.0, 1.5, 0.4]))
@@ -118,20 +124,75 @@ def _random_seeds(rng: np.random.Generator, n_items: int, n_seeds: int) -> list[
     return out
 
 
+def _reference(seeds: list[Seed], items: list[str], rules: Rules) -> list[tuple[object, ...]]:
+    """The ranking's definition, one entry at a time in plain Python: each candidate's
+    total of weight x score over the seeds (in their order), the rules, the best ``room``,
+    the seeds behind each and the evidence of the strongest."""
+    totals: dict[int, float] = {}
+    cells: dict[int, list[tuple[float, int, int]]] = {}  # (-contribution, seed, count)
+    drop = not rules.negatives and not all(s.positive_only for s in seeds)
+    entries = [
+        (j, s.weight * sc, o, n)
+        for o, s in enumerate(seeds)
+        for j, sc, n in zip(s.indices.tolist(), s.scores.tolist(), _counts_of(s), strict=True)
+    ]
+    if drop:
+        entries = [e for e in entries if e[1] > 0]
+    if rules.repurchase_weight > 0:
+        entries += [
+            (s.index, s.weight * rules.repurchase_weight + rules.repurchase_bonus, o, 0)
+            for o, s in enumerate(seeds)
+        ]
+    for j, c, o, n in entries:
+        totals[j] = totals.get(j, 0.0) + c
+        cells.setdefault(j, []).append((-c, o, n))
+    ok = {
+        j: t * rules.boost.get(j, 1.0)
+        for j, t in totals.items()
+        if t > 0 and j not in rules.exclude and (rules.allowed is None or bool(rules.allowed[j]))
+    }
+    room = (rules.k + len(rules.pins)) * (4 if rules.max_per_category is not None else 1)
+    best = sorted(ok, key=lambda j: (-ok[j], j))[:room]
+    seed_indices = {s.index for s in seeds}
+    out: list[tuple[object, ...]] = []
+    for j in best:
+        strongest = sorted(cells[j])
+        because = tuple(seeds[o].item_id for c, o, _ in strongest[: rules.because_limit] if c < 0)
+        source = SOURCE_REPURCHASE if j in seed_indices else SOURCE_NEIGHBOURS
+        evidence = strongest[0][2] if because else 0
+        out.append((items[j], ok[j], because, source, evidence, j in rules.boost, j))
+    return out
+
+
+def _counts_of(seed: Seed) -> list[int]:
+    return [0] * seed.indices.size if seed.counts is None else seed.counts.tolist()
+
+
 def _facts(suggestions: list[tuple[Suggestion, int]]) -> list[tuple[object, ...]]:
-    return [(s.item_id, s.score, s.because, s.source, s.evidence, i) for s, i in suggestions]
+    return [
+        (s.item_id, s.score, s.because, s.source, s.evidence, s.boosted, i) for s, i in suggestions
+    ]
 
 
-def test_the_few_seeds_path_answers_as_the_general_one() -> None:
-    """Carts of up to FEW_SEEDS items take ``_rank_few``; it must give the general
-    path's suggestions, scores, seeds behind them and evidence, whatever the rules."""
-    rng = np.random.default_rng(7)
-    n_items = 300
-    items = [f"i{i}" for i in range(n_items)]
+@pytest.mark.parametrize("many", [False, True])
+def test_both_ranking_paths_give_the_definitions_answer(many: bool) -> None:
+    """Carts of up to FEW_SEEDS items take ``_rank_few``, histories ``_rank_many``: both
+    must give the reference's suggestions, scores, seeds behind them and evidence,
+    whatever the rules (repurchase, negatives, stock, exclusions, boosts, category caps)."""
+    rng = np.random.default_rng(7 + many)
+    catalogs = {n: [f"i{i}" for i in range(n)] for n in (300, 100_000)}
     checked = 0
-    for trial in range(400):
-        seeds = _random_seeds(rng, n_items, int(rng.integers(1, FEW_SEEDS + 1)))
-        exclude = {s.index for s in seeds} | set(rng.choice(n_items, 5).tolist())
+    for trial in range(300):
+        # A large catalog finds a history's candidates from its entries, a small one by
+        # scanning the scratch totals (``SCAN_PER_ENTRY``): both ways are checked.
+        n_items = 300 if trial % 2 else 100_000
+        items = catalogs[n_items]
+        n_seeds = int(rng.integers(FEW_SEEDS + 1, 120) if many else rng.integers(1, FEW_SEEDS + 1))
+        seeds = _random_seeds(rng, n_items, n_seeds)
+        if trial % 5 == 0:
+            for s in seeds:
+                s.positive_only = bool(np.all(s.scores > 0))
+        exclude = {s.index for s in seeds} if trial % 3 else set(rng.choice(n_items, 5).tolist())
         rules = Rules(
             k=int(rng.choice([0, 1, 3, 10, 40])),
             exclude=exclude,
@@ -140,12 +201,14 @@ def test_the_few_seeds_path_answers_as_the_general_one() -> None:
             max_per_category=[None, 1, 3][trial % 3],
             because_limit=int(rng.choice([1, 3])),
             negatives=trial % 4 != 0,
+            repurchase_weight=float(trial % 3 == 0) if many else 0.0,
+            repurchase_bonus=2.0 if many and trial % 6 == 0 else 0.0,
+            boost={int(rng.integers(n_items)): 3.0} if many and trial % 7 == 0 else {},
         )
-        few = _rank_few(seeds, items, set(exclude), rules)
-        many = _rank_many(seeds, items, set(exclude), rules)
-        assert _facts(few) == _facts(many), trial
-        checked += bool(few)
-    assert checked > 300
+        ranked = (_rank_many if many else _rank_few)(seeds, items, set(exclude), rules)
+        assert _facts(ranked) == _reference(seeds, items, rules), trial
+        checked += bool(ranked)
+    assert checked > 200
 
 
 def test_upsell_from_kept_qualifying_alternatives_is_the_same_upsell() -> None:

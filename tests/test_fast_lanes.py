@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from recsvc.cart_route import read_cart
+from recsvc.fast_lanes import read_cart
 from recsvc.schemas import MAX_CART_ITEMS, MAX_QUANTITY
 
 CART = "/v1/recommendations/cart"
@@ -105,3 +105,46 @@ async def test_passed_on_bodies_get_the_documented_errors(
     r = await api.post(CART, json={"items": [{"item_id": "A1", "quantity": 0}]})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["loc"][:3] == ["body", "items", 0]
+
+
+CUSTOMER = "/v1/customers/c1-3/recommendations"
+
+
+@pytest.mark.parametrize("k", [None, 3, 100])
+async def test_a_stored_customer_gets_the_same_answer_from_both_lanes(
+    api: httpx.AsyncClient, published: str, k: int | None
+) -> None:
+    query = {} if k is None else {"k": k}
+    fast = await api.get(CUSTOMER, params=query)
+    # exclude_purchased=true is the default, so this is the same question, passed on.
+    slow = await api.get(CUSTOMER, params={**query, "exclude_purchased": "true"})
+    assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
+    assert _answer(fast.json()) == _answer(slow.json())
+    assert len(fast.json()["recommendations"]) == (
+        3 if k == 3 else len(slow.json()["recommendations"])
+    )
+    assert fast.json()["customer_id"] == "c1-3"
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("k=0", 422), ("k=101", 422), ("k=010", 200), ("k=3&k=4", 200), ("exclude_purchased=no", 200)],
+)
+async def test_other_customer_queries_go_to_the_documented_route(
+    api: httpx.AsyncClient, published: str, query: str, status: int
+) -> None:
+    r = await api.get(f"{CUSTOMER}?{query}")
+    assert r.status_code == status, r.text
+    if status == 422:
+        assert r.json()["error"]["details"][0]["loc"] == ["query", "k"]
+
+
+async def test_the_lanes_keep_the_route_templates_in_metrics(
+    api: httpx.AsyncClient, published: str
+) -> None:
+    await api.get(CUSTOMER)
+    await api.post(CART, json={"items": ["A1"]})
+    text = (await api.get("/metrics")).text
+    assert 'route="/v1/customers/{customer_id}/recommendations",status="200"' in text
+    assert 'route="/v1/recommendations/cart",status="200"' in text
+    assert 'route="unmatched"' not in text
