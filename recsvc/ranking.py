@@ -281,11 +281,12 @@ def _rank_few(
             groups[j] = group = [total]
         group.append((-c, o, n))
     # Highest total first; ties by item index keep answers stable across calls.
-    best = sorted(groups.items(), key=lambda g: (-g[1][0], g[0]))[:room]
+    best = sorted([(-group[0], j) for j, group in groups.items()])[:room]
     limit = rules.because_limit
     seed_indices = {x.index for x in seeds}
     out: list[tuple[Suggestion, int]] = []
-    for j, group in best:
+    for _, j in best:
+        group = groups[j]
         # The seeds behind it, strongest first (ties: cart order), contributing only.
         by_seed = sorted(group[1:])
         because = tuple(seeds[o].item_id for c, o, _ in by_seed[:limit] if c < 0)
@@ -547,7 +548,7 @@ def upsell(
             if qualified is not None
             else band_alternatives(src, price, category, band, margin)
         )
-        entries.extend((s, j, origin, n, p) for s, j, n, p in alternatives)
+        entries += [(s, j, origin, n, p) for s, j, n, p in alternatives]
     # Best first; ties by item, then cart order: an item reached from two cart items
     # keeps its best entry (the picker takes an item once).
     entries.sort()
