@@ -242,7 +242,7 @@ def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> di
         summary: dict[str, Any] = {"data": name, "cart": cart, "items": len(items)}
         for label, lua, conns_list in (("cart", script, (1, 16)), ("varied", varied, (16,))):
             if label == "varied":  # every app reads each cart once before the runs
-                for app, port in ports.items():
+                for port in ports.values():
                     wrk(port, 16, 3, lua)
             for conns in conns_list:
                 runs: dict[str, list[dict[str, float]]] = {a: [] for a in APPS}
