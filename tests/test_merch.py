@@ -248,6 +248,29 @@ async def test_after_a_stock_change_a_cart_stays_at_one_round_trip(
     assert after.get("get", 0) - before.get("get", 0) == 3 * 5
 
 
+async def test_kept_upsell_alternatives_stay_within_the_rules_cache_bound(
+    settings: Settings, publisher: Publisher, shop_model: ModelPayload
+) -> None:
+    """Each cart item's qualifying alternatives are kept per view; what a worker keeps
+    is bounded by RECSVC_RULES_CACHE_BYTES whatever the carts, and the answers are the
+    same with the bound as without."""
+    publisher.publish(shop_model)
+    answers: list[list[list[tuple[str, str]]]] = []
+    for bound in (16 << 20, 400):
+        app = create_app(settings.model_copy(update={"rules_cache_bytes": bound}))
+        async with in_process(app) as c:
+            got: list[list[tuple[str, str]]] = []
+            for items in (["M1"], ["M2"], ["M1", "T1"], ["M1"], ["SP", "M2"]):
+                r = await c.post(CART, json={"items": items, "upsell_k": 2})
+                got.append([(u["item_id"], u["upgrades"]) for u in r.json()["upsell"]])
+            view = await app.state.store.live_view()
+            assert view.upsell_lists.bytes <= bound
+            assert len(view.upsell_lists) == 4 if bound > 400 else len(view.upsell_lists) <= 2
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert answers[0][0] == [("M2", "M1")]
+
+
 async def test_the_admin_api_is_off_without_a_token(api: httpx.AsyncClient, published: str) -> None:
     r = await api.post("/v1/admin/stock", json={"items": [{"item_id": "A1", "available": False}]})
     assert r.status_code == 403 and "RECSVC_ADMIN_TOKEN" in r.json()["error"]["message"]
