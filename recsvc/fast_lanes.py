@@ -34,13 +34,13 @@ from recsvc.schemas import (
     MAX_ITEM_ID_LENGTH,
     MAX_K,
     MAX_QUANTITY,
+    MAX_UPSELL_K,
     merge_lines,
 )
 
 CART_PATH = "/v1/recommendations/cart"
 _FIELDS = frozenset({"items", "k", "upsell_k"})
 _LINE_FIELDS = frozenset({"item_id", "quantity"})
-MAX_UPSELL_K = 20
 
 
 class CartQuery:

@@ -54,6 +54,7 @@ CustomerId = Annotated[
 K = Annotated[int, Field(ge=1, le=MAX_K, description="How many suggestions to return."), WHOLE]
 
 
+MAX_UPSELL_K = 20
 MAX_QUANTITY = 1_000_000
 """The largest quantity of one line (and of a repeated item's lines added up)."""
 
@@ -82,7 +83,7 @@ class CartRequest(_Strict):
     items: list[ItemId | CartLine] = Field(min_length=1, max_length=MAX_CART_ITEMS)
     k: K = 10
     rules: MerchRules | None = Field(default=None, description="Added to the service defaults.")
-    upsell_k: Annotated[int, Field(ge=0, le=20), WHOLE] | None = Field(
+    upsell_k: Annotated[int, Field(ge=0, le=MAX_UPSELL_K), WHOLE] | None = Field(
         default=None, description="Upsell suggestions (default from settings)."
     )
     upsell_band: Band | None = Field(
