@@ -20,6 +20,7 @@ from recsvc.config import Settings
 from recsvc.layout import Layout
 from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
 from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
+from recsvc.recommend import rank_cart
 from recsvc.store import ModelStore
 from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, shop_purchases
 from training import catalog as cat
@@ -249,24 +250,36 @@ async def test_after_a_stock_change_a_cart_stays_at_one_round_trip(
 
 
 async def test_kept_upsell_alternatives_stay_within_the_rules_cache_bound(
-    settings: Settings, publisher: Publisher, shop_model: ModelPayload
+    redis_url: str,
+    layout: Layout,
+    settings: Settings,
+    publisher: Publisher,
+    shop_model: ModelPayload,
 ) -> None:
     """Each cart item's qualifying alternatives are kept per view; what a worker keeps
-    is bounded by RECSVC_RULES_CACHE_BYTES whatever the carts, and the answers are the
-    same with the bound as without."""
+    is bounded (RECSVC_RULES_CACHE_BYTES) whatever the carts, and the answers are the
+    same with a tiny bound as with the default."""
     publisher.publish(shop_model)
+    carts = (["M1"], ["M2"], ["M1", "T1"], ["M1"], ["SP", "M2"])
     answers: list[list[list[tuple[str, str]]]] = []
-    for bound in (16 << 20, 400):
-        app = create_app(settings.model_copy(update={"rules_cache_bytes": bound}))
-        async with in_process(app) as c:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for bound in (16 << 20, 400):
+            store = ModelStore(client, layout, mask_cache_bytes=bound)
             got: list[list[tuple[str, str]]] = []
-            for items in (["M1"], ["M2"], ["M1", "T1"], ["M1"], ["SP", "M2"]):
-                r = await c.post(CART, json={"items": items, "upsell_k": 2})
-                got.append([(u["item_id"], u["upgrades"]) for u in r.json()["upsell"]])
-            view = await app.state.store.live_view()
-            assert view.upsell_lists.bytes <= bound
-            assert len(view.upsell_lists) == 4 if bound > 400 else len(view.upsell_lists) <= 2
-        answers.append(got)
+            for items in carts:
+                fetched = await store.lists(items, alternatives=True)
+                answer = rank_cart(
+                    fetched.view, settings, [(i, 1) for i in items], fetched.complements, 10,
+                    None, fetched.alternatives, 2,
+                )  # fmt: skip
+                got.append([(u.item_id, u.upgrades) for u in answer.upsell])
+            kept = fetched.view.upsell_lists
+            assert kept.bytes <= bound
+            assert len(kept) == 4 if bound > 400 else len(kept) <= 2  # M1, M2, T1, SP
+            answers.append(got)
+    finally:
+        await client.aclose()
     assert answers[0] == answers[1]
     assert answers[0][0] == [("M2", "M1")]
 
