@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recsvc import __version__, fast_lanes, storage
 from recsvc.arms import Arms
@@ -128,16 +128,7 @@ class BodyLimitMiddleware:
                 return
             chunks.append(body)
             more = bool(message.get("more_body", False))
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, fast_lanes.replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send) -> None:
         response = _error(413, "payload_too_large", f"request body over {self.max_bytes:,} bytes")

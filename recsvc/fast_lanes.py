@@ -116,6 +116,20 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), True
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` (already read) as the whole request first."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class FastLane(BaseRoute):
     """Matches some of a documented route's requests and answers them itself; the rest go
     to the routes after it, as if it were not there."""
@@ -149,15 +163,7 @@ class FastLane(BaseRoute):
         await response(scope, receive, send)
 
     async def _documented(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
+        replay = replaying(body, receive)
         # What the router would have done without this lane: the first full match after it.
         for route in self.routes:
             if isinstance(route, FastLane):
