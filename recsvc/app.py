@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
@@ -13,11 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recsvc import __version__, fast_lanes, storage
 from recsvc.arms import Arms
-from recsvc.config import Settings
+from recsvc.auth import Guarded, TokenGuard
+from recsvc.config import Settings, SettingsError, load_settings
 from recsvc.docs import docs_router
 from recsvc.embedded import redis_url_for
 from recsvc.errors import (
@@ -51,6 +54,10 @@ async def _recsvc_error(request: Request, exc: Exception) -> JSONBytes:
             exc.code,
             extra={"fields": {"request_id": _request_id(request), "error": exc.message}},
         )
+    return _error_response(exc)
+
+
+def _error_response(exc: RecsvcError) -> JSONBytes:
     response = _error(exc.status_code, exc.code, exc.message)
     if isinstance(exc, UnauthorizedError):
         response.headers["www-authenticate"] = "Bearer"
@@ -73,10 +80,19 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", ""))
 
 
+def _message(error: Any) -> str:
+    """A validation error's message; for invalid JSON, with what is wrong with it."""
+    message = str(error.get("msg", ""))
+    reason = (error.get("ctx") or {}).get("error")
+    if error.get("type") == "json_invalid" and reason:
+        return f"{message}: {reason}"
+    return message
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, RequestValidationError)
     details = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {"loc": list(e.get("loc", ())), "msg": _message(e), "type": e.get("type", "")}
         for e in exc.errors()
     ]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
@@ -86,11 +102,33 @@ async def _validation_error(request: Request, exc: Exception) -> JSONBytes:
 
 async def _http_error(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
     response = _error(exc.status_code, code, str(exc.detail))
-    for name, value in (exc.headers or {}).items():  # 405's Allow, for one
+    for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path; Allow lists them all.
+        response.headers["allow"] = ", ".join(_methods(request))
     return response
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (each method tried in turn
+    against the router, as it would route it)."""
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+DRAIN_BYTES = 16 << 20
+"""Most bytes of a refused body read and dropped, so the client reads the 413."""
+DRAIN_S = 5.0
+"""Longest a refused body is read and dropped for, before the connection closes."""
 
 
 class BodyLimitMiddleware:
@@ -98,7 +136,10 @@ class BodyLimitMiddleware:
 
     A declared Content-Length is refused before anything is read; a chunked body is read
     up to the limit and refused as soon as it passes it, so no request can make a worker
-    hold more than the limit.
+    hold more than the limit. The 413 is sent at once; then the rest of the body is read
+    and dropped (up to ``DRAIN_BYTES`` and ``DRAIN_S``) before the connection closes, so a
+    client that writes its whole body before it reads (httpx, ``http.client``) reads the
+    413 rather than a reset connection.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -108,9 +149,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            # A client that waits for 100 Continue has not sent its body: nothing to drain.
+            drain = headers.get(b"expect", b"").lower() != b"100-continue"
+            await self._refuse(receive, send, drain and int(declared) <= DRAIN_BYTES)
             return
         if declared is not None:
             await self.app(scope, receive, send)
@@ -124,13 +168,13 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(receive, send, bool(message.get("more_body", False)))
                 return
             chunks.append(body)
             more = bool(message.get("more_body", False))
         await self.app(scope, fast_lanes.replaying(b"".join(chunks), receive), send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, receive: Receive, send: Send, drain: bool) -> None:
         response = _error(413, "payload_too_large", f"request body over {self.max_bytes:,} bytes")
         await send(
             {
@@ -143,7 +187,24 @@ class BodyLimitMiddleware:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": bytes(response.body)})
+        await send({"type": "http.response.body", "body": bytes(response.body), "more_body": drain})
+        if not drain:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_discard(receive, DRAIN_BYTES), DRAIN_S)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _discard(receive: Receive, limit: int) -> None:
+    """Reads and drops a request's body, up to ``limit`` bytes."""
+    dropped = 0
+    while dropped <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -214,6 +275,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logger = configure_logging(settings.log_level)
     # Added first, so it runs inside observability: refused bodies are logged and counted.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body limit: a request without its token is refused before any read.
+    app.add_middleware(
+        TokenGuard,
+        prefixes={
+            "/v1/admin/": Guarded(settings.admin_token, "admin", "RECSVC_ADMIN_TOKEN"),
+            "/v1/events/": Guarded(settings.ingest_token, "order-event", "RECSVC_INGEST_TOKEN"),
+        },
+        refuse=_error_response,
+    )
     app.add_middleware(
         ObservabilityMiddleware, metrics=metrics, logger=logger, log=settings.log_requests
     )
@@ -239,4 +309,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several workers: settings from the environment."""
-    return create_app(Settings())
+    try:
+        return create_app(load_settings())
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -24,18 +24,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import orjson
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from recsvc import export, sales, storage
 from recsvc import layout as lay
 from recsvc.app import create_app
-from recsvc.config import Settings
+from recsvc.config import Settings, SettingsError, load_settings
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
 from recsvc.helptext import HelpFormatter, plain
-from recsvc.protocol import HTTP_PROTOCOL
+from recsvc.protocol import ServiceConfig
 from recsvc.schemas import MAX_K
 from recsvc.store import ModelStore
 
@@ -55,27 +57,26 @@ def sample_path() -> Path:
 
 
 def _serve(settings: Settings) -> None:
+    # The request-head limits travel in uvicorn's config, which every worker is handed.
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
     if settings.workers > 1:
         # Several workers need an importable factory; each reads the same environment.
-        uvicorn.run(
+        config = ServiceConfig(
             "recsvc.app:app_from_environment",
             factory=True,
-            host=settings.host,
-            port=settings.port,
             workers=settings.workers,
-            log_level=settings.log_level,
-            access_log=False,
-            http=HTTP_PROTOCOL,
+            head_limits=settings.head_limits,
+            **options,
         )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-            http=HTTP_PROTOCOL,
-        )
+        config = ServiceConfig(create_app(settings), head_limits=settings.head_limits, **options)
+        uvicorn.Server(config).run()
 
 
 def _fail(code: int, message: str) -> int:
@@ -562,6 +563,13 @@ def _cluster(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    try:
+        return _main(argv, settings)
+    except SettingsError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+
+
+def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TRAINER_COMMANDS:
         from training.cli import main as train_main
@@ -571,21 +579,21 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if args.command == "sample":
         return _write_sample(args.out)
     if args.command == "stock":
-        return _stock(args, settings or Settings())
+        return _stock(args, settings or load_settings())
     if args.command == "catalog":
-        return _catalog(args, settings or Settings())
+        return _catalog(args, settings or load_settings())
     if args.command == "erase":
-        return _erase(args, settings or Settings())
+        return _erase(args, settings or load_settings())
     if args.command == "export":
-        return _export(args, settings or Settings())
+        return _export(args, settings or load_settings())
     if args.command == "report":
-        return _report(args, settings or Settings())
+        return _report(args, settings or load_settings())
     if args.command == "cluster":
-        return _cluster(args, settings or Settings())
+        return _cluster(args, settings or load_settings())
     overrides: dict[str, object] = {
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     }
-    settings = (settings or Settings()).model_copy(update=overrides)
+    settings = (settings or load_settings()).model_copy(update=overrides)
     if args.command == "demo":
         settings = demo_settings(settings)
     refused = _embedded_forbidden(settings)

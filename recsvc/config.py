@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
+import pydantic_settings
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsvc.layout import Layout
@@ -21,6 +29,16 @@ def redact_url(text: str) -> str:
 
 MIN_ADMIN_TOKEN = 16
 """Characters an admin token needs at least: a short one is guessable."""
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    """What one request head may be: bytes (request line and headers), header lines, and
+    seconds to arrive complete."""
+
+    max_bytes: int = 64 * 1024
+    max_count: int = 100
+    timeout_s: float = 10.0
 
 
 def _default_data_dir() -> Path:
@@ -102,6 +120,29 @@ class Settings(BaseSettings):
         description="Largest request body accepted; larger ones get 413 before they are read.",
     )
 
+    max_header_bytes: int = Field(
+        default=64 << 10,
+        ge=4096,
+        le=16 << 20,
+        description="Largest request head (request line and headers): a larger one gets a "
+        "JSON 431 and the connection closes, so no client makes a worker hold more.",
+    )
+    max_header_count: int = Field(
+        default=100, ge=16, le=10_000, description="Most header lines in one request head."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds a request head has to arrive complete, from a connection's "
+        "start or a request's first byte: a slower one gets a 408 and the connection closes.",
+    )
+
+    @property
+    def head_limits(self) -> HeadLimits:
+        """The request-head limits these settings give the HTTP protocol."""
+        return HeadLimits(self.max_header_bytes, self.max_header_count, self.header_timeout_s)
+
     rules_cache_bytes: int = Field(
         default=16 << 20,
         ge=0,
@@ -158,16 +199,49 @@ class Settings(BaseSettings):
 
     @field_validator("admin_token", "ingest_token", mode="after")
     @classmethod
-    def _admin_token_strength(
-        cls, value: SecretStr | None, info: ValidationInfo
-    ) -> SecretStr | None:
+    def _admin_token_strength(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None  # "" or blanks: disabled, never "any empty bearer passes"
         if len(value.get_secret_value().strip()) < MIN_ADMIN_TOKEN:
-            name = f"RECSVC_{str(info.field_name).upper()}"
+            # The error names the field; load_settings names its variable, never the value.
             raise ValueError(
-                f"{name} is too short: use at least {MIN_ADMIN_TOKEN} characters "
+                f"too short: use at least {MIN_ADMIN_TOKEN} characters "
                 "(for example the output of: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(32))')"
             )
         return SecretStr(value.get_secret_value().strip())
+
+
+class SettingsError(Exception):
+    """Settings the environment gives that cannot be used: bad input (exit 2). The
+    message names each setting and what is wrong with it, never its value (a token or a
+    password must not reach a log)."""
+
+    exit_code = 2
+
+
+def _variable(field: object) -> str:
+    name = str(field)
+    if name == "redis_url" or name.upper() == "REDIS_URL":
+        return "REDIS_URL"
+    if name in Settings.model_fields:
+        return f"RECSVC_{name.upper()}"
+    return name
+
+
+def load_settings() -> Settings:
+    """``Settings()`` from the environment, or a ``SettingsError`` naming what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{_variable(error['loc'][0]) if error['loc'] else 'settings'}: "
+            + str(error["msg"]).removeprefix("Value error, ")
+            for error in exc.errors(include_input=False, include_url=False, include_context=False)
+        ]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    except pydantic_settings.SettingsError as exc:
+        # "error parsing value for field "cors_origins" ...": a JSON setting that is not JSON.
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = _variable(found.group(1)) if found else "a setting"
+        raise SettingsError(f"invalid settings: {name}: not valid JSON") from None

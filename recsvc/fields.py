@@ -4,6 +4,8 @@ or ``"20"``. Request models are strict (no lax coercion) and use these for integ
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BeforeValidator
@@ -53,3 +55,23 @@ ID_NUMBER = BeforeValidator(_id_text)
 """Put after the string constraints of an id type: exports often hold numeric item and
 customer ids (``85123``, ``12347``), and a caller that sends them as JSON numbers gets the
 same answer as for their text (``"85123"``), not a 422."""
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _datetime_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value  # built in Python, not read from JSON
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        return value
+    raise ValueError("must be an ISO 8601 date-time string, such as 2025-01-31T12:00:00Z")
+
+
+DATETIME_TEXT = BeforeValidator(_datetime_text)
+"""On a lax ``datetime`` field: ISO 8601 text only, as the schema's ``date-time`` says
+(pydantic alone also reads a number, or a string of digits, as Unix seconds)."""
+
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+"""Free text (titles, categories, URLs): no control characters (C0, DEL, C1) and no
+Unicode line or paragraph separators."""

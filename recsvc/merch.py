@@ -32,8 +32,8 @@ class MerchRules(BaseModel):
     exclude_items: list[RuleItem] = Field(default_factory=list, max_length=1000)
     exclude_categories: list[Category] = Field(default_factory=list, max_length=200)
     only_categories: list[Category] | None = Field(default=None, max_length=200)
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
+    min_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_per_category: Annotated[int, Field(ge=1, le=100), WHOLE] | None = None
     boost: dict[RuleItem, Factor] = Field(
         default_factory=dict,

@@ -6,7 +6,6 @@ costs far more than the rest of a request here.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
@@ -17,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from recsvc import attribution
+from recsvc import attribution, auth
 from recsvc import layout as lay
 from recsvc import recommend as rec
 from recsvc.arms import Arms
@@ -25,10 +24,8 @@ from recsvc.attribution import Line
 from recsvc.config import Settings
 from recsvc.errors import (
     BadRequestError,
-    ForbiddenError,
     NotFoundError,
     RecsvcError,
-    UnauthorizedError,
     UnknownItemError,
 )
 from recsvc.experiment import Served
@@ -67,6 +64,7 @@ from recsvc.schemas import (
     StockRequest,
 )
 from recsvc.store import CustomerQuery, ModelStore
+from recsvc.strict_json import StrictJSONRoute
 
 
 class JSONBytes(JSONResponse):
@@ -137,7 +135,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ERRORS = _errors(422, 503)
 _BODY_ERRORS = _errors(400, 413, 422, 503)
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 
 
 @router.post(
@@ -210,7 +208,9 @@ async def history_recommendations(body: HistoryRequest, request: Request) -> JSO
     summary="Suggestions for a customer from their stored purchases",
 )
 async def customer_recommendations(
-    customer_id: Annotated[str, Path(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)],
+    customer_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH, pattern=lay.ID_PATTERN)
+    ],
     request: Request,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_purchased: bool = True,
@@ -299,13 +299,7 @@ def _require_admin(request: Request) -> None:
 
 
 def _require_token(request: Request, token: SecretStr | None, api: str, setting: str) -> None:
-    if token is None or not token.get_secret_value().strip():
-        raise ForbiddenError(f"the {api} API is disabled: set {setting} to enable it")
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
-        raise UnauthorizedError("a valid bearer token is required")
+    auth.require(request.headers.get("authorization"), auth.Guarded(token, api, setting))
 
 
 @router.patch(
@@ -315,7 +309,9 @@ def _require_token(request: Request, token: SecretStr | None, api: str, setting:
     summary="Mark one item (un)available or reprice it, until the next training",
 )
 async def admin_item(
-    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    item_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH, pattern=lay.ID_PATTERN)
+    ],
     body: StockChange,
     request: Request,
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
@@ -366,7 +362,9 @@ def _catalog_answer(version: str, ids: list[str], new: list[str]) -> JSONBytes:
     summary="Add an item to the catalog, or change its facts, before the next training",
 )
 async def admin_put_item(
-    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    item_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH, pattern=lay.ID_PATTERN)
+    ],
     body: CatalogItem,
     request: Request,
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
@@ -403,7 +401,9 @@ async def admin_put_items(
     summary="Delete an item: never suggested again until it is put back (audited)",
 )
 async def admin_delete_item(
-    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    item_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH, pattern=lay.ID_PATTERN)
+    ],
     request: Request,
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
@@ -420,7 +420,9 @@ async def admin_delete_item(
     "(audited; no later training stores it again)",
 )
 async def admin_erase_customer(
-    customer_id: Annotated[str, Path(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)],
+    customer_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH, pattern=lay.ID_PATTERN)
+    ],
     request: Request,
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
@@ -515,7 +517,9 @@ def _count(request: Request, version: str, served: Served, fallback: bool) -> No
     summary="Nearest neighbours of one item",
 )
 async def similar_items(
-    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH)],
+    item_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_ITEM_ID_LENGTH, pattern=lay.ID_PATTERN)
+    ],
     request: Request,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> JSONBytes:

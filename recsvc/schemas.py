@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from recsvc import layout as lay
-from recsvc.fields import ID_NUMBER, WHOLE, numeric_id_schema
+from recsvc.fields import DATETIME_TEXT, ID_NUMBER, TEXT_PATTERN, WHOLE, numeric_id_schema
 from recsvc.merch import MAX_CATEGORY_LENGTH, MerchRules
 
 MAX_K = 100
@@ -109,7 +109,7 @@ def merge_lines(entries: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
 
 class Purchase(_Strict):
     item_id: ItemId
-    purchased_at: datetime | None = Field(
+    purchased_at: Annotated[datetime, DATETIME_TEXT] | None = Field(
         default=None, strict=False, description="ISO 8601; without a zone it is taken as UTC."
     )
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE] = 1
@@ -191,13 +191,13 @@ class CatalogItem(_Strict):
     optional for an update; a new item needs a category to be suggested (beside its
     category's best suggestion) before the next training."""
 
-    title: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH)
-    category: str | None = Field(default=None, max_length=MAX_CATEGORY_LENGTH)
+    title: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH, pattern=TEXT_PATTERN)
+    category: str | None = Field(default=None, max_length=MAX_CATEGORY_LENGTH, pattern=TEXT_PATTERN)
     price: float | None = Field(default=None, ge=0, le=1e9)
     available: bool | None = None
-    brand: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH)
-    image_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
-    url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
+    brand: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH, pattern=TEXT_PATTERN)
+    image_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH, pattern=TEXT_PATTERN)
+    url: str | None = Field(default=None, max_length=MAX_URL_LENGTH, pattern=TEXT_PATTERN)
 
 
 class CatalogLine(CatalogItem):
@@ -347,7 +347,7 @@ class OrderEvent(_Strict):
     order_id: str = Field(min_length=1, max_length=128, pattern=lay.ID_PATTERN)
     customer_id: CustomerId
     items: list[OrderLine] = Field(min_length=1, max_length=MAX_CART_ITEMS)
-    purchased_at: datetime = Field(
+    purchased_at: Annotated[datetime, DATETIME_TEXT] = Field(
         strict=False, description="ISO 8601 text; without a zone it is taken as UTC."
     )
     recommendation_id: RecommendationId | None = Field(
@@ -356,13 +356,6 @@ class OrderEvent(_Strict):
         "line without a recommendation_id of its own.",
     )
     slot: Slot | None = Field(default=None, description="The slot of that answer's link.")
-
-    @field_validator("purchased_at", mode="before")
-    @classmethod
-    def _text(cls, value: object) -> object:
-        if not isinstance(value, str | datetime):
-            raise ValueError("purchased_at must be an ISO 8601 date-time string")
-        return value
 
     @field_validator("purchased_at")
     @classmethod

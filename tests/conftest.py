@@ -33,7 +33,7 @@ from recsvc.app import create_app
 from recsvc.config import Settings
 from recsvc.embedded import redis_server_binary
 from recsvc.layout import Layout
-from recsvc.protocol import HTTP_PROTOCOL
+from recsvc.protocol import ServiceConfig
 from training import ingest
 from training.pipeline import Stages, TrainConfig, fit
 from training.publish import ModelPayload, Publisher
@@ -115,12 +115,12 @@ def redis_server(
 def uvicorn_server(settings: Settings) -> Iterator[str]:
     """The app under uvicorn on a free port, in a thread: real HTTP, real parsing."""
     port = free_port()
-    config = uvicorn.Config(
+    config = ServiceConfig(
         create_app(settings),
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        http=HTTP_PROTOCOL,
+        head_limits=settings.head_limits,
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -23,6 +23,7 @@ from recsvc.cli import main as recsvc_main
 from recsvc.config import Settings
 from training import memory
 from training.cli import _parser as trainer_parser
+from training.publish import LOCK_TTL_MS
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -115,6 +116,8 @@ def test_the_cronjob_runs_a_trainer_command_that_parses() -> None:
     command = trainer_command()
     assert command[:4] == ["exec", "python", "-m", "training"]
     args = trainer_parser().parse_args(command[4:])
+    # A retry after a trainer killed mid-publish outwaits the lock it left.
+    assert args.wait_lock * 1000 > LOCK_TTL_MS
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert str(Path(args.purchases).parent) in mounts
     # The purchases arrive by the init container's download, into the pod's own volume.
@@ -146,11 +149,13 @@ def test_the_spark_retrains_run_a_trainer_command_that_parses() -> None:
     script = next(i for i, a in enumerate(command) if a.endswith("training/__main__.py"))
     args = trainer_parser().parse_args(command[script + 1 :])
     assert args.engine == "spark" and args.spark_master is None  # spark-submit's master
+    assert args.wait_lock * 1000 > LOCK_TTL_MS
     assert job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [2, 5, 6]
     # With the operator: the same trainer command, scheduled.
     app = spark["ScheduledSparkApplication/recsvc-train"]["spec"]["template"]
     assert app["mainApplicationFile"].endswith("/training/__main__.py")
-    assert trainer_parser().parse_args(app["arguments"]).engine == "spark"
+    scheduled = trainer_parser().parse_args(app["arguments"])
+    assert scheduled.engine == "spark" and scheduled.wait_lock * 1000 > LOCK_TTL_MS
     assert app["driver"]["serviceAccount"] == account
     # Both use the image with Java and pyspark, which the Dockerfile builds as a target.
     assert re.search(r"^FROM \S+ AS spark$", (ROOT / "Dockerfile").read_text(), re.M)

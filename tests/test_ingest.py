@@ -136,8 +136,11 @@ def test_ids_the_api_would_refuse_are_dropped_not_published(tmp_path: Path) -> N
         f"1,{long_item},too long,1,2011-01-01 10:00,1,17850,UK\n"
         "2,A\x01B,control char,1,2011-01-01 10:00,1,17850,UK\n"
         "3,A,fine,1,2011-01-01 10:00,1,17850,UK\n"
-        f"4,A,long customer,1,2011-01-01 10:00,1,{'9' * 129},UK\n",
+        f"4,A,long customer,1,2011-01-01 10:00,1,{'9' * 129},UK\n"
+        "5,A\x85B,C1 control,1,2011-01-01 10:00,1,17850,UK\n"
+        "6,A,line separator,1,2011-01-01 10:00,1,178\u202850,UK\n",
     )
     frame, report = ingest.clean(ingest.read_purchases(path, COLUMNS), ingest.CleaningRules())
-    assert report.dropped["invalid_id"] == 3
+    # The same rule as the API's: C0 and C1 controls and line separators are refused.
+    assert report.dropped["invalid_id"] == 5
     assert list(frame["item"]) == ["A"]

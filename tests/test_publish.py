@@ -276,3 +276,20 @@ def test_an_evicting_policy_gets_a_warning(
         Publisher(client, layout, warn=warnings).publish(block_model)
         assert "maxmemory-policy is allkeys-lru" in warnings.getvalue()
         client.close()
+
+
+def test_a_crashed_trainers_lock_is_outwaited_with_wait_lock(
+    client: redis.Redis, layout: lay.Layout, block_model: ModelPayload
+) -> None:
+    """What the CronJob's retry meets after a trainer killed mid-publish: a lock nobody
+    renews. Without a wait it exits 4; waiting past the expiry, it publishes."""
+    client.set(layout.lock, "killed-trainer", px=600)  # left by a SIGKILLed run
+    retry = Publisher(client, layout, lock_ttl_ms=600)
+    with pytest.raises(LockedError) as refused, retry.hold():
+        pass
+    assert refused.value.exit_code == 4
+    started = time.monotonic()
+    with retry.hold(wait_s=0.6 * 3):
+        version = retry.publish(block_model)
+    assert 0.2 < time.monotonic() - started < 1.6
+    assert retry.live_version() == version

@@ -100,3 +100,18 @@ def test_every_operation_conforms_with_the_token(service_url: str) -> None:
 def test_admin_operations_conform_without_a_token(service_url: str) -> None:
     cases = fuzz(service_url, "^/v1/admin/", {})
     assert cases["operations"] == 7  # stock (2), catalog (3), erasure, audit
+
+
+INGEST = "schema-test-ingest-token-0123456789"
+
+
+def test_the_order_event_operation_conforms_with_the_ingest_token(
+    settings: Settings, publisher: Publisher, shop_model: ModelPayload
+) -> None:
+    """Valid and invalid order events with the ingest token: each invalid one refused
+    (duplicate keys, integer dates, control characters in ids among what is generated)."""
+    publisher.publish(shop_model)
+    with uvicorn_server(settings.model_copy(update={"ingest_token": SecretStr(INGEST)})) as url:
+        cases = fuzz(url, "^/v1/events/", {"Authorization": f"Bearer {INGEST}"})
+    print(f"schemathesis cases on the events endpoint: {cases}")
+    assert cases["operations"] == 1 and cases["negative"] > 0

@@ -24,7 +24,7 @@ import pandas as pd
 import redis
 
 from recsvc import storage
-from recsvc.config import Settings, redact_url
+from recsvc.config import Settings, SettingsError, load_settings, redact_url
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.helptext import HelpFormatter, plain
 from training import evaluate as ev
@@ -614,7 +614,11 @@ def main(
     prog: str = "python -m training",
 ) -> int:
     args = _parser(prog).parse_args(argv)
-    settings = settings or Settings()
+    try:
+        settings = settings or load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         budget_text = getattr(args, "memory_budget", None) or settings.train_memory_budget
         stages = Stages(budget=memory.Budget.parse(budget_text))

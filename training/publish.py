@@ -91,12 +91,17 @@ class ModelPayload:
     """Histories written by an engine's workers instead (``training.engines.spark``)."""
 
 
+LOCK_TTL_MS = 30_000
+"""How long the publish lock outlives a trainer that stopped renewing it (killed, say):
+a trainer started after a crash waits this long at most (``--wait-lock``)."""
+
+
 class Publisher:
     def __init__(
         self,
         client: storage.SyncClient,
         layout: lay.Layout,
-        lock_ttl_ms: int = 30_000,
+        lock_ttl_ms: int = LOCK_TTL_MS,
         on_progress: Callable[[int, int, str], None] | None = None,
         warn: TextIO | None = None,
     ) -> None:
