@@ -373,6 +373,29 @@ def _write_sample(out: Path) -> int:
     return 0
 
 
+def _write_shop(platform: str, out: Path) -> int:
+    """A generated shop's exports in ``platform``'s format, in the directory ``out``."""
+    from training.shops import Shop, write_orders, write_products
+
+    orders, products = out / "orders_export.csv", out / "products_export.csv"
+    for path in (orders, products):
+        if path.exists():
+            return _fail(EXIT_BAD_INPUT, f"{path} exists; choose another --out or remove it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        shop = Shop()
+        write_orders(shop, platform, orders)
+        write_products(shop, platform, products)
+    except OSError as exc:
+        return _fail(EXIT_BAD_INPUT, f"cannot write to {out}: {exc}")
+    print(
+        f"wrote {orders} ({len(shop.lines):,} order lines, refunds and cancellations "
+        f"included) and {products} ({len(shop.products)} products), as {platform} exports "
+        f"them; train with --preset {platform}"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recsvc", description=plain(__doc__), formatter_class=HelpFormatter
@@ -513,8 +536,16 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument(
         "--out",
         type=Path,
-        default=Path("purchases.csv.gz"),
-        help="where to write it (.csv.gz as shipped, or .csv)",
+        default=None,
+        help="where to write it (.csv.gz as shipped, or .csv; default purchases.csv.gz); "
+        "with --platform, a directory",
+    )
+    sa.add_argument(
+        "--platform",
+        choices=("shopify", "woocommerce", "magento"),
+        help="instead, a generated coffee shop's orders and products exports as that "
+        "platform writes them (orders_export.csv, products_export.csv), to try the "
+        "store-export path on",
     )
     return parser
 
@@ -577,7 +608,9 @@ def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
         return train_main(argv, settings, prog="recsvc")
     args = _parser().parse_args(argv)
     if args.command == "sample":
-        return _write_sample(args.out)
+        if args.platform:
+            return _write_shop(args.platform, args.out or Path("shop"))
+        return _write_sample(args.out or Path("purchases.csv.gz"))
     if args.command == "stock":
         return _stock(args, settings or load_settings())
     if args.command == "catalog":

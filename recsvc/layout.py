@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -543,6 +543,14 @@ class Serving(TypedDict):
     """A strong neighbour's weight (the 90th percentile of first complements)."""
     repurchase_bonus: float
     """What an item bought before adds, in the same units."""
+    history_recipe: NotRequired[str]
+    """How a customer's suggestions (stored customers, histories) are ranked: ``model``
+    (the lists, as trained) or ``popular`` (best-sellers, for a store where they beat the
+    model on the trainer's validation window). Missing: ``model``."""
+
+
+HISTORY_RECIPES = ("model", "popular")
+"""The recipes a version may serve a customer's suggestions with (``Serving``)."""
 
 
 def encode_history(

@@ -560,7 +560,7 @@ def upsell(
             out.append(Upsell(item_ids[j], -negative, src.item_id, p - float(price[src.index]), n))
     if picker.full():
         return out
-    # Popular filler, per cart item: the popular items within its band (and category).
+    # Popular filler, per cart item: the popular items within its band and category.
     pop_price = price[popular]
     for src in sources:
         src_price = float(price[src.index])
@@ -568,9 +568,11 @@ def upsell(
             break
         if not (src_price > 0 and math.isfinite(src_price)):
             continue
+        if category is None or category[src.index] < 0:
+            # Nothing says what kind of item it is: no filler rather than an unrelated one.
+            continue
         fits = (pop_price >= band.low * src_price) & (pop_price <= band.high * src_price)
-        if category is not None and category[src.index] >= 0:
-            fits &= category[popular] == category[src.index]
+        fits &= category[popular] == category[src.index]
         for rank_pos in np.flatnonzero(fits).tolist():
             if picker.full():
                 break

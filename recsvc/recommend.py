@@ -214,6 +214,10 @@ def rank_history(
         repurchase_bonus=float(serving.get("repurchase_bonus", 0.0)),
         negatives=False,
     )
+    if serving.get("history_recipe") == "popular":
+        # The version's trainer found best-sellers beat its lists for customers (on its
+        # validation window): they are served, under the same rules and exclusions.
+        return rank([], view.item_ids, view.popular, rules)
     return rank(
         seeds(view, ids, [weights[i] for i in ids], lists, positive_only=True),
         view.item_ids,

@@ -273,6 +273,7 @@ def grouped_purchases(
     days: int = 120,
     mixed: bool = False,
     seed: int = 0,
+    customers_per_group: int = 6,
 ) -> pd.DataFrame:
     """Dated purchase lines whose orders stay within one group of items.
 
@@ -291,7 +292,7 @@ def grouped_purchases(
             picks = rng.choice(groups * group_size, size=size, replace=False)
         else:
             picks = g * group_size + rng.choice(group_size, size=size, replace=False)
-        customer = f"c{g}-{int(rng.integers(6))}"
+        customer = f"c{g}-{int(rng.integers(customers_per_group))}"
         when = start + pd.Timedelta(hours=int(o * days * 24 / orders))
         for item in picks.tolist():
             rows.append(
@@ -327,6 +328,14 @@ SHOP_CATALOG = (
 """Prices and categories for ``shop_purchases``: M2 is within 2x of M1, M3 is not."""
 
 
+SHOP_TITLES = {
+    "M1": "Stoneware mug, plain", "M2": "Stoneware mug, glazed",
+    "M3": "Stoneware mug, artisan", "T1": "Breakfast tea", "SP": "Tea spoon",
+}  # fmt: skip
+"""The purchase lines' descriptions: without the catalog, the titles say the mugs are one
+kind of item (two distinctive words in common, ``training.kinds``)."""
+
+
 def shop_purchases(customers: int = 60) -> pd.DataFrame:
     """Mugs are alternatives (the same customers buy each, never two in one order); tea
     and a spoon complement every mug (bought in the same orders)."""
@@ -345,7 +354,7 @@ def shop_purchases(customers: int = 60) -> pd.DataFrame:
                         "quantity": 1.0,
                         "timestamp": start + pd.Timedelta(days=c % 30 + 30 * o),
                         "price": 1.0,
-                        "description": f"desc {item}",
+                        "description": SHOP_TITLES[item],
                     }
                 )
     return pd.DataFrame(rows)
@@ -377,13 +386,23 @@ async def shop(
         yield c
 
 
+def write_tiny(csv: Path) -> Path:
+    """A small undated CSV (c customer, o order, i item) just over the trainer's floor
+    (``training.floor``): 30 customers with two orders of two items each."""
+    lines = ["c,o,i"]
+    for c in range(30):
+        lines += [f"{c},{c}-1,a", f"{c},{c}-1,b", f"{c},{c}-2,a", f"{c},{c}-2,{'bc'[c % 2]}"]
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
 def tiny_train_args(csv: Path, *extra: str) -> list[str]:
-    """``train`` on a tiny undated CSV with columns c (customer) and i (item).
+    """``train`` on a small undated CSV as ``write_tiny`` writes it.
 
     Undated lines cannot be evaluated, so the gate would refuse them: ``--force``.
     """
     return ["train", "--purchases", str(csv), "--customer-col", "c", "--item-col", "i",
-            "--force", *extra]  # fmt: skip
+            "--order-col", "o", "--force", *extra]  # fmt: skip
 
 
 # -- a real browser ----------------------------------------------------------------------

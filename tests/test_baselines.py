@@ -176,6 +176,9 @@ def test_upsell_is_scored_against_in_band_picks_on_the_same_carts() -> None:
     frame = pd.DataFrame(rows, columns=["customer", "order", "item", "price", "timestamp"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     frame["quantity"] = 1.0
+    # Titles say the mugs are one kind of item (no catalog: the upsell's only evidence).
+    titles = {"MUG-S": "Small mug", "MUG-M": "Medium mug", "MUG-L": "Large mug"}
+    frame["description"] = frame["item"].map(titles).fillna(frame["item"])
     config = TrainConfig(columns=ingest.Columns(customer="customer", item="item"), top_n=8)
     payload = fit(frame, config, Stages(io.StringIO()), for_serving=True)
     assert payload.alternatives is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,9 +16,12 @@ import pandas as pd
 from recsvc import layout as lay
 from recsvc import recommend as rec
 from recsvc.attribution import origin
+from recsvc.config import Settings
 from recsvc.observability import LOGGER, JsonFormatter, _direct_writer
+from recsvc.ranking import SOURCE_POPULAR
 from recsvc.store import StoredHistory
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
+from training import evaluate as ev
 from training.histories import recent_items
 from training.publish import ModelPayload
 
@@ -239,3 +243,26 @@ def test_the_positive_part_of_a_list_is_every_positive_entry_and_only_those() ->
     assert mixed.positive is not None
     assert sorted(mixed.positive.indices.tolist()) == [3, 4]
     assert (mixed.positive.scores > 0).all()
+
+
+def test_a_version_serving_best_sellers_ranks_customers_by_popularity(
+    block_model: ModelPayload,
+) -> None:
+    """``serving.history_recipe = popular`` (the trainer found best-sellers beat the
+    lists for customers): a stored customer gets the best-sellers not yet bought, marked
+    popular, under the same rules; the model's recipe ranks from the lists."""
+    serving = {**block_model.meta["serving"], "history_recipe": "popular"}
+    popular_model = replace(block_model, meta={**block_model.meta, "serving": serving})
+    history = StoredHistory([GROUP_A[0], GROUP_A[1]], [19_000, 19_001], [2, 1])
+    answers = {}
+    for name, payload in (("model", block_model), ("popular", popular_model)):
+        view, lists = ev.served_view(payload)
+        seeds = [lists[view.index[i]] for i in history.item_ids]
+        answers[name] = (view, rec.rank_stored(view, Settings(), history, seeds, 5, True))
+    view, best = answers["popular"]
+    assert all(s.source == SOURCE_POPULAR for s in best.suggestions)
+    expected = [view.item_ids[i] for i in view.popular if view.item_ids[i] not in history.item_ids]
+    assert [s.item_id for s in best.suggestions] == expected[:5]
+    _, model = answers["model"]
+    assert any(s.source != SOURCE_POPULAR for s in model.suggestions)
+    assert [s.item_id for s in model.suggestions] != [s.item_id for s in best.suggestions]

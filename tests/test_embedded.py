@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from recsvc.embedded import EmbeddedRedis, EmbeddedRedisError
-from tests.conftest import tiny_train_args
+from tests.conftest import tiny_train_args, write_tiny
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def test_trainer_and_service_share_the_embedded_redis(data_dir: Path, tmp_
 
     settings = Settings(redis_url=None, data_dir=data_dir)
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n3,b\n3,c\n")
+    write_tiny(csv)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         assert (

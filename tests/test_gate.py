@@ -185,6 +185,30 @@ def test_a_catalog_of_ten_items_is_evaluated_and_published(
     tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "ten.csv"
-    grouped_purchases(groups=2, group_size=5).to_csv(path, index=False)
+    # 24 customers: over the trainer's floor of 20 with two orders or more.
+    grouped_purchases(groups=2, group_size=5, customers_per_group=12).to_csv(path, index=False)
     assert train(path, settings) == 0
     assert "the catalog has 10 items" in capsys.readouterr().err
+
+
+def test_serving_best_sellers_passes_the_popularity_floor_and_worse_is_refused() -> None:
+    """Against popular items case by case: a task served by best-sellers (the trainer's
+    choice where they beat the model) passes; below them beyond the noise is refused;
+    a little below, within the noise of the same cases, passes."""
+    pop = hits(300, 0.3, 1)
+    cart = (hits(300, 0.5, 2), hits(300, 0.1, 3))
+    means = {"cart_hr@10": 0.5, "next_recall@10": 0.3}
+    popular = {"cart_hr@10": 0.1, "next_recall@10": 0.3}
+
+    def decide(served_next: np.ndarray) -> Any:
+        paired = {"cart_hr@10": cart, "next_recall@10": (served_next, pop)}
+        return check(means, popular, 100, None, GateRules(), popular_paired=paired)
+
+    assert decide(pop.copy()).passed  # best-sellers served: the same answers
+    worse = decide(hits(300, 0.1, 4))
+    assert not worse.passed
+    assert "next_recall@10 0.1000 is below popular items' 0.3000" in worse.reasons[0]
+    assert "beyond the noise" in worse.reasons[0]
+    near = pop.copy()
+    near[np.flatnonzero(near)[:3]] = 0.0  # three hits fewer of 90
+    assert decide(near).passed

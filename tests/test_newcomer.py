@@ -28,6 +28,7 @@ from tests.conftest import (
     render,
     tiny_train_args,
     uvicorn_server,
+    write_tiny,
 )
 from training.cli import main as train_main
 from training.errors import EXIT_BAD_INPUT, EXIT_NO_MODEL
@@ -110,7 +111,7 @@ def test_a_trainer_finishing_leaves_a_running_server_ready(data_dir: Path, tmp_p
     env.pop("REDIS_URL", None)
     port = free_port()
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n3,b\n3,c\n")
+    write_tiny(csv)
     server = subprocess.Popen(
         [sys.executable, "-m", "recsvc", "serve", "--port", str(port)],
         cwd=ROOT,
@@ -194,7 +195,7 @@ def test_the_trainer_commands_run_from_recsvc_too(
     assert cli.main(["rollback"], settings) == EXIT_NO_MODEL  # nothing to roll back: not 1
     assert "no previous version" in capsys.readouterr().err
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n3,b\n3,c\n")
+    write_tiny(csv)
     assert cli.main(tiny_train_args(csv), settings) == 0
     assert cli.main(["status"], settings) == 0
     assert '"live"' in capsys.readouterr().out
@@ -220,7 +221,7 @@ def test_no_redis_url_where_the_embedded_default_is_forbidden(
 ) -> None:
     settings = Settings(redis_url=None, allow_embedded_redis=False, data_dir=tmp_path)
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n")
+    write_tiny(csv)
     ids = tmp_path / "ids.txt"
     ids.write_text("1\n")
     for argv in (
@@ -248,13 +249,15 @@ def test_a_line_total_column_gives_unit_prices_and_numeric_ids_work(
         redis_url=redis_url, key_prefix=layout.prefix, data_dir=tmp_path, refresh_interval_s=0
     )
     csv = tmp_path / "p.csv"
-    lines = ["cust,item,qty,line_total"]
-    for c in range(1, 9):
-        lines += [f"{c},10,2,7.00", f"{c},20,1,2.50"]
-    lines += ["9,30,4,4.00"]
+    lines = ["cust,ord,item,qty,line_total"]
+    for c in range(1, 31):  # over the trainer's floor: 60 baskets, 30 repeat customers
+        for o in (1, 2):
+            lines += [f"{c},{c}-{o},10,2,7.00", f"{c},{c}-{o},20,1,2.50"]
+    lines += ["31,31-1,30,4,4.00"]
     csv.write_text("\n".join(lines) + "\n")
     args = ["train", "--purchases", str(csv), "--customer-col", "cust", "--item-col", "item"]
-    args += ["--quantity-col", "qty", "--total-col", "line_total", "--force"]
+    args += ["--order-col", "ord", "--quantity-col", "qty", "--total-col", "line_total"]
+    args += ["--force"]
     assert train_main(args, settings) == 0
     with uvicorn_server(settings) as base, httpx.Client(base_url=base) as http:
         r = http.post("/v1/recommendations/cart", json={"items": [10], "k": 2})

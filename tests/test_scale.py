@@ -120,7 +120,9 @@ for i in pop:
     total += idx.size
 print(same / max(total, 1))
 alts = payload.alternatives
-print(int((alts.indices >= 0).sum()) if alts is not None else -1)
+# Computed at scale, then dropped: these items have no category or title to say their kind.
+dropped = payload.meta["catalog"]["alternatives_of_another_kind_dropped"]
+print(int((alts.indices >= 0).sum()) + dropped if alts is not None else -1)
 """
 
 

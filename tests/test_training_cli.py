@@ -13,7 +13,7 @@ import redis
 from recsvc.cli import sample_path
 from recsvc.config import Settings, redact_url
 from recsvc.layout import Layout
-from tests.conftest import free_port, tiny_train_args
+from tests.conftest import free_port, tiny_train_args, write_tiny
 from training.cli import main
 from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_NO_MODEL, EXIT_REDIS_UNAVAILABLE
 from training.publish import ModelPayload, Publisher
@@ -50,7 +50,7 @@ def test_dry_run_publishes_nothing(
     settings: Settings, publisher: Publisher, tmp_path: Path
 ) -> None:
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,c\n")
+    write_tiny(csv)
     assert main(tiny_train_args(csv, "--dry-run"), settings) == 0
     assert publisher.live_version() is None
 
@@ -80,7 +80,7 @@ def test_bad_input_exits_2_and_publishes_nothing(
     message: str,
 ) -> None:
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n")
+    write_tiny(csv)
     live = publisher.publish(block_model)
     code = main(["train", *[a.replace("{csv}", str(csv)) for a in args]], settings)
     assert code == EXIT_BAD_INPUT
@@ -135,7 +135,7 @@ def test_rollback_and_status(
     settings: Settings, publisher: Publisher, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
+    write_tiny(csv)
     train = tiny_train_args(csv)
     assert main(["rollback"], settings) == EXIT_NO_MODEL  # nothing to roll back
     assert main(train, settings) == 0
@@ -163,7 +163,7 @@ def test_wait_lock_waits_for_the_other_trainer_then_runs(
     settings: Settings, client: redis.Redis, layout: Layout, tmp_path: Path
 ) -> None:
     csv = tmp_path / "p.csv"
-    csv.write_text("c,i\n1,a\n1,b\n2,a\n2,b\n")
+    write_tiny(csv)
     client.set(layout.lock, "other", px=700)  # a trainer finishing (or a dead one's expiry)
     assert main(tiny_train_args(csv, "--wait-lock", "5"), settings) == 0
     assert client.get(layout.live) is not None

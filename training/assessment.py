@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from training import baselines, ingest, matrices, report, tuning, upsell
+from training import baselines, ingest, matrices, recipes, report, tuning, upsell
 from training import evaluate as ev
 from training.errors import InputError
 from training.pipeline import Stages, TrainConfig, fit
@@ -52,6 +52,8 @@ class Assessment:
     upsell: dict[str, Any] = field(default_factory=dict)
     windows: dict[str, Any] = field(default_factory=dict)
     """Which window chose what, and which one is reported."""
+    recipes: dict[str, Any] = field(default_factory=dict)
+    """Per task, the recipe served and the validation scores that chose it."""
 
     def rescore(self, config: TrainConfig, stages: Stages) -> ev.MethodResult:
         """Another recipe fit on the same training window and scored, as served, on the
@@ -85,6 +87,7 @@ class Assessment:
             baselines=[c.as_dict() for c in self.choices],
             upsell=self.upsell,
             windows=self.windows,
+            recipes=self.recipes,
         )
 
     def evaluation_meta(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class Assessment:
             "popularity": ev.headline(self.popularity()),
             "comparison": report.comparison(self.results),
             "cases": {"cart": self.split["cart_cases"], "history": self.split["history_cases"]},
+            "recipes": self.recipes,
         }
 
 
@@ -186,6 +190,14 @@ def assess(
                     f"{c.seconds:.0f}s; chose "
                     + "; ".join(f"{t}: {baselines.label(p)}" for t, p in sorted(c.best.items()))
                 )
+    recipe_doc: dict[str, Any] = {}
+    if with_baselines:
+        with stages.stage("recipes"):
+            config, recipe_doc = recipes.choose(
+                split.train, config, stages, fit, test_fraction, seed, validation
+            )
+        for line in recipes.lines(recipe_doc):
+            stages.say(f"  {line}")
     with stages.stage("evaluate"):
         quiet = Stages(io.StringIO(), stages.budget)
         if options.upsell:
@@ -248,7 +260,7 @@ def assess(
     windows = _windows(split, validation, tuned, choices, options)
     return Assessment(
         config, results, tuned, split_info, dict(stages.seconds), (split, cases), fit,
-        seeds, choices, upsell_doc, windows,
+        seeds, choices, upsell_doc, windows, recipe_doc,
     )  # fmt: skip
 
 

@@ -28,10 +28,10 @@ from recsvc.config import Settings, SettingsError, load_settings, redact_url
 from recsvc.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
 from recsvc.helptext import HelpFormatter, plain
 from training import evaluate as ev
-from training import events, ingest, matrices, memory, upsell, workflow
+from training import events, ingest, matrices, memory, parsing, upsell, workflow
 from training.assessment import EvalOptions, assess
 from training.baselines import label
-from training.catalog import read_catalog
+from training.catalog import CATALOG_PRESETS, CatalogColumns, read_catalog
 from training.engines import ENGINES, LOCAL, Engine
 from training.errors import (
     EXIT_BAD_INPUT,
@@ -58,6 +58,7 @@ COLUMN_NAMES = (
     "price",
     "total",
     "description",
+    "status",
 )
 COLUMN_HELP = {
     "customer": "customer ids (required unless the preset names it)",
@@ -68,6 +69,7 @@ COLUMN_HELP = {
     "price": "unit prices",
     "total": "line totals, when there is no unit price: price = total / quantity",
     "description": "item titles, when there is no catalog",
+    "status": "order status: refunded, voided and cancelled orders are dropped by it",
 }
 DEFAULT_TUNE_BUDGET = 120.0
 """Seconds ``evaluate`` searches parameters for unless told otherwise."""
@@ -125,11 +127,38 @@ def _data_options() -> argparse.ArgumentParser:
         help="CSV or Parquet: item_id, title, category, price, available (+ brand, margin,"
         " cost, image_url, url); default: titles and prices from the purchases",
     )
+    k = p.add_argument_group(
+        "catalog columns (override the mapping of a platform's product export, or name "
+        "any other file's)"
+    )
+    for name in CATALOG_FIELDS:
+        k.add_argument(
+            f"--catalog-{name.replace('_', '-')}-col",
+            dest=f"catalog_{name}_col",
+            metavar="NAME",
+            help=f"the catalog's {name.replace('_', ' ')} column",
+        )
     c = p.add_argument_group("cleaning")
     c.add_argument(
         "--cancelled-prefix",
-        default="C",
-        help="order ids starting with this are cancellations ('' to keep all)",
+        default=None,
+        help="order ids starting with this are cancellations ('' to keep all); default: "
+        "the preset's (online-retail: C), else none: refunds and cancellations are "
+        "dropped by the order status column",
+    )
+    c.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=None,
+        metavar="CHAR",
+        help="the CSV's delimiter (',' ';' tab '|'); default: sniffed from its header",
+    )
+    c.add_argument(
+        "--date-format",
+        default=None,
+        metavar="FORMAT",
+        help="day-first, month-first, or a strftime format ('%%d/%%m/%%Y %%H:%%M'); "
+        "default: inferred from the whole column (ambiguous dates exit 2 and ask)",
     )
     c.add_argument(
         "--non-product-pattern",
@@ -337,7 +366,38 @@ def _columns(args: argparse.Namespace) -> ingest.Columns:
         raise InputError(
             "name the customer and item columns (--customer-col, --item-col) or use --preset"
         )
-    return ingest.Columns(customer, item, **values)
+    extra = {"cancelled_at": base.cancelled_at, "item_fallback": base.item_fallback} if base else {}
+    return ingest.Columns(customer, item, **values, **extra)
+
+
+CATALOG_FIELDS = (
+    "item_id", "title", "category", "price", "available", "brand", "image_url", "url",
+    "inventory", "status", "sale_price",
+)  # fmt: skip
+
+
+def _catalog_columns(args: argparse.Namespace) -> CatalogColumns | None:
+    """The catalog mapping the flags give, on top of the preset's (or the plain one)."""
+    given = {n: getattr(args, f"catalog_{n}_col") for n in CATALOG_FIELDS}
+    given = {n: v for n, v in given.items() if v}
+    if not given:
+        return None
+    base = CATALOG_PRESETS.get(args.preset or "", CatalogColumns())
+    required = tuple(f for f in ("item_id", "title", "price") if f in base.required)
+    return replace(base, **given, required=required)
+
+
+def _delimiter(text: str) -> str:
+    try:
+        return parsing.delimiter_option(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _cancelled_prefix(args: argparse.Namespace) -> str | None:
+    if args.cancelled_prefix is not None:
+        return str(args.cancelled_prefix) or None
+    return ingest.PRESET_CANCELLED_PREFIXES.get(args.preset or "")
 
 
 def _non_product_pattern(args: argparse.Namespace) -> str | None:
@@ -372,7 +432,8 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         columns=_columns(args),
         cleaning=ingest.CleaningRules(
-            cancelled_order_prefix=args.cancelled_prefix or None,
+            cancelled_order_prefix=_cancelled_prefix(args),
+            date_format=args.date_format,
             non_product_pattern=_non_product_pattern(args),
             non_product_items=frozenset(args.non_product),
             drop_duplicates=not args.keep_duplicates,
@@ -390,6 +451,9 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         repurchase_scale=args.repurchase_scale,
         history_items=args.history_items,
         catalog=args.catalog,
+        delimiter=args.delimiter,
+        catalog_columns=_catalog_columns(args),
+        preset=args.preset,
     )
 
 
@@ -404,6 +468,23 @@ def _engine(args: argparse.Namespace) -> Engine:
             "(apt-get install openjdk-17-jre-headless)"
         ) from exc
 
+    # What the Spark engine's reader does not do yet is refused, never guessed: it reads
+    # comma (or .tsv) files and ISO dates, by the explicit columns or Online Retail's.
+    unsupported = [
+        flag
+        for flag, given in (
+            (f"--preset {args.preset}", args.preset not in (None, "online-retail")),
+            ("--status-col", bool(args.status_col)),
+            ("--date-format", bool(args.date_format)),
+            ("--delimiter", args.delimiter not in (None, ",")),
+        )
+        if given
+    ]
+    if unsupported:
+        raise InputError(
+            f"--engine spark does not read {', '.join(unsupported)} yet: a platform's own "
+            "export fits one machine, so train it on the local engine (the default)"
+        )
     conf = {}
     for item in args.spark_conf:
         key, sep, value = item.partition("=")
@@ -543,7 +624,7 @@ def _evaluate(args: argparse.Namespace, stages: Stages) -> None:
     catalog = None
     if config.catalog is not None and local:
         with stages.stage("catalog_file"):
-            catalog, _report = read_catalog(config.catalog)
+            catalog, _report = read_catalog(config.catalog, config.preset, config.catalog_columns)
     frame, _ = engine.load(args.purchases, config, stages)
     scored = engine.evaluation_frame(frame, evaluation.seed)
     result = assess(scored, config, stages, evaluation, fit=engine.fit, catalog=catalog)

@@ -4,8 +4,10 @@ Like is compared with like. The live model's recipe (its stored parameters) is r
 the candidate's own training window and scored on the same held-out cases; the two are
 compared case by case, with a paired bootstrap interval on the difference. A candidate
 is refused when
-- it does worse than recommending popular items on either task (skipped for a catalog of
-  ten items or fewer, where every top 10 holds every item and popularity always hits), or
+- what it serves does worse than recommending popular items on either task, beyond the
+  noise of the same cases (skipped for a catalog of ten items or fewer, where every top
+  10 holds every item and popularity always hits); a task where the trainer chose to serve
+  best-sellers (``training.recipes``) serves them, and so passes this floor; or
 - on either task it is worse than the live recipe beyond the noise (the interval of the
   difference lies below zero) and by more than ``tolerance`` of the live recipe's score,
   on at least ``min_cases`` cases (fewer are reported, not judged), or
@@ -77,11 +79,13 @@ def check(
     paired: Paired | None = None,
     items_ranked: int | None = None,
     cases: Mapping[str, int] | None = None,
+    popular_paired: Paired | None = None,
 ) -> Decision:
     """``live`` is the live version's metadata, or None when nothing is live yet;
     ``paired`` the case-by-case scores of the candidate and of the live recipe refit on
     the candidate's window (None: no live recipe to compare with); ``cases`` the
-    candidate's case count per gated measure."""
+    candidate's case count per gated measure; ``popular_paired`` the candidate's and
+    popular items' scores case by case (None: compared by their means alone)."""
     reasons: list[str] = []
     notes: list[str] = []
     compared: dict[str, Any] = {}
@@ -95,7 +99,11 @@ def check(
     for name in GATED:
         ours = float(candidate[name])
         entry: dict[str, Any] = {"candidate": ours, "popularity": float(popularity[name])}
-        if not tiny and ours <= popularity[name]:
+        if tiny:
+            pass
+        elif popular_paired is not None and name in popular_paired:
+            _against_popular(name, *popular_paired[name], entry, reasons)
+        elif ours <= popularity[name]:
             reasons.append(
                 f"{name} {ours:.4f} is no better than popular items ({popularity[name]:.4f})"
             )
@@ -197,6 +205,24 @@ def _against_live(
             f"refit on the same window, on the same {iv.cases:,} cases: {iv.mean:+.4f} (95% "
             f"interval {iv.low:+.4f} to {iv.high:+.4f}), beyond the noise and by more than "
             f"{rules.tolerance:.0%}"
+        )
+
+
+def _against_popular(
+    name: str, ours: np.ndarray, theirs: np.ndarray, entry: dict[str, Any], reasons: list[str]
+) -> None:
+    """What is served against best-sellers on the same cases: refused only when below
+    them beyond the noise. Where the trainer chose best-sellers for a task (they beat the
+    model on the validation window), what is served there is best-sellers, and passes."""
+    if ours.size == 0:
+        return
+    iv = intervals.paired(ours, theirs)
+    entry["against_popularity"] = iv.as_dict()
+    if iv.high < 0:
+        reasons.append(
+            f"{name} {ours.mean():.4f} is below popular items' {theirs.mean():.4f} on the same "
+            f"{iv.cases:,} cases: {iv.mean:+.4f} (95% interval {iv.low:+.4f} to "
+            f"{iv.high:+.4f}), beyond the noise"
         )
 
 

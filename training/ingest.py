@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from recsvc import layout as lay
+from training import parsing
 from training.errors import InputError
 
 # The standard columns every later stage uses, whatever the export called them.
@@ -23,6 +25,9 @@ CUSTOMER, ITEM, ORDER, QUANTITY, TIMESTAMP, PRICE, DESCRIPTION = (
     "price",
     "description",
 )
+STATUS, CANCELLED_AT = "status", "cancelled_at"
+"""An order's status (a platform's financial or order status), and a cancellation time:
+read only to drop refunded and cancelled orders, then dropped themselves."""
 TOTAL = "total"
 """A line total (quantity times unit price), as many exports give it: read, then turned into
 the unit price (total / quantity) and dropped."""
@@ -50,6 +55,12 @@ class Columns:
     description: str | None = None
     total: str | None = None
     """The line-total column, when the export has no unit price (ignored with ``price``)."""
+    status: str | None = None
+    """The order status column (refunded and cancelled orders are dropped by it)."""
+    cancelled_at: str | None = None
+    """A column that is set on cancelled orders only (Shopify's ``Cancelled at``)."""
+    item_fallback: str | None = None
+    """Where the item column is blank (a product without a SKU), this column's value."""
 
     def mapping(self) -> dict[str, str]:
         pairs = {
@@ -61,8 +72,14 @@ class Columns:
             PRICE: self.price,
             DESCRIPTION: self.description,
             TOTAL: None if self.price else self.total,
+            STATUS: self.status,
+            CANCELLED_AT: self.cancelled_at,
         }
         return {std: col for std, col in pairs.items() if col}
+
+    def column_of(self, std: str) -> str:
+        """The export's name of a standard column (for messages)."""
+        return self.mapping().get(std, std)
 
 
 PRESETS: dict[str, Columns] = {
@@ -75,18 +92,78 @@ PRESETS: dict[str, Columns] = {
         price="UnitPrice",
         description="Description",
     ),
+    # Shopify's orders export (Admin > Orders > Export): one row per line item, the
+    # order-level fields (Email, Financial Status, Paid at, Cancelled at...) on its first.
+    "shopify": Columns(
+        customer="Email",
+        item="Lineitem sku",
+        order="Name",
+        quantity="Lineitem quantity",
+        timestamp="Created at",
+        price="Lineitem price",
+        description="Lineitem name",
+        status="Financial Status",
+        cancelled_at="Cancelled at",
+        item_fallback="Lineitem name",
+    ),
+    # WooCommerce's Customer/Order/Coupon Export, "one row per item" (the order_* and
+    # item_* keys it documents as stable); item_total is the line's total.
+    "woocommerce": Columns(
+        customer="billing_email",
+        item="item_sku",
+        order="order_id",
+        quantity="item_quantity",
+        timestamp="order_date",
+        total="item_total",
+        description="item_name",
+        status="status",
+        item_fallback="item_name",
+    ),
+    # Magento 2's order items (sales_order joined with sales_order_item, the field names
+    # of both tables, as its report and export extensions write them).
+    "magento": Columns(
+        customer="customer_email",
+        item="sku",
+        order="increment_id",
+        quantity="qty_ordered",
+        timestamp="created_at",
+        price="price",
+        description="name",
+        status="status",
+        item_fallback="name",
+    ),
 }
 
 
 PRESET_NON_PRODUCT_PATTERNS: dict[str, str] = {"online-retail": ONLINE_RETAIL_NON_PRODUCT_PATTERN}
 
+PRESET_CANCELLED_PREFIXES: dict[str, str] = {"online-retail": "C"}
+"""Order-id prefixes that mark cancellations: Online Retail's ``C536379``. No other
+platform marks them so (a Shopify store may well number its orders ``CA-1001``)."""
+
+REFUNDED_STATUSES = frozenset({"refunded", "voided", "closed", "wc-refunded"})
+"""Order statuses (lower case) of refunded orders: Shopify's refunded and voided,
+WooCommerce's refunded, Magento's closed (a credit memo refunded it)."""
+CANCELLED_STATUSES = frozenset(
+    {"cancelled", "canceled", "wc-cancelled", "failed", "wc-failed", "expired"}
+)
+"""Order statuses (lower case) of orders that never completed."""
+
 
 @dataclass(frozen=True)
 class CleaningRules:
-    cancelled_order_prefix: str | None = "C"
+    cancelled_order_prefix: str | None = None
+    """Order ids starting with this are cancellations: only where a preset or the user
+    sets it."""
     non_product_pattern: str | None = DEFAULT_NON_PRODUCT_PATTERN
     non_product_items: frozenset[str] = frozenset()
     drop_duplicates: bool = True
+    refunded_statuses: frozenset[str] = REFUNDED_STATUSES
+    cancelled_statuses: frozenset[str] = CANCELLED_STATUSES
+    min_parse_share: float = parsing.MIN_PARSE_SHARE
+    """Dates, quantities and prices must parse for this share of the rows (0: no check)."""
+    date_format: str | None = None
+    """``day-first``, ``month-first`` or a strftime format; None infers it (``parsing``)."""
 
 
 @dataclass
@@ -122,27 +199,93 @@ def count_rows(path: Path) -> int | None:
     return size * packed // 24
 
 
-def read_purchases(path: Path, columns: Columns) -> pd.DataFrame:
+def read_purchases(path: Path, columns: Columns, delimiter: str | None = None) -> pd.DataFrame:
     """Reads the file and renames its columns to the standard names.
 
-    Text columns arrive dictionary-encoded (pandas categoricals): tens of millions of
-    lines hold integer codes and one string per distinct id, not one Python object a row.
+    Column names match without regard to case and surrounding spaces; a CSV's delimiter
+    is sniffed unless given. Text columns arrive dictionary-encoded (pandas categoricals):
+    tens of millions of lines hold integer codes and one string per distinct id, not one
+    Python object a row.
     """
     mapping = columns.mapping()
+    wanted = list(dict.fromkeys(mapping.values()))
+    optional = [columns.item_fallback] if columns.item_fallback else []
     raw = read_table(
-        path, list(dict.fromkeys(mapping.values())), what="purchases file", categorical=True
+        path,
+        wanted,
+        what="purchases file",
+        categorical=True,
+        delimiter=delimiter,
+        optional=optional,
     )
-    return pd.DataFrame({std: raw[col] for std, col in mapping.items()})
+    frame = pd.DataFrame({std: raw[col] for std, col in mapping.items()})
+    if columns.item_fallback and columns.item_fallback in raw:
+        frame[ITEM] = _with_fallback(frame[ITEM], raw[columns.item_fallback])
+    return frame
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    """Row mask of missing or blank cells (a categorical's test runs per category)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        blank: np.ndarray = values.isna().to_numpy() | _category_mask(
+            values, lambda c: c.astype(str).str.strip() == ""
+        )
+        return blank
+    return np.asarray(values.isna() | (values.astype(str).str.strip() == ""), dtype=bool)
+
+
+def _with_fallback(items: pd.Series, fallback: pd.Series) -> pd.Series:
+    """Item ids, the fallback column's value where the id is blank."""
+    blank = _blank(items)
+    if not blank.any():
+        return items
+    filled = items.astype(object).where(~blank, fallback.astype(object))
+    return filled.astype("category")
 
 
 def read_table(
-    path: Path, wanted: list[str] | None = None, what: str = "file", categorical: bool = False
+    path: Path,
+    wanted: list[str] | None = None,
+    what: str = "file",
+    categorical: bool = False,
+    delimiter: str | None = None,
+    optional: list[str] | None = None,
 ) -> pd.DataFrame:
-    """A CSV(.gz), TSV or Parquet file: the ``wanted`` columns (all when None), as read.
+    """A CSV(.gz), TSV or Parquet file: the ``wanted`` columns (all when None), as read,
+    named as ``wanted`` names them (matched without regard to case and spaces); the
+    ``optional`` columns too, where the file has them.
 
     CSV cells stay text: ids such as "00123" must not turn into numbers. With
-    ``categorical``, text columns are read dictionary-encoded, through pyarrow.
+    ``categorical``, text columns are read dictionary-encoded, through pyarrow. A CSV's
+    delimiter is ``delimiter``, else sniffed from its header (``parsing``).
     """
+    frame = _read_table(path, wanted, what, categorical, delimiter, optional or [])
+    return frame
+
+
+def _resolve(
+    available: list[str], wanted: list[str], optional: list[str], path: Path
+) -> dict[str, str]:
+    """The file's name of each wanted (and present optional) column."""
+    by_key: dict[str, str] = {}
+    for name in available:
+        by_key.setdefault(parsing.header_key(name), name)
+    found = {w: by_key[parsing.header_key(w)] for w in wanted if parsing.header_key(w) in by_key}
+    _require(available, [w for w in wanted if w not in found], path)
+    found.update(
+        {o: by_key[parsing.header_key(o)] for o in optional if parsing.header_key(o) in by_key}
+    )
+    return found
+
+
+def _read_table(
+    path: Path,
+    wanted: list[str] | None,
+    what: str,
+    categorical: bool,
+    delimiter: str | None,
+    optional: list[str],
+) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{what} not found: {path}")
     if path.is_dir():
@@ -150,18 +293,30 @@ def read_table(
     suffixes = "".join(path.suffixes[-2:]).lower()
     try:
         if suffixes.endswith((".parquet", ".pq")):
+            names = None
             if wanted is not None:
-                _require(_parquet_columns(path), wanted, path)
+                names = _resolve(_parquet_columns(path), wanted, optional, path)
             if categorical:
-                return _read_parquet_encoded(path, wanted)
-            return pd.read_parquet(path, columns=wanted)
-        if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2")):
-            sep = "\t" if ".tsv" in suffixes else ","
-            if wanted is not None:
-                _require(list(pd.read_csv(path, sep=sep, nrows=0).columns), wanted, path)
+                frame = _read_parquet_encoded(path, None if names is None else list(names.values()))
+            else:
+                frame = pd.read_parquet(
+                    path, columns=None if names is None else list(names.values())
+                )
+            return _renamed(frame, names)
+        if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2", ".tsv.gz")):
+            sep = delimiter or ("\t" if ".tsv" in suffixes else parsing.sniff_delimiter(path))
+            header = [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
+            names = None if wanted is None else _resolve(header, wanted, optional, path)
+            usecols = None if names is None else list(dict.fromkeys(names.values()))
             if categorical:
-                return _read_csv_encoded(path, sep, wanted)
-            return pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
+                frame = _read_csv_encoded(path, sep, usecols)
+            else:
+                frame = pd.read_csv(
+                    path, sep=sep, usecols=usecols, dtype=str, keep_default_na=False
+                )
+            if names is None:
+                frame.columns = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
+            return _renamed(frame, names)
     except InputError:
         raise
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -171,6 +326,13 @@ def read_table(
             raise InputError(f"could not read {path}: {exc}") from exc
         raise
     raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")
+
+
+def _renamed(frame: pd.DataFrame, names: dict[str, str] | None) -> pd.DataFrame:
+    """The columns under the names the caller asked for (each file column once)."""
+    if names is None:
+        return frame
+    return pd.DataFrame({want: frame[have] for want, have in names.items()})
 
 
 def _encoded_frame(table: Any) -> pd.DataFrame:
@@ -264,14 +426,67 @@ def _per_value(values: pd.Series, convert: Any) -> pd.Series:
     return pd.Series(convert(values))
 
 
-def _numbers(values: pd.Series) -> pd.Series:
-    return _per_value(values, lambda v: pd.to_numeric(v, errors="coerce"))
+def _parsed(
+    values: pd.Series, convert: Any, column: str, what: str, rules: CleaningRules
+) -> pd.Series:
+    """``convert`` over the distinct values of a column (text), checked against the
+    parse-rate rule (``parsing.require_parsed``) with each value's row count."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(str).where(values.notna(), "").astype("category")
+    cats = pd.Series(values.cat.categories.astype(str))
+    parsed = pd.Series(convert(cats))
+    codes = values.cat.codes.to_numpy()
+    if rules.min_parse_share > 0:
+        counts = np.bincount(codes[codes >= 0], minlength=len(cats))
+        missing = int((codes < 0).sum())
+        raw = pd.concat([cats, pd.Series([""])], ignore_index=True)
+        got = pd.concat([parsed.astype(object), pd.Series([None], dtype=object)], ignore_index=True)
+        rows = np.append(counts, missing)
+        parsing.require_parsed(column, raw, got, what, rows, rules.min_parse_share)
+    out = parsed.iloc[np.maximum(codes, 0)].reset_index(drop=True)
+    out = out.where(pd.Series(codes >= 0))
+    out.index = values.index
+    return pd.Series(out)
 
 
-def _timestamps(values: pd.Series) -> pd.Series:
-    return _per_value(
-        values, lambda v: pd.to_datetime(v, errors="coerce", utc=True, format="mixed")
-    )
+def _numbers(values: pd.Series, column: str, rules: CleaningRules) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Series(pd.to_numeric(values, errors="coerce"), index=values.index)
+
+    def convert(cats: pd.Series) -> pd.Series:
+        return parsing.to_numbers(cats, parsing.number_style(cats, column))
+
+    return _parsed(values, convert, column, "numbers", rules)
+
+
+def _timestamps(values: pd.Series, column: str, rules: CleaningRules) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype) or pd.api.types.is_numeric_dtype(
+        values.dtype
+    ):  # typed already (Parquet): as pandas reads it
+        stamps = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        return pd.Series(stamps, index=values.index)
+
+    def convert(cats: pd.Series) -> pd.Series:
+        return parsing.to_timestamps(cats, column, rules.date_format)
+
+    return _parsed(values, convert, column, "dates", rules)
+
+
+def _fill_down(df: pd.DataFrame) -> None:
+    """Order-level fields left blank on an order's later lines (as Shopify writes them)
+    take the value of the order's first line that has one."""
+    if ORDER not in df:
+        return
+    order = pd.Series(pd.Categorical(df[ORDER]).codes, index=df.index)
+    for col in (CUSTOMER, TIMESTAMP, STATUS, CANCELLED_AT):
+        if col not in df:
+            continue
+        blank = _blank(df[col])
+        if not blank.any() or blank.all():
+            continue
+        known = df[col].astype(object).where(~blank)
+        filled = known.groupby(order.to_numpy(), sort=False).transform("first")
+        df[col] = filled.where(filled.notna(), "").astype("category")
 
 
 def _valid_ids(ids: pd.Series, max_length: int) -> pd.Series:
@@ -285,23 +500,28 @@ def _category_mask(values: pd.Series, test: Any) -> np.ndarray:
     return np.where(codes >= 0, cats[np.maximum(codes, 0)], False)
 
 
-def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, CleanReport]:
-    """Drops unusable rows, counting each reason once, in a fixed order."""
+def clean(
+    frame: pd.DataFrame, rules: CleaningRules, names: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, CleanReport]:
+    """Drops unusable rows, counting each reason once, in a fixed order. ``names`` gives
+    the export's name of each standard column, for messages (``Columns.mapping``)."""
+    named = dict(names or {})
     report = CleanReport(rows_read=len(frame))
     df = frame.copy()
+    _fill_down(df)
     df[CUSTOMER] = id_codes(df[CUSTOMER])
     df[ITEM] = id_codes(df[ITEM])
     if ORDER in df:
         df[ORDER] = id_codes(df[ORDER])
     if QUANTITY in df:
-        df[QUANTITY] = _numbers(df[QUANTITY])
+        df[QUANTITY] = _numbers(df[QUANTITY], named.get(QUANTITY, QUANTITY), rules)
     if PRICE in df:
-        df[PRICE] = _numbers(df[PRICE])
+        df[PRICE] = _numbers(df[PRICE], named.get(PRICE, PRICE), rules)
     elif TOTAL in df:
-        total = _numbers(df.pop(TOTAL))
+        total = _numbers(df.pop(TOTAL), named.get(TOTAL, TOTAL), rules)
         df[PRICE] = total / df[QUANTITY] if QUANTITY in df else total
     if TIMESTAMP in df:
-        df[TIMESTAMP] = _timestamps(df[TIMESTAMP])
+        df[TIMESTAMP] = _timestamps(df[TIMESTAMP], named.get(TIMESTAMP, TIMESTAMP), rules)
     if DESCRIPTION in df:
         df[DESCRIPTION] = _per_value(
             df[DESCRIPTION], lambda v: v.astype(str).where(v.notna(), "").str.strip()
@@ -325,6 +545,24 @@ def clean(frame: pd.DataFrame, rules: CleaningRules) -> tuple[pd.DataFrame, Clea
     if ORDER in df and rules.cancelled_order_prefix:
         prefix = rules.cancelled_order_prefix
         drop("cancelled_order", _category_mask(df[ORDER], lambda c: c.str.startswith(prefix)))
+    for col in (STATUS, CANCELLED_AT):
+        if col in df and not isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].astype(str).where(df[col].notna(), "").astype("category")
+
+    def status_in(words: frozenset[str]) -> np.ndarray:
+        return _category_mask(df[STATUS], lambda c: c.str.strip().str.lower().isin(words))
+
+    # By the platform's status, never by an id prefix (unless one was asked for above).
+    if STATUS in df:
+        drop("refunded", status_in(rules.refunded_statuses))
+    if STATUS in df or CANCELLED_AT in df:
+        cancelled = np.zeros(len(df), dtype=bool)
+        if STATUS in df:
+            cancelled |= status_in(rules.cancelled_statuses)
+        if CANCELLED_AT in df:
+            cancelled |= ~_blank(df[CANCELLED_AT])
+        drop("cancelled", cancelled)
+    df = df.drop(columns=[c for c in (STATUS, CANCELLED_AT) if c in df])
     if QUANTITY in df:
         drop("non_positive_or_missing_quantity", ~(df[QUANTITY] > 0))
     if PRICE in df:

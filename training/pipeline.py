@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from training import ingest, matrices, memory
-from training.catalog import align, from_purchases
+from training.catalog import CatalogColumns, align, from_purchases
 from training.errors import InputError
 from training.histories import recent_items
+from training.kinds import same_kind_only
 from training.model import AlsParams, train_als
 from training.neighbours import (
     DEFAULT_METHOD,
@@ -64,6 +65,16 @@ class TrainConfig:
     best at 1, Complete Journey's groceries at 10), so the search sweeps it first."""
     ease_candidates: int = 64
     """Local EASE (large catalogs): co-occurring items each item's regression runs over."""
+    delimiter: str | None = None
+    """A CSV's delimiter; None sniffs it from the header (``training.parsing``)."""
+    catalog_columns: CatalogColumns | None = None
+    """The catalog file's columns; None: a platform export its header shows, else the
+    plain format (``training.catalog``)."""
+    preset: str | None = None
+    """The export's platform (``--preset``), for the catalog's mapping too."""
+    history_recipe: str = "model"
+    """How customers' suggestions are served (``recsvc.layout.HISTORY_RECIPES``): chosen
+    per store on the validation window (``training.recipes``)."""
 
     def with_recipe(self, params: Mapping[str, Any]) -> TrainConfig:
         """This configuration's data (columns, cleaning, catalog) with the model recipe of
@@ -84,6 +95,7 @@ class TrainConfig:
             negatives=int(params.get("negatives", self.negatives)),
             repurchase_bonus=float(params.get("repurchase_bonus", self.repurchase_bonus)),
             repurchase_scale=float(params.get("repurchase_scale", self.repurchase_scale)),
+            history_recipe=str(params.get("history_recipe", "model")),
         )
 
     def params(self) -> dict[str, Any]:
@@ -98,6 +110,7 @@ class TrainConfig:
             "negatives": self.negatives,
             "repurchase_bonus": self.repurchase_bonus,
             "repurchase_scale": self.repurchase_scale,
+            "history_recipe": self.history_recipe,
         }
 
 
@@ -147,7 +160,7 @@ def load(
             f"{rows:,} purchase lines",
         )
     with stages.stage("read"):
-        raw = ingest.read_purchases(path, config.columns)
+        raw = ingest.read_purchases(path, config.columns, config.delimiter)
         if extra is not None and not extra.empty:
             from training.events import with_events
 
@@ -155,7 +168,7 @@ def load(
             raw = with_events(raw, extra)
             stages.say(f"  {len(raw) - before:,} lines from live order events")
     with stages.stage("clean"):
-        frame, report = ingest.clean(raw, config.cleaning)
+        frame, report = ingest.clean(raw, config.cleaning, config.columns.mapping())
     for line in report.lines():
         stages.say("  " + line)
     return frame, report
@@ -276,7 +289,15 @@ def package(
     **parts: Any,
 ) -> ModelPayload:
     """What an engine publishes: its lists, the ``popular_n`` most popular items (distinct
-    customers each, the evidence of a popular suggestion), and the other ``parts``."""
+    customers each, the evidence of a popular suggestion), and the other ``parts``.
+
+    Alternatives of another kind than their item are dropped here, for every engine: an
+    upsell is a pricier item of the same kind, which the category says, else the titles;
+    a pair with neither is no alternative (``training.kinds``)."""
+    alts, facts = parts.get("alternatives"), parts.get("catalog")
+    if alts is not None and facts is not None:
+        parts["alternatives"], dropped = same_kind_only(alts, facts)
+        meta.setdefault("catalog", {})["alternatives_of_another_kind_dropped"] = dropped
     popular = np.argsort(-pop, kind="stable")[:popular_n]
     return ModelPayload(
         item_ids=item_ids,
@@ -309,6 +330,7 @@ def model_meta(
             "history_items": config.history_items,
             "repurchase_weight": config.repurchase_scale * strong,
             "repurchase_bonus": config.repurchase_bonus * strong,
+            "history_recipe": config.history_recipe,
         },
     }
 

@@ -103,11 +103,13 @@ def build(
     baselines: Sequence[Mapping[str, Any]] = (),
     upsell: Mapping[str, Any] | None = None,
     windows: Mapping[str, Any] | None = None,
+    recipes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     seeds = seeds or {}
     return {
         "split": dict(split),
         "windows": dict(windows or {}),
+        "recipes": dict(recipes or {}),
         "methods": [
             {
                 "name": r.name,
@@ -338,6 +340,12 @@ def render_html(report: Mapping[str, Any], title: str = "recsvc evaluation") -> 
         "<p>" + " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in split.items()) + "</p>",
         "<h2>Which window chose what</h2>",
         _table(window_rows, ["window", "period", "chose"]),
+        "<h2>What is served for each task</h2>",
+        "<ul>"
+        + "".join(
+            f"<li>{_esc(t.get('why', ''))}</li>" for t in (report.get("recipes") or {}).values()
+        )
+        + "<li>the cart: the model's lists</li></ul>",
         "<h2>Served recommender against the best baseline</h2>",
         _table(
             verdicts,

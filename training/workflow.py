@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from training import gate, ingest, memory
+from training import floor, gate, ingest, memory
 from training.assessment import Assessment, EvalOptions, assess
 from training.catalog import read_catalog
 from training.engines import LOCAL, Engine
@@ -61,13 +61,16 @@ def train(
     if config.catalog is not None:
         # Read first: a catalog without the required columns fails before any training.
         with stages.stage("catalog_file"):
-            catalog, catalog_report = read_catalog(config.catalog)
+            catalog, catalog_report = read_catalog(
+                config.catalog, config.preset, config.catalog_columns
+            )
         for line in catalog_report.lines():
             stages.say("  " + line)
     frame, clean_report = engine.load(str(path), config, stages, events)
     assessment: Assessment | None = None
+    scored = engine.evaluation_frame(frame, evaluation.seed)
+    floor.require_enough(scored)  # bad input, --force or not
     try:
-        scored = engine.evaluation_frame(frame, evaluation.seed)
         assessment = assess(scored, config, stages, evaluation, fit=engine.fit)
         del scored
     except memory.MemoryBudgetError:
@@ -96,6 +99,7 @@ def train(
                 "cart_hr@10": assessment.split["cart_cases"],
                 "next_recall@10": assessment.split["history_cases"],
             },
+            _against_popular(assessment),
         )
         assessment.release()
     for line in gate.describe(decision):
@@ -161,3 +165,13 @@ def _against_live_recipe(
         with stages.stage("gate_refit"):
             theirs = assessment.rescore(live_config, stages)
     return {name: (ours.per_case[key], theirs.per_case[key]) for name, key in gate.PER_CASE.items()}
+
+
+def _against_popular(assessment: Assessment) -> gate.Paired:
+    """What is served and popular items, case by case, per gated measure."""
+    ours, theirs = assessment.served().per_case, assessment.popularity().per_case
+    return {
+        name: (ours[key], theirs[key])
+        for name, key in gate.PER_CASE.items()
+        if key in ours and key in theirs
+    }
