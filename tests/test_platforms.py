@@ -220,3 +220,46 @@ async def test_without_a_catalog_upsell_stays_within_the_items_kind(
     assert outside <= 0.2 * offers, f"{outside} of {offers} upsells outside the category"
     print(f"without a catalog: {offers} upsells, {outside} outside the item's category, "
           f"{upgrades} of 4 planted upgrades")  # fmt: skip
+
+
+def test_sample_platform_writes_both_exports_and_never_overwrites(tmp_path: Path) -> None:
+    from recsvc.cli import main as recsvc_main
+
+    out = tmp_path / "shop"
+    assert recsvc_main(["sample", "--platform", "woocommerce", "--out", str(out)]) == 0
+    orders = pd.read_csv(out / "orders_export.csv", dtype=str)
+    products = pd.read_csv(out / "products_export.csv", dtype=str)
+    assert {"order_id", "status", "billing_email", "item_sku", "item_total"} <= set(orders)
+    assert {"SKU", "Name", "Regular price", "In stock?"} <= set(products)
+    assert recsvc_main(["sample", "--platform", "woocommerce", "--out", str(out)]) == 2
+
+
+def test_catalog_columns_of_any_other_file_are_named_with_flags(
+    settings: Settings, publisher: Any, tmp_path: Path
+) -> None:
+    orders = write_orders(SHOP, "magento", tmp_path / "orders_export.csv")
+    catalog = tmp_path / "pim.csv"
+    pd.DataFrame(
+        {
+            "Artikelnummer": [p.sku for p in SHOP.products],
+            "Bezeichnung": [p.title for p in SHOP.products],
+            "Warengruppe": [p.category for p in SHOP.products],
+            "Preis": [f"{p.price:.2f}".replace(".", ",") for p in SHOP.products],
+        }
+    ).to_csv(catalog, index=False, sep=";")
+    flags = ["--catalog-item-id-col", "Artikelnummer", "--catalog-title-col", "Bezeichnung",
+             "--catalog-category-col", "Warengruppe", "--catalog-price-col", "Preis"]  # fmt: skip
+    args = ["--purchases", str(orders), "--preset", "magento", "--catalog", str(catalog)]
+    assert train(settings, *args, *flags) == 0
+    meta = publisher.meta(publisher.live_version())
+    assert meta["catalog"]["source"] == "file"
+    assert meta["catalog"]["with_category"] == meta["counts"]["items"]
+
+
+def test_the_spark_engine_refuses_what_its_reader_cannot_read(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = write_orders(SHOP, "shopify", tmp_path / "orders_export.csv")
+    args = ["--purchases", str(orders), "--preset", "shopify", "--engine", "spark"]
+    assert train(settings, *args) == EXIT_BAD_INPUT
+    assert "--engine spark does not read --preset shopify" in capsys.readouterr().err
