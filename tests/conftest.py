@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -30,7 +31,7 @@ from pydantic import SecretStr
 
 from recsvc import localcluster
 from recsvc.app import create_app
-from recsvc.config import Settings
+from recsvc.config import HeadLimits, Settings
 from recsvc.embedded import redis_server_binary
 from recsvc.layout import Layout
 from recsvc.protocol import ServiceConfig
@@ -112,15 +113,19 @@ def redis_server(
 
 
 @contextmanager
-def uvicorn_server(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free port, in a thread: real HTTP, real parsing."""
+def uvicorn_server(
+    settings: Settings, http: Any = None, head_limits: HeadLimits | None = None
+) -> Iterator[str]:
+    """The app under uvicorn on a free port, in a thread: real HTTP, real parsing (with
+    another of the service's HTTP protocols, or other head limits, when given)."""
     port = free_port()
     config = ServiceConfig(
         create_app(settings),
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        head_limits=settings.head_limits,
+        head_limits=head_limits or settings.head_limits,
+        **({"http": http} if http is not None else {}),
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

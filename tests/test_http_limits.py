@@ -11,55 +11,26 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
-from recsvc.app import create_app
 from recsvc.config import HeadLimits, Settings
-from recsvc.protocol import JSONErrorsH11Protocol, JSONErrorsHttpToolsProtocol, ServiceConfig
-from tests.conftest import free_port
+from recsvc.protocol import JSONErrorsH11Protocol, JSONErrorsHttpToolsProtocol
+from tests.conftest import free_port, uvicorn_server
 
 LIMITS = HeadLimits(max_bytes=8192, max_count=20, timeout_s=1.0)
 PROTOCOLS: dict[str, Any] = {"httptools": JSONErrorsHttpToolsProtocol, "h11": JSONErrorsH11Protocol}
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@contextmanager
-def serving(settings: Settings, protocol: Any, limits: HeadLimits = LIMITS) -> Iterator[int]:
-    """The app under uvicorn with ``protocol`` and ``limits``, in a thread: its port."""
-    port = free_port()
-    config = ServiceConfig(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="critical",
-        http=protocol,
-        head_limits=limits,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(params=sorted(PROTOCOLS))
 def port(request: pytest.FixtureRequest, settings: Settings) -> Iterator[int]:
-    with serving(settings, PROTOCOLS[request.param]) as bound:
-        yield bound
+    with uvicorn_server(settings, PROTOCOLS[request.param], LIMITS) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def connect(port: int) -> socket.socket:
