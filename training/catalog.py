@@ -70,6 +70,9 @@ class CatalogColumns:
     """A variant's option (size, colour), added to the product's title."""
     list_separator: str | None = None
     """Categories and images listed in one cell: the first one is taken."""
+    category_path_separator: str | None = None
+    """Categories written as paths (Magento's ``Default Category/Gear/Bags``): the last
+    part is the category."""
     required: tuple[str, ...] = ("item_id", "title", "category", "price", "available")
 
 
@@ -126,6 +129,7 @@ CATALOG_PRESETS: dict[str, CatalogColumns] = {
         margin=None,
         cost=None,
         list_separator=",",
+        category_path_separator="/",
         required=("item_id", "title", "price"),
     ),
 }
@@ -213,8 +217,9 @@ def read_catalog(
         title = title.where(~named, title + " (" + variant + ")")
     df["title"] = title
     df["category"] = first(carried(col(columns.category)))
-    if columns.list_separator and columns.category and "/" in "".join(df["category"].head(50)):
-        df["category"] = df["category"].str.rsplit("/", n=1).str[-1].str.strip()
+    if columns.category_path_separator:
+        sep = columns.category_path_separator
+        df["category"] = df["category"].str.rsplit(sep, n=1).str[-1].str.strip()
     price_text = col(columns.price)
     assert price_text is not None
     style = parsing.number_style(price_text.unique(), columns.price)

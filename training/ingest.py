@@ -259,33 +259,7 @@ def read_table(
     ``categorical``, text columns are read dictionary-encoded, through pyarrow. A CSV's
     delimiter is ``delimiter``, else sniffed from its header (``parsing``).
     """
-    frame = _read_table(path, wanted, what, categorical, delimiter, optional or [])
-    return frame
-
-
-def _resolve(
-    available: list[str], wanted: list[str], optional: list[str], path: Path
-) -> dict[str, str]:
-    """The file's name of each wanted (and present optional) column."""
-    by_key: dict[str, str] = {}
-    for name in available:
-        by_key.setdefault(parsing.header_key(name), name)
-    found = {w: by_key[parsing.header_key(w)] for w in wanted if parsing.header_key(w) in by_key}
-    _require(available, [w for w in wanted if w not in found], path)
-    found.update(
-        {o: by_key[parsing.header_key(o)] for o in optional if parsing.header_key(o) in by_key}
-    )
-    return found
-
-
-def _read_table(
-    path: Path,
-    wanted: list[str] | None,
-    what: str,
-    categorical: bool,
-    delimiter: str | None,
-    optional: list[str],
-) -> pd.DataFrame:
+    optional = optional or []
     if not path.exists():
         raise InputError(f"{what} not found: {path}")
     if path.is_dir():
@@ -296,12 +270,11 @@ def _read_table(
             names = None
             if wanted is not None:
                 names = _resolve(_parquet_columns(path), wanted, optional, path)
+            picked = None if names is None else list(dict.fromkeys(names.values()))
             if categorical:
-                frame = _read_parquet_encoded(path, None if names is None else list(names.values()))
+                frame = _read_parquet_encoded(path, picked)
             else:
-                frame = pd.read_parquet(
-                    path, columns=None if names is None else list(names.values())
-                )
+                frame = pd.read_parquet(path, columns=picked)
             return _renamed(frame, names)
         if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2", ".tsv.gz")):
             sep = delimiter or ("\t" if ".tsv" in suffixes else parsing.sniff_delimiter(path))
@@ -326,6 +299,21 @@ def _read_table(
             raise InputError(f"could not read {path}: {exc}") from exc
         raise
     raise InputError(f"unknown file type {path.name!r}: expected .csv(.gz) or .parquet")
+
+
+def _resolve(
+    available: list[str], wanted: list[str], optional: list[str], path: Path
+) -> dict[str, str]:
+    """The file's name of each wanted (and present optional) column."""
+    by_key: dict[str, str] = {}
+    for name in available:
+        by_key.setdefault(parsing.header_key(name), name)
+    found = {w: by_key[parsing.header_key(w)] for w in wanted if parsing.header_key(w) in by_key}
+    _require(available, [w for w in wanted if w not in found], path)
+    found.update(
+        {o: by_key[parsing.header_key(o)] for o in optional if parsing.header_key(o) in by_key}
+    )
+    return found
 
 
 def _renamed(frame: pd.DataFrame, names: dict[str, str] | None) -> pd.DataFrame:
