@@ -252,14 +252,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                # Bounded: shutting down must not wait on a Redis call that hangs.
-                for watcher in watchers:
-                    watcher.cancel()
-                await asyncio.wait(watchers, timeout=settings.redis_timeout_s)
-                with contextlib.suppress(RecsvcError, asyncio.TimeoutError):
-                    # The answers served since the last flush still count.
-                    await asyncio.wait_for(arms.flush(), settings.redis_timeout_s)
-                await storage.close(client)
+                try:
+                    # Bounded: shutting down must not wait on a Redis call that hangs.
+                    for watcher in watchers:
+                        watcher.cancel()
+                    await asyncio.wait(watchers, timeout=settings.redis_timeout_s)
+                    with contextlib.suppress(RecsvcError, asyncio.TimeoutError):
+                        # The answers served since the last flush still count.
+                        await asyncio.wait_for(arms.flush(), settings.redis_timeout_s)
+                finally:
+                    # Whatever the flush did, the pool's sockets are closed.
+                    await storage.close(client)
 
     app = FastAPI(
         title="recsvc",
