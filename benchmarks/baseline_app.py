@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from recsvc.config import Settings
-from recsvc.layout import Layout, decode_json
+from recsvc.model import Layout, decode_json
 
 
 class Body(BaseModel):

@@ -32,7 +32,7 @@ import httpx
 
 from benchmarks.harness import live_model, redis_server, service_env
 from benchmarks.scale import CJ_COLUMNS, SHARED, complete_journey_catalog
-from recsvc.layout import decode_json, decode_lists
+from recsvc.model import decode_json, decode_lists
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

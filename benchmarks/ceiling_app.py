@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from benchmarks.baseline_app import Body, live_model
-from recsvc.layout import NEIGHBOUR_DTYPE
+from recsvc.model import NEIGHBOUR_DTYPE
 
 
 def create() -> FastAPI:

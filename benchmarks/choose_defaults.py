@@ -5,7 +5,7 @@
 The reported window of ``python -m training evaluate`` is the last 10% of the data's time
 span. This drops it, splits what is left the same way (the validation window ``evaluate``
 tunes on), and sweeps each recipe parameter in turn over its candidate values
-(``training.tuning.SPACE``, plus the neighbour method), starting from the current
+(``training.evaluation.tuning.SPACE``, plus the neighbour method), starting from the current
 defaults and keeping a value only when it raises the search's objective (the mean of cart
 HR@10, next recall@10 and new-items recall@10, served as served). One pass, in the order
 printed. The reported window is never read. Writes ``benchmarks/out/choose_defaults.json``.
@@ -20,9 +20,9 @@ from typing import Any
 
 from benchmarks.design import design, parser
 from benchmarks.scale import OUT
-from training import evaluate as ev
-from training import tuning
-from training.pipeline import fit
+from training.engines.local import fit
+from training.evaluation import evaluate as ev
+from training.evaluation import tuning
 
 METHODS = ("ease-als", "ease", "cooccurrence")
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from benchmarks.quality import DATA_SETS, arguments
-from training import evaluate as ev
-from training import tuning
-from training.cli import _config, _parser
+from training.cli.main import _config, _parser
 from training.engines import LOCAL
-from training.pipeline import Stages, TrainConfig
+from training.engines.local import Stages, TrainConfig
+from training.evaluation import evaluate as ev
+from training.evaluation import tuning
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from training import evaluate as ev
-from training import ingest, neighbours
-from training.assessment import EvalOptions, assess
+from training.engines.local import Stages, TrainConfig, load
+from training.evaluation import evaluate as ev
+from training.evaluation.assessment import EvalOptions, assess
 from training.memory import Budget
-from training.neighbours import dense_ease_bytes
-from training.pipeline import Stages, TrainConfig, load
+from training.neighbours import methods as neighbours
+from training.neighbours.methods import dense_ease_bytes
+from training.stages import ingest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {

@@ -15,7 +15,7 @@ Each is ``python -m training train`` (evaluation, gate, publish) under
 ``/usr/bin/time -v``; beside it a sampler adds up the resident memory of the whole
 process tree twice a second (Spark's JVM is a child of the trainer, which ``time -v``
 does not always count). Each run publishes under its own key prefix into a cluster
-started by ``recsvc.localcluster``; after the Spark run, each master's memory and the
+started by ``recsvc.store.localcluster``; after the Spark run, each master's memory and the
 bytes of that version's keys on it are read. Results go to
 ``benchmarks/out/engines.json``; a Markdown table is printed for ``benchmarks/results.md``.
 """
@@ -37,8 +37,8 @@ from typing import Any
 import redis
 
 from benchmarks.scale import OUT, SHARED, SYNTHETIC_COLUMNS, _time_v
-from recsvc import layout as lay
-from recsvc import localcluster
+from recsvc import model as lay
+from recsvc.store import localcluster
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 7400

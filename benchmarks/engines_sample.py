@@ -20,12 +20,12 @@ from dataclasses import replace
 
 from benchmarks.engines import DATASETS
 from benchmarks.scale import OUT
-from training import evaluate as ev
-from training.assessment import EvalOptions, assess
-from training.cli import _config, _parser
+from training.cli.main import _config, _parser
 from training.engines import LOCAL
-from training.engines.spark import SparkEngine
-from training.pipeline import Stages
+from training.engines.local import Stages
+from training.engines.spark.engine import SparkEngine
+from training.evaluation import evaluate as ev
+from training.evaluation.assessment import EvalOptions, assess
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import redis
 
 from benchmarks.cart_speed import wrk
 from benchmarks.harness import redis_server, service_env, wait_ready
-from recsvc.cli import sample_path
-from recsvc.layout import Layout
+from recsvc.cli.main import sample_path
+from recsvc.model import Layout
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import redis
 
-from recsvc.embedded import redis_server_binary
-from recsvc.layout import Layout, decode_json
+from recsvc.model import Layout, decode_json
+from recsvc.store.embedded import redis_server_binary
 
 
 @contextmanager

@@ -22,10 +22,11 @@ import pandas as pd
 
 from benchmarks.design import design, parser
 from benchmarks.scale import OUT
-from training import evaluate as ev
-from training import ingest, intervals, matrices
-from training.histories import SELECTION_HALF_LIFE_DAYS
-from training.pipeline import fit
+from training.engines.local import fit
+from training.evaluation import evaluate as ev
+from training.evaluation import intervals
+from training.stages import ingest, matrices
+from training.stages.histories import SELECTION_HALF_LIFE_DAYS
 
 History = tuple[list[str], list[int], list[int]]
 

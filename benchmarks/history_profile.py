@@ -21,10 +21,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from benchmarks.harness import redis_server, service_env
-from recsvc import recommend as rec
+from recsvc.answers import recommend as rec
 from recsvc.config import Settings
-from recsvc.layout import Layout
-from recsvc.store import CustomerQuery, ModelStore
+from recsvc.model import Layout
+from recsvc.store.reader import CustomerQuery, ModelStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 100

@@ -6,7 +6,7 @@ cap on orders together.
 On the validation window (the reported window of ``evaluate`` is dropped, never read):
 train before the window, then, for every item bought in the window, its top-10
 complements and its top-10 alternatives under each cap on how often two alternatives may
-share an order (``training.neighbours.alternatives``'s ``max_together``). Of those pairs
+share an order (``training.neighbours.methods.alternatives``'s ``max_together``). Of those pairs
 (i, j), the share where some order of the window holds both, and the share where a
 customer of the window bought both in different orders. Complements should come out
 bought together; alternatives bought by the same customers but not together. Writes
@@ -23,10 +23,10 @@ import pandas as pd
 
 from benchmarks.design import design, parser
 from benchmarks.scale import OUT
-from training import ingest, matrices
-from training.model import train_als
-from training.neighbours import Neighbours, alternatives
-from training.pipeline import fit
+from training.engines.local import fit
+from training.neighbours.methods import Neighbours, alternatives
+from training.stages import ingest, matrices
+from training.stages.als import train_als
 
 CAPS = (0.0, 0.05, 0.2)
 TOP = 10

@@ -8,7 +8,7 @@ SECONDS_EACH=${2:-10}
 PY=.venv/bin/python
 OUT=benchmarks/out; mkdir -p "$OUT"
 RPORT=6399; APORT=8101; BPORT=8102
-REDIS=$($PY -c 'from recsvc.embedded import redis_server_binary as b; print(b())')
+REDIS=$($PY -c 'from recsvc.store.embedded import redis_server_binary as b; print(b())')
 $REDIS --port $RPORT --save '' --appendonly no --daemonize yes --logfile "$PWD/$OUT/redis.log"
 export REDIS_URL=redis://127.0.0.1:$RPORT/0 RECSVC_KEY_PREFIX=bench
 trap 'kill $(jobs -p) 2>/dev/null; $PY -c "import redis; redis.Redis(port=$RPORT).shutdown(nosave=True)" 2>/dev/null || true' EXIT
@@ -16,7 +16,7 @@ $PY -m training train --purchases "$PURCHASES" --preset online-retail 2>/dev/nul
 $PY -c "import redis; r=redis.Redis(port=$RPORT); print('redis used_memory bytes:', r.info('memory')['used_memory'])"
 # One uvicorn worker each, pinned to core 0; wrk on core 1.
 # recsvc logs one JSON line per request (its default); they go to a file, as in production.
-taskset -c 0 $PY -m uvicorn --factory recsvc.app:app_from_environment --port $APORT --log-level warning --no-access-log 2>"$OUT/recsvc.log" &
+taskset -c 0 $PY -m uvicorn --factory recsvc.api.app:app_from_environment --port $APORT --log-level warning --no-access-log 2>"$OUT/recsvc.log" &
 taskset -c 0 $PY -m uvicorn --factory benchmarks.baseline_app:create --port $BPORT --log-level warning --no-access-log &
 sleep 4
 # Alternating runs so both see the same machine noise. -c1: one request at a time, the

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/scale.py run --lines 1000000 5000000 20000000
     .venv/bin/python benchmarks/scale.py complete-journey
 
-``run`` generates each size with ``training.synthetic`` (once; files are kept in
+``run`` generates each size with ``training.samples.synthetic`` (once; files are kept in
 benchmarks/out/), then trains it with ``python -m training train`` (evaluation, tuning,
 gate and publish included) under ``/usr/bin/time -v`` into a fresh embedded Redis, and
 records wall time, peak RSS, the trainer's per-stage seconds and peak MiB, and Redis
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.synthetic import generate
+from training.samples.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -111,8 +111,8 @@ def _redis_memory(data_dir: Path) -> dict[str, float]:
     code = (
         "import redis, sys\n"
         "from recsvc.config import Settings\n"
-        "from recsvc.embedded import redis_url_for\n"
-        "from recsvc.layout import Layout\n"
+        "from recsvc.store.embedded import redis_url_for\n"
+        "from recsvc.model.layout import Layout\n"
         "s = Settings()\n"
         "with redis_url_for(None, s.data_dir) as url:\n"
         "    r = redis.Redis.from_url(url)\n"

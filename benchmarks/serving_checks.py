@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.harness import live_model, redis_server, service_env, wait_ready
-from recsvc.layout import decode_json
+from recsvc.model import decode_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -54,7 +54,7 @@ def run(purchases: str, rport: int, aport: int, work: Path) -> None:
         )  # fmt: skip
         print(train.stdout.strip().splitlines()[-1])
         api = subprocess.Popen(
-            [PY, "-m", "uvicorn", "--factory", "recsvc.app:app_from_environment",
+            [PY, "-m", "uvicorn", "--factory", "recsvc.api.app:app_from_environment",
              "--port", str(aport), "--log-level", "warning", "--no-access-log"],
             env=env, cwd=ROOT,
         )  # fmt: skip

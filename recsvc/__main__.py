@@ -1,5 +1,5 @@
 import sys
 
-from recsvc.cli import main
+from recsvc.cli.main import main
 
 sys.exit(main())

@@ -16,8 +16,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from recsvc.layout import Layout
-from recsvc.merch import MerchRules
+from recsvc.model import Layout
+from recsvc.ranking.rules import MerchRules
 
 
 def redact_url(text: str) -> str:
@@ -26,6 +26,9 @@ def redact_url(text: str) -> str:
     text = re.sub(r"(\w+://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
     return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", text)
 
+
+LOGGER = "recsvc"
+"""The name the service logs under (one JSON object a line, ``recsvc.api.observability``)."""
 
 MIN_ADMIN_TOKEN = 16
 """Characters an admin token needs at least: a short one is guessable."""

@@ -29,15 +29,15 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from recsvc import localcluster
-from recsvc.app import create_app
+from recsvc.api.app import create_app
+from recsvc.api.protocol import ServiceConfig
 from recsvc.config import HeadLimits, Settings
-from recsvc.embedded import redis_server_binary
-from recsvc.layout import Layout
-from recsvc.protocol import ServiceConfig
-from training import ingest
-from training.pipeline import Stages, TrainConfig, fit
-from training.publish import ModelPayload, Publisher
+from recsvc.model import Layout
+from recsvc.store import localcluster
+from recsvc.store.embedded import redis_server_binary
+from training.engines.local import Stages, TrainConfig, fit
+from training.publish.publisher import ModelPayload, Publisher
+from training.stages import ingest
 
 
 @asynccontextmanager
@@ -338,7 +338,7 @@ SHOP_TITLES = {
     "M3": "Stoneware mug, artisan", "T1": "Breakfast tea", "SP": "Tea spoon",
 }  # fmt: skip
 """The purchase lines' descriptions: without the catalog, the titles say the mugs are one
-kind of item (two distinctive words in common, ``training.kinds``)."""
+kind of item (two distinctive words in common, ``training.stages.kinds``)."""
 
 
 def shop_purchases(customers: int = 60) -> pd.DataFrame:
@@ -368,7 +368,7 @@ def shop_purchases(customers: int = 60) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def shop_model(tmp_path_factory: pytest.TempPathFactory) -> ModelPayload:
     """A model with a catalog, alternatives and stored customers: every manifest part."""
-    from training import catalog as cat
+    from training.stages import catalog as cat
 
     path = tmp_path_factory.mktemp("shop") / "catalog.csv"
     path.write_text(SHOP_CATALOG)
@@ -393,7 +393,7 @@ async def shop(
 
 def write_tiny(csv: Path) -> Path:
     """A small undated CSV (c customer, o order, i item) just over the trainer's floor
-    (``training.floor``): 30 customers with two orders of two items each."""
+    (``training.stages.floor``): 30 customers with two orders of two items each."""
     lines = ["c,o,i"]
     for c in range(30):
         lines += [f"{c},{c}-1,a", f"{c},{c}-1,b", f"{c},{c}-2,a", f"{c},{c}-2,{'bc'[c % 2]}"]

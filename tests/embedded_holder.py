@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from recsvc.embedded import EmbeddedRedis
+from recsvc.store.embedded import EmbeddedRedis
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import redis
 
-from recsvc.layout import Layout
-from training.neighbours import Neighbours
-from training.publish import ModelPayload, Publisher
+from recsvc.model import Layout
+from training.neighbours.methods import Neighbours
+from training.publish.publisher import ModelPayload, Publisher
 
 
 def payload(items: int, customers: int, score: float) -> ModelPayload:

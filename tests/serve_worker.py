@@ -12,9 +12,9 @@ import sys
 
 import uvicorn
 
-from recsvc.app import create_app
+from recsvc.api.app import create_app
+from recsvc.api.protocol import ServiceConfig
 from recsvc.config import Settings
-from recsvc.protocol import ServiceConfig
 
 
 def main() -> None:

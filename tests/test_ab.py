@@ -16,15 +16,15 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from recsvc.app import create_app
-from recsvc.attribution import origin
-from recsvc.cli import main as recsvc_main
+from recsvc.api.app import create_app
+from recsvc.cli.main import main as recsvc_main
 from recsvc.config import Settings
-from recsvc.layout import Layout
+from recsvc.experiments.attribution import origin
+from recsvc.model import Layout
 from tests.conftest import ADMIN_AUTH, ADMIN_TOKEN, GROUPED_ARGS, grouped_purchases, in_process
-from training.cli import main as train_main
+from training.cli.main import main as train_main
 from training.errors import NoModelError
-from training.publish import ModelPayload, Publisher
+from training.publish.publisher import ModelPayload, Publisher
 
 INGEST = "ingest-token-0123456789abc"
 SHARE = 0.3

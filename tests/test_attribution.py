@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from recsvc.attribution import ALL_SLOTS, Line, Sales, credit, field, origin, recommendation_id
-from recsvc.experiment import Experiment
+from recsvc.experiments.attribution import (
+    ALL_SLOTS,
+    Line,
+    Sales,
+    credit,
+    field,
+    origin,
+    recommendation_id,
+)
+from recsvc.experiments.experiment import Experiment
 
 V1 = "20261122T184500Z-3f9a1c"
 V2 = "20261123T020000Z-00ab99"

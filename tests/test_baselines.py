@@ -12,10 +12,11 @@ import scipy.sparse as sp
 
 from recsvc.config import Settings
 from tests.conftest import grouped_purchases
-from training import baselines, ingest, intervals, matrices, upsell
-from training import evaluate as ev
-from training.neighbours import cosine_lists
-from training.pipeline import Stages, TrainConfig, fit
+from training.engines.local import Stages, TrainConfig, fit
+from training.evaluation import baselines, intervals
+from training.evaluation import evaluate as ev
+from training.neighbours.methods import cosine_lists
+from training.stages import ingest, matrices, upsell
 
 
 def _t(*days: str) -> pd.DatetimeIndex:

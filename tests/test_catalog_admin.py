@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from recsvc import cli
+from recsvc.cli import main as cli
 from recsvc.config import Settings
-from recsvc.layout import Layout
+from recsvc.model import Layout
 from tests.conftest import ADMIN_AUTH
-from training.publish import ModelPayload, Publisher
+from training.publish.publisher import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 

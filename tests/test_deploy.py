@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from recsvc.app import create_app
-from recsvc.cli import main as recsvc_main
+from recsvc.api.app import create_app
+from recsvc.cli.main import main as recsvc_main
 from recsvc.config import Settings
 from training import memory
-from training.cli import _parser as trainer_parser
-from training.publish import LOCK_TTL_MS
+from training.cli.main import _parser as trainer_parser
+from training.publish.publisher import LOCK_TTL_MS
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from recsvc.embedded import EmbeddedRedis, EmbeddedRedisError
+from recsvc.store.embedded import EmbeddedRedis, EmbeddedRedisError
 from tests.conftest import tiny_train_args, write_tiny
 
 
@@ -47,9 +47,9 @@ def test_too_long_a_path_is_a_clear_error(tmp_path: Path) -> None:
 async def test_trainer_and_service_share_the_embedded_redis(data_dir: Path, tmp_path: Path) -> None:
     import httpx
 
-    from recsvc.app import create_app
+    from recsvc.api.app import create_app
     from recsvc.config import Settings
-    from training.cli import main
+    from training.cli.main import main
 
     settings = Settings(redis_url=None, data_dir=data_dir)
     csv = tmp_path / "p.csv"

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import grouped_purchases
-from training import evaluate as ev
-from training import ingest
-from training.assessment import assess
+from training.engines.local import Stages, TrainConfig
 from training.errors import InputError
-from training.pipeline import Stages, TrainConfig
+from training.evaluation import evaluate as ev
+from training.evaluation.assessment import assess
+from training.stages import ingest
 
 
 def test_cart_metrics_by_hand() -> None:

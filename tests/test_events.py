@@ -13,12 +13,12 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from recsvc.app import create_app
+from recsvc.api.app import create_app
 from recsvc.config import Settings
-from recsvc.layout import Layout
+from recsvc.model import Layout
 from tests.conftest import GROUP_A, GROUP_B, GROUPED_ARGS, grouped_purchases, in_process
-from training.cli import main as train_main
-from training.publish import Publisher
+from training.cli.main import main as train_main
+from training.publish.publisher import Publisher
 
 INGEST = "ingest-token-0123456789abc"
 AUTH = {"authorization": f"Bearer {INGEST}"}
@@ -168,7 +168,7 @@ async def test_training_with_events_folds_the_orders_in(
 async def test_a_post_purchase_export_finds_the_order_without_a_retrain(
     live: httpx.AsyncClient, settings: Settings, tmp_path: Path
 ) -> None:
-    from recsvc import export
+    from recsvc.answers import export
 
     last_day = "2024-03-01"  # the block model's last purchase: the audiences' "today"
     for order_id, customer in (("e-1", "c0-1"), ("e-2", "newcomer")):
@@ -187,7 +187,7 @@ async def test_a_post_purchase_export_finds_the_order_without_a_retrain(
 async def test_erasing_a_customer_erases_what_their_events_added(
     live: httpx.AsyncClient, settings: Settings, redis_url: str, layout: Layout
 ) -> None:
-    from recsvc.store import ModelStore
+    from recsvc.store.reader import ModelStore
 
     await live.post(EVENTS, json=order("p-1", "newcomer", ["A1"]), headers=AUTH)
     assert (await suggested(live, "newcomer"))["fallback"] is False

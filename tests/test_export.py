@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recsvc.cli import main
+from recsvc.cli.main import main
 from recsvc.config import Settings
 from tests.conftest import free_port
-from training.publish import ModelPayload
+from training.publish.publisher import ModelPayload
 
 
 def lines(path: Path) -> list[dict[str, object]]:

@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from recsvc.fast_lanes import read_cart
-from recsvc.schemas import MAX_CART_ITEMS, MAX_QUANTITY
+from recsvc.api.fast_lanes import read_cart
+from recsvc.api.schemas import MAX_CART_ITEMS, MAX_QUANTITY
 
 CART = "/v1/recommendations/cart"
 PLAIN_TEXT_STATUS = 422

@@ -22,12 +22,12 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from recsvc import layout as lay
-from recsvc.app import create_app
+from recsvc import model as lay
+from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import in_process, redis_server
 from training.errors import TrainingError
-from training.publish import ModelPayload, Publisher
+from training.publish.publisher import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 KILLS = int(os.environ.get("RECSVC_FAULT_KILLS", "4"))

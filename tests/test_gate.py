@@ -11,10 +11,10 @@ import pytest
 import redis
 
 from recsvc.config import Settings
-from recsvc.layout import Layout
+from recsvc.model import Layout
 from tests.conftest import GROUPED_ARGS, grouped_purchases
-from training.cli import main as train_main
-from training.gate import GateRules, check
+from training.cli.main import main as train_main
+from training.evaluation.gate import GateRules, check
 
 POPULAR = {"cart_hr@10": 0.05, "next_recall@10": 0.08}
 

@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pytest
 
+from recsvc.api.protocol import JSONErrorsH11Protocol, JSONErrorsHttpToolsProtocol
 from recsvc.config import HeadLimits, Settings
-from recsvc.protocol import JSONErrorsH11Protocol, JSONErrorsHttpToolsProtocol
 from tests.conftest import free_port, uvicorn_server
 
 LIMITS = HeadLimits(max_bytes=8192, max_count=20, timeout_s=1.0)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training import ingest
 from training.errors import InputError
+from training.stages import ingest
 
 COLUMNS = ingest.PRESETS["online-retail"]
 OR_RULES = ingest.CleaningRules(cancelled_order_prefix="C", min_parse_share=0)

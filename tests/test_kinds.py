@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from training.kinds import Kinds, same_kind_only, words
-from training.neighbours import Neighbours
+from training.neighbours.methods import Neighbours
+from training.stages.kinds import Kinds, same_kind_only, words
 
 
 def test_title_words_are_letters_only_without_sizes_or_stop_words() -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import redis
 
-from recsvc import layout as lay
-from recsvc.store import ModelStore
-from training.publish import ModelPayload, Publisher
+from recsvc import model as lay
+from recsvc.store.reader import ModelStore
+from training.publish.publisher import ModelPayload, Publisher
 
 
 def test_lists_round_trip_in_twelve_bytes_each() -> None:

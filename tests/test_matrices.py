@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training import matrices
+from training.stages import matrices
 
 
 def frame() -> pd.DataFrame:

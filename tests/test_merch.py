@@ -13,20 +13,20 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
-from recsvc.app import create_app
-from recsvc.cache import ByteBoundedCache
-from recsvc.cli import main as recsvc_main
+from recsvc.answers.recommend import rank_cart
+from recsvc.api.app import create_app
+from recsvc.cli.main import main as recsvc_main
 from recsvc.config import Settings
-from recsvc.layout import Layout
-from recsvc.merch import CatalogArrays, MerchRules, allowed_mask
-from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
-from recsvc.recommend import rank_cart
-from recsvc.store import ModelStore
+from recsvc.model import Layout
+from recsvc.ranking.cart import PriceBand, Rules, Seed, rank, upsell
+from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
+from recsvc.store.cache import ByteBoundedCache
+from recsvc.store.reader import ModelStore
 from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, shop_purchases
-from training import catalog as cat
-from training.cli import main as train_main
+from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError
-from training.publish import ModelPayload, Publisher
+from training.publish.publisher import ModelPayload, Publisher
+from training.stages import catalog as cat
 
 CART = "/v1/recommendations/cart"
 

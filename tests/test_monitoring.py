@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from recsvc.app import create_app
+from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import in_process
 

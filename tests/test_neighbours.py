@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import GROUP_A, GROUP_B, LONER, block_baskets
-from training import matrices
-from training.model import AlsParams, train_als
-from training.neighbours import METHODS, NeighbourInputs, top_n_dense
+from training.neighbours.methods import METHODS, NeighbourInputs, top_n_dense
+from training.stages import matrices
+from training.stages.als import AlsParams, train_als
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import httpx
 import pytest
 import redis
 
-from recsvc import cli
+from recsvc.cli import main as cli
 from recsvc.config import Settings
-from recsvc.embedded import EmbeddedRedis
-from recsvc.layout import Layout
+from recsvc.model import Layout
+from recsvc.store.embedded import EmbeddedRedis
 from tests.conftest import (
     GROUPED_ARGS,
     free_port,
@@ -30,7 +30,7 @@ from tests.conftest import (
     uvicorn_server,
     write_tiny,
 )
-from training.cli import main as train_main
+from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT, EXIT_NO_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training import parsing
 from training.errors import InputError
+from training.stages import parsing
 
 
 def numbers(*texts: str) -> list[float | None]:

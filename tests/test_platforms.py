@@ -16,12 +16,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from recsvc.app import create_app
+from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import in_process
-from training.cli import main as train_main
+from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT
-from training.shops import Shop, Style, write_orders, write_products
+from training.samples.shops import Shop, Style, write_orders, write_products
 
 SHOP = Shop()
 EUROPEAN = Style(delimiter=";", day_first=True, decimal_comma=True, order_prefix="CA-")
@@ -205,7 +205,7 @@ async def test_without_a_catalog_upsell_stays_within_the_items_kind(
     settings: Settings, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     """No categories: an alternative needs a distinctive title word in common with the
-    cart item (``training.kinds``), and no popular filler stands in. Offers outside the
+    cart item (``training.stages.kinds``), and no popular filler stands in. Offers outside the
     item's category (which the test knows, the model does not) stay under 20%."""
     orders = write_orders(SHOP, "shopify", tmp_path / "orders_export.csv")
     assert train(settings, "--purchases", str(orders), "--preset", "shopify") == 0
@@ -223,7 +223,7 @@ async def test_without_a_catalog_upsell_stays_within_the_items_kind(
 
 
 def test_sample_platform_writes_both_exports_and_never_overwrites(tmp_path: Path) -> None:
-    from recsvc.cli import main as recsvc_main
+    from recsvc.cli.main import main as recsvc_main
 
     out = tmp_path / "shop"
     assert recsvc_main(["sample", "--platform", "woocommerce", "--out", str(out)]) == 0

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import redis
 
-from recsvc import layout as lay
+from recsvc import model as lay
 from tests.conftest import redis_server
 from training.errors import LockedError, StoreFullError, TrainingError
-from training.neighbours import Neighbours
-from training.publish import ModelPayload, Publisher
+from training.neighbours.methods import Neighbours
+from training.publish.publisher import ModelPayload, Publisher
 
 
 def variant(model: ModelPayload, score: float) -> ModelPayload:

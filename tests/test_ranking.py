@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from recsvc.ranking import (
+from recsvc.ranking.cart import (
     FEW_SEEDS,
     SOURCE_NEIGHBOURS,
     SOURCE_POPULAR,

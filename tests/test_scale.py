@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training import ingest, memory
-from training.cli import main as trainer_main
+from training import memory
+from training.cli.main import main as trainer_main
+from training.engines.local import Stages, TrainConfig, fit
 from training.errors import EXIT_BAD_INPUT
-from training.neighbours import dense_ease_bytes, ease_solver
-from training.pipeline import Stages, TrainConfig, fit
-from training.synthetic import generate
+from training.neighbours.methods import dense_ease_bytes, ease_solver
+from training.samples.synthetic import generate
+from training.stages import ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 THEME = 50
@@ -96,8 +97,8 @@ CATALOG_30K = """
 import io, resource, sys
 import numpy as np
 from tests.test_scale import synthetic_frame, THEME
-from training import ingest
-from training.pipeline import Stages, TrainConfig, fit
+from training.stages import ingest
+from training.engines.local import Stages, TrainConfig, fit
 # Address space capped below one 35,000 x 35,000 float32 matrix (4.9 GB): any path
 # that made an items x items array would fail here with MemoryError.
 cap = 4 << 30

@@ -16,12 +16,12 @@ import numpy as np
 import redis
 import redis.asyncio as aioredis
 
-from recsvc import layout as lay
-from recsvc.app import create_app
+from recsvc import model as lay
+from recsvc.api.app import create_app
 from recsvc.config import Settings
-from recsvc.store import CustomerQuery, ModelStore
-from training.neighbours import Neighbours
-from training.publish import ModelPayload, Publisher
+from recsvc.store.reader import CustomerQuery, ModelStore
+from training.neighbours.methods import Neighbours
+from training.publish.publisher import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsvc import layout as lay
-from recsvc import storage
-from recsvc.app import create_app
+from recsvc import model as lay
+from recsvc.api.app import create_app
 from recsvc.config import Settings
+from recsvc.store import backend as storage
 from tests.conftest import (
     GROUPED_ARGS,
     TEST_CONFIG,
@@ -26,12 +26,12 @@ from tests.conftest import (
     in_process,
     shop_purchases,
 )
-from training import ingest
-from training.cli import main
-from training.engines.spark import SparkEngine, SparkHistories, to_pandas
+from training.cli.main import main
+from training.engines.local import Stages, fit, load
+from training.engines.spark.engine import SparkEngine, SparkHistories, to_pandas
 from training.errors import EXIT_REFUSED
-from training.pipeline import Stages, fit, load
-from training.publish import Publisher
+from training.publish.publisher import Publisher
+from training.stages import ingest
 
 FAST = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
 SPARK_ARGS = [

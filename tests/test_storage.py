@@ -25,15 +25,15 @@ import redis.cluster
 from pydantic import SecretStr
 from redis.crc import key_slot
 
-from recsvc import layout as lay
-from recsvc import storage
-from recsvc.app import create_app
+from recsvc import model as lay
+from recsvc.api.app import create_app
 from recsvc.config import Settings
-from recsvc.store import CustomerQuery, ModelStore
+from recsvc.store import backend as storage
+from recsvc.store.reader import CustomerQuery, ModelStore
 from tests.conftest import GROUP_A, GROUP_B, in_process
 from training.errors import LockedError, NoModelError, TrainingError
-from training.neighbours import Neighbours
-from training.publish import ModelPayload, Publisher
+from training.neighbours.methods import Neighbours
+from training.publish.publisher import ModelPayload, Publisher
 
 
 @dataclass
@@ -401,7 +401,7 @@ def test_a_version_spreads_over_every_master_and_its_pointers_share_one_slot(
 def test_recsvc_cluster_starts_a_local_cluster_once_and_stops_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from recsvc.cli import main as recsvc_main
+    from recsvc.cli.main import main as recsvc_main
     from tests.conftest import cluster_port_free, free_cluster_port
 
     port = free_cluster_port()

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from recsvc.app import create_app
+from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import in_process, uvicorn_server
 

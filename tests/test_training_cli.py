@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from recsvc.cli import sample_path
+from recsvc.cli.main import sample_path
 from recsvc.config import Settings, redact_url
-from recsvc.layout import Layout
+from recsvc.model import Layout
 from tests.conftest import free_port, tiny_train_args, write_tiny
-from training.cli import main
+from training.cli.main import main
 from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_NO_MODEL, EXIT_REDIS_UNAVAILABLE
-from training.publish import ModelPayload, Publisher
+from training.publish.publisher import ModelPayload, Publisher
 
 SAMPLE = ["--purchases", str(sample_path()), "--preset", "online-retail"]
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TEST_CONFIG, grouped_purchases
-from training import evaluate as ev
-from training import pipeline, tuning
-from training.pipeline import Stages, TrainConfig
+from training.engines import local as pipeline
+from training.engines.local import Stages, TrainConfig
+from training.evaluation import evaluate as ev
+from training.evaluation import tuning
 
 
 def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from recsvc.config import Settings
-from recsvc.layout import Layout
+from recsvc.model import Layout
 from tests.conftest import GROUPED_ARGS, grouped_purchases
-from training import evaluate as ev
-from training.cli import main
+from training.cli.main import main
 from training.errors import EXIT_REFUSED
-from training.publish import Publisher
-from training.report import comparison
+from training.evaluation import evaluate as ev
+from training.evaluation.report import comparison
+from training.publish.publisher import Publisher
 
 
 def write(tmp_path: Path, name: str, mixed: bool = False, orders: int = 480) -> list[str]:

@@ -12,14 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-from training import floor, gate, ingest, memory
-from training.assessment import Assessment, EvalOptions, assess
-from training.catalog import read_catalog
+from training import memory
 from training.engines import LOCAL, Engine
+from training.engines.local import Stages, TrainConfig
 from training.errors import InputError, RefusedError
-from training.pipeline import Stages, TrainConfig
-from training.publish import ModelPayload, Publisher
-from training.report import render_html
+from training.evaluation import gate
+from training.evaluation.assessment import Assessment, EvalOptions, assess
+from training.evaluation.report import render_html
+from training.publish.publisher import ModelPayload, Publisher
+from training.stages import floor, ingest
+from training.stages.catalog import read_catalog
 
 
 @dataclass(frozen=True)

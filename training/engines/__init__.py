@@ -2,12 +2,12 @@
 neighbours, popularity, histories) run on one machine or on a cluster.
 
 An engine is chosen with ``--engine``; everything around it (the evaluation, the gate,
-``--force``, exit codes, publishing through ``recsvc.layout``, the summary line) is the
+``--force``, exit codes, publishing through ``recsvc.model.layout``, the summary line) is the
 same for every engine (``training.workflow``):
 
-- ``local`` (``training.pipeline``): pandas, scipy.sparse and ``implicit`` in one
+- ``local`` (``training.engines.local``): pandas, scipy.sparse and ``implicit`` in one
   process, within a stated memory budget;
-- ``spark`` (``training.engines.spark``): Apache Spark through ``pyspark``, on any
+- ``spark`` (``training.engines.spark.engine``): Apache Spark through ``pyspark``, on any
   master (``local[*]``, standalone, YARN, Kubernetes), reading any path Spark reads.
 """
 
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from training import ingest
-from training.pipeline import Stages, TrainConfig, fit, load
-from training.publish import ModelPayload
+from training.engines.local import Stages, TrainConfig, fit, load
+from training.publish.publisher import ModelPayload
+from training.stages import ingest
 
 
 class Engine(Protocol):
@@ -52,7 +52,7 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """One process: ``training.pipeline``."""
+    """One process: ``training.engines.local``."""
 
     name = "local"
 

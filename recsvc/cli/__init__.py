@@ -1,0 +1,1 @@
+"""recsvc.cli.main."""
