@@ -24,7 +24,7 @@ from benchmarks.harness import redis_server, service_env
 from recsvc.answers import recommend as rec
 from recsvc.config import Settings
 from recsvc.model import Layout
-from recsvc.store.reader import CustomerQuery, ModelStore
+from recsvc.store import CustomerQuery, ModelStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 100

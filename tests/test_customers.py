@@ -19,7 +19,7 @@ from recsvc.api.observability import JsonFormatter, _direct_writer
 from recsvc.config import LOGGER, Settings
 from recsvc.experiments.attribution import origin
 from recsvc.ranking.cart import SOURCE_POPULAR
-from recsvc.store.reader import StoredHistory
+from recsvc.store import StoredHistory
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
 from training.evaluation import evaluate as ev
 from training.publish.publisher import ModelPayload
@@ -232,7 +232,7 @@ def test_stored_weights_are_the_history_weights_of_the_same_days() -> None:
 
 def test_the_positive_part_of_a_list_is_every_positive_entry_and_only_those() -> None:
     from recsvc.model import encode_pairs
-    from recsvc.store.reader import ItemList
+    from recsvc.store import ItemList
 
     best_first = ItemList.decode(encode_pairs([3, 1, 4, 2], [0.9, 0.5, -0.1, -0.7], [5, 4, 0, 0]))
     assert best_first.positive is not None

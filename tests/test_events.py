@@ -187,14 +187,14 @@ async def test_a_post_purchase_export_finds_the_order_without_a_retrain(
 async def test_erasing_a_customer_erases_what_their_events_added(
     live: httpx.AsyncClient, settings: Settings, redis_url: str, layout: Layout
 ) -> None:
-    from recsvc.store.reader import ModelStore
+    from recsvc.store import ModelStore
 
     await live.post(EVENTS, json=order("p-1", "newcomer", ["A1"]), headers=AUTH)
     assert (await suggested(live, "newcomer"))["fallback"] is False
     import redis.asyncio as aioredis
 
     async with aioredis.Redis.from_url(redis_url) as conn:
-        await ModelStore(conn, layout).erase_customers(["newcomer"], "test")
+        await ModelStore(conn, layout).admin.erase_customers(["newcomer"], "test")
     assert (await suggested(live, "newcomer"))["fallback"] is True
     with redis.Redis.from_url(redis_url) as client:
         assert not client.hexists(layout.event_histories, "newcomer")

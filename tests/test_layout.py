@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from recsvc import model as lay
-from recsvc.store.reader import ModelStore
+from recsvc.store import ModelStore
 from training.publish.publisher import ModelPayload, Publisher
 
 

@@ -20,8 +20,8 @@ from recsvc.config import Settings
 from recsvc.model import Layout
 from recsvc.ranking.cart import PriceBand, Rules, Seed, rank, upsell
 from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
+from recsvc.store import ModelStore
 from recsvc.store.cache import ByteBoundedCache
-from recsvc.store.reader import ModelStore
 from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, shop_purchases
 from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from recsvc import model as lay
 from recsvc.api.app import create_app
 from recsvc.config import Settings
-from recsvc.store.reader import CustomerQuery, ModelStore
+from recsvc.store import CustomerQuery, ModelStore
 from training.neighbours.methods import Neighbours
 from training.publish.publisher import ModelPayload, Publisher
 
@@ -125,7 +125,7 @@ async def test_a_switch_and_a_stock_change_reach_every_worker_within_two_interva
         assert max(waits) <= 2 * interval + 0.15, waits
         # A stock change made through one worker: the other serves it within the bound.
         store = workers[0].state.store
-        await store.set_stock({"SP": {"available": False}})
+        await store.admin.set_stock({"SP": {"available": False}})
         changed = time.monotonic()
 
         async def without_sp() -> bool:

@@ -28,8 +28,8 @@ from redis.crc import key_slot
 from recsvc import model as lay
 from recsvc.api.app import create_app
 from recsvc.config import Settings
+from recsvc.store import CustomerQuery, ModelStore, readiness
 from recsvc.store import backend as storage
-from recsvc.store.reader import CustomerQuery, ModelStore
 from tests.conftest import GROUP_A, GROUP_B, in_process
 from training.errors import LockedError, NoModelError, TrainingError
 from training.neighbours.methods import Neighbours
@@ -120,7 +120,7 @@ async def test_what_the_trainer_publishes_the_service_reads(
     assert set(first_neighbours(got.view.item_ids, b1.positive.indices)) <= set(GROUP_B)  # type: ignore[union-attr]
     # Readiness checks every manifest key, on every master.
     async with backend.store() as store:
-        health = await store.health()
+        health = await readiness(store)
     assert health.view.version == version
 
 
@@ -151,7 +151,7 @@ async def test_stored_histories_are_read_and_erased(
         assert found.history is not None and unknown.history is None
         assert set(found.history.item_ids) >= {"T1"}
         assert all(lst is not None for lst in found.lists)
-        held = await store.erase_customers(["s1"], actor="test")
+        held = await store.admin.erase_customers(["s1"], actor="test")
         assert held == [view.version]
         _, (erased,) = await store.customers([CustomerQuery("s1")])
         assert erased.history is not None and erased.history.item_ids == []
@@ -316,7 +316,7 @@ async def test_a_stock_change_is_served_by_the_next_answer(
         before = (await api.post("/v1/recommendations/cart", json=body)).json()
         assert "A2" in [x["item_id"] for x in before["cross_sell"]]
         store: ModelStore = app.state.store
-        version, unknown = await store.set_stock({"A2": {"available": False}, "zz": {}})
+        version, unknown = await store.admin.set_stock({"A2": {"available": False}, "zz": {}})
         assert version == before["model_version"] and unknown == ["zz"]
         after = (await api.post("/v1/recommendations/cart", json=body)).json()
     assert "A2" not in [x["item_id"] for x in after["cross_sell"]]

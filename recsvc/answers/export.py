@@ -21,9 +21,9 @@ import orjson
 
 from recsvc.answers import recommend as rec
 from recsvc.config import Settings
+from recsvc.store import CustomerQuery, ModelStore, ModelView
 from recsvc.store import backend as storage
 from recsvc.store.embedded import redis_url_for
-from recsvc.store.reader import CustomerQuery, ModelStore, ModelView
 
 FORMATS = ("jsonl", "csv")
 CHUNK = 500
@@ -141,7 +141,7 @@ async def _audience_chunks(
 ) -> AsyncIterator[list[str]]:
     # A live order event (``/v1/events/orders``) moves a customer's last purchase on.
     async for batch in store.scan_customers(view):
-        recent = await store.event_days([c for c, _ in batch])
+        recent = await store.events.event_days([c for c, _ in batch])
         picked = [
             c
             for (c, history), day in zip(batch, recent, strict=True)
@@ -149,7 +149,7 @@ async def _audience_chunks(
         ]
         if picked:
             yield picked
-    async for batch in store.scan_event_customers(view):
+    async for batch in store.events.scan_event_customers(view):
         picked = [c for c, history in batch if audience.wants(history.last_day, today)]
         if picked:
             yield picked

@@ -34,7 +34,7 @@ from recsvc.ranking.cart import (
     upsell,
 )
 from recsvc.ranking.rules import MerchRules
-from recsvc.store.reader import ItemList, ModelView, StoredHistory
+from recsvc.store import ItemList, ModelView, StoredHistory
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

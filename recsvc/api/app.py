@@ -33,9 +33,9 @@ from recsvc.errors import (
     UnauthorizedError,
 )
 from recsvc.experiments.arms import Arms
+from recsvc.store import ModelStore
 from recsvc.store import backend as storage
 from recsvc.store.embedded import redis_url_for
-from recsvc.store.reader import ModelStore
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONBytes:

@@ -65,7 +65,7 @@ from recsvc.experiments.attribution import Line
 from recsvc.experiments.experiment import Served
 from recsvc.ranking.cart import PriceBand
 from recsvc.ranking.rules import MerchRules
-from recsvc.store.reader import CustomerQuery, ModelStore
+from recsvc.store import CustomerQuery, ModelStore, readiness
 
 
 class JSONBytes(JSONResponse):
@@ -318,7 +318,7 @@ async def admin_item(
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
     _require_admin(request)
-    version, unknown = await _store(request).set_stock(
+    version, unknown = await _store(request).admin.set_stock(
         {item_id: body.model_dump(exclude_none=True)}
     )
     if unknown:
@@ -341,7 +341,7 @@ async def admin_stock(
     changes = {
         line.item_id: line.model_dump(exclude_none=True, exclude={"item_id"}) for line in body.items
     }
-    version, unknown = await _store(request).set_stock(changes)
+    version, unknown = await _store(request).admin.set_stock(changes)
     updated = len(changes) - len(unknown)
     return JSONBytes({"model_version": version, "updated": updated, "unknown": unknown})
 
@@ -372,7 +372,7 @@ async def admin_put_item(
 ) -> JSONBytes:
     _require_admin(request)
     facts = {item_id: body.model_dump(exclude_none=True)}
-    version, new = await _store(request).put_items(facts, _actor(request))
+    version, new = await _store(request).admin.put_items(facts, _actor(request))
     return _catalog_answer(version, [item_id], new)
 
 
@@ -391,7 +391,7 @@ async def admin_put_items(
     facts = {
         line.item_id: line.model_dump(exclude_none=True, exclude={"item_id"}) for line in body.items
     }
-    version, new = await _store(request).put_items(facts, _actor(request))
+    version, new = await _store(request).admin.put_items(facts, _actor(request))
     return _catalog_answer(version, list(facts), new)
 
 
@@ -409,7 +409,7 @@ async def admin_delete_item(
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
     _require_admin(request)
-    version = await _store(request).delete_items([item_id], _actor(request))
+    version = await _store(request).admin.delete_items([item_id], _actor(request))
     return JSONBytes({"model_version": version, "deleted": [item_id]})
 
 
@@ -428,7 +428,7 @@ async def admin_erase_customer(
     _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> JSONBytes:
     _require_admin(request)
-    versions = await _store(request).erase_customers([customer_id], _actor(request))
+    versions = await _store(request).admin.erase_customers([customer_id], _actor(request))
     return JSONBytes({"erased": [customer_id], "versions": versions})
 
 
@@ -447,7 +447,7 @@ async def admin_audit(
     unknown = set(request.query_params) - {"count"}
     if unknown:
         raise BadRequestError(f"unknown query parameters: {', '.join(sorted(unknown))}")
-    return JSONBytes({"entries": await _store(request).audit_log(count)})
+    return JSONBytes({"entries": await _store(request).admin.audit_log(count)})
 
 
 _INGEST = HTTPBearer(auto_error=False, description="RECSVC_INGEST_TOKEN")
@@ -477,7 +477,7 @@ async def order_event(
         for line in body.items
     ]
     credit = attribution.credit(lines, body.recommendation_id, body.slot)
-    new, trimmed = await _store(request).record_order(
+    new, trimmed = await _store(request).events.record_order(
         body.order_id,
         body.customer_id,
         [line.item_id for line in body.items],
@@ -614,7 +614,7 @@ async def healthz() -> JSONBytes:
 )
 async def readyz(request: Request) -> JSONBytes:
     try:
-        health = await _store(request).health()
+        health = await readiness(_store(request))
     except RecsvcError as exc:
         return JSONBytes(
             {"status": "not_ready", "error": {"code": exc.code, "message": exc.message}},

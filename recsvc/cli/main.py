@@ -39,9 +39,9 @@ from recsvc.config import Settings, SettingsError, load_settings
 from recsvc.errors import NoLiveModelError, StoreUnavailableError
 from recsvc.experiments import sales
 from recsvc.helptext import HelpFormatter, plain
+from recsvc.store import ModelStore
 from recsvc.store import backend as storage
 from recsvc.store.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
-from recsvc.store.reader import ModelStore
 
 SAMPLE = "online_retail_sample.csv.gz"
 EXIT_BAD_INPUT = 2
@@ -217,7 +217,7 @@ def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]) -> list[str]:
     async with _model_store(settings) as store:
-        _, unknown = await store.set_stock(changes)
+        _, unknown = await store.admin.set_stock(changes)
         return unknown
 
 
@@ -283,9 +283,9 @@ def _catalog(args: argparse.Namespace, settings: Settings) -> int:
         async with _model_store(settings) as store:
             new: list[str] = []
             if changes:
-                _, new = await store.put_items(changes, _actor())
+                _, new = await store.admin.put_items(changes, _actor())
             if args.delete:
-                await store.delete_items(args.delete, _actor())
+                await store.admin.delete_items(args.delete, _actor())
             return new, None
 
     try:
@@ -307,7 +307,7 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> list[str]:
         async with _model_store(settings) as store:
-            return await store.erase_customers(ids, _actor())
+            return await store.admin.erase_customers(ids, _actor())
 
     try:
         versions = asyncio.run(run())

@@ -25,8 +25,8 @@ from recsvc.config import LOGGER
 from recsvc.errors import NoLiveModelError, RecsvcError
 from recsvc.experiments.attribution import ALL_SLOTS, Sales, Tally
 from recsvc.experiments.experiment import LIVE, Arm, Experiment, Served
+from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView, unavailable
 from recsvc.store import backend as storage
-from recsvc.store.reader import CustomerQuery, Fetched, ModelStore, ModelView, unavailable
 
 T = TypeVar("T")
 FLUSH_INTERVAL_S = 1.0

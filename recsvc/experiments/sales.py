@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from recsvc import model as lay
 from recsvc.experiments.attribution import ALL_SLOTS, Sales
 from recsvc.store import backend as storage
-from recsvc.store.reader import unavailable
+from recsvc.store import unavailable
 
 MEASURES = (("orders", "orders per answer"), ("revenue", "revenue per answer"))
 

@@ -34,9 +34,11 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.cluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 
 from recsvc import model as lay
+from recsvc.errors import OverloadedError, StoreFullError, StoreUnavailableError
 
 AsyncClient = aioredis.Redis | aiocluster.RedisCluster
 SyncClient = redis.Redis | redis.cluster.RedisCluster
@@ -396,3 +398,16 @@ def sync_client(url: str, cluster: bool, timeout_s: float = 30.0) -> SyncClient:
             url, socket_timeout=timeout_s, socket_connect_timeout=5
         )
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=5)
+
+
+def unavailable(exc: RedisError) -> StoreUnavailableError:
+    """A Redis error in the service's terms: a pool that stayed busy past the timeout is
+    overload, not an outage; a refused write at ``maxmemory`` is a full store."""
+    if isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError):
+        return OverloadedError(
+            "every Redis connection stayed busy past the timeout: too many concurrent "
+            "requests for the pool; retry shortly"
+        )
+    if isinstance(exc, OutOfMemoryError):
+        return StoreFullError(f"Redis refused the write, it is at maxmemory: {exc}")
+    return StoreUnavailableError(f"redis did not answer: {exc}")

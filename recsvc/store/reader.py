@@ -11,283 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 import time
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import RedisError
 
 from recsvc import model as lay
 from recsvc.errors import (
     ModelIncompleteError,
     NoLiveModelError,
-    OverloadedError,
     RecsvcError,
-    StoreFullError,
     StoreUnavailableError,
 )
-from recsvc.ranking.cart import UpsellEntry
-from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
 from recsvc.store import backend as storage
-from recsvc.store.cache import ByteBoundedCache
-
-DEFAULT_MASK_CACHE_BYTES = 16 << 20
-_ENTRY_OVERHEAD = 200
-"""Bytes of a cached mask beyond its array: key, tuple, array header."""
-
-
-@dataclass(frozen=True)
-class ModelView:
-    """Everything about one version that is not fetched per request."""
-
-    version: str
-    meta: dict[str, Any]
-    item_ids: tuple[str, ...]
-    index: dict[str, int]
-    popular: lay.IntArray
-    popular_counts: dict[int, int]
-    catalog: tuple[dict[str, Any], ...]
-    """Per item: title, category, price, available and extras, stock changes applied."""
-    arrays: CatalogArrays
-    margin: npt.NDArray[np.float64] | None
-    """Per item, when the catalog gives margins."""
-    stock_epoch: bytes | None
-    model_items: int = 0
-    """How many of ``item_ids`` the version was trained on (they lead); the rest were added
-    since, by the admin API, and have no lists."""
-    fresh: tuple[int, ...] = ()
-    """Items added by the admin API that this version was not trained on (indices past the
-    model's own items), newest first: placed among their category's suggestions."""
-    masks: ByteBoundedCache[bytes, npt.NDArray[np.bool_]] = field(
-        default_factory=lambda: ByteBoundedCache(DEFAULT_MASK_CACHE_BYTES)
-    )
-    """Allowed-item masks by rules, computed once per view (a stock change makes a new
-    one), keyed by a digest of the rules and bounded in bytes: rules come from requests."""
-    upsell_lists: ByteBoundedCache[tuple[int, float, float], list[UpsellEntry]] = field(
-        default_factory=lambda: ByteBoundedCache(DEFAULT_MASK_CACHE_BYTES)
-    )
-    """Per cart item and price band, its alternatives that qualify for the upsell slot
-    (``ranking.band_alternatives``): they depend on this view's prices, so kept per view,
-    bounded in bytes like the masks."""
-    default_rule_parts: dict[str, Any] = field(default_factory=dict)
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per suggested item, its catalog facts as rendered (bounded by the catalog)."""
-    """The ranking rules of a request without rules of its own, made once per view."""
-
-    @classmethod
-    def from_blobs(
-        cls,
-        version: str,
-        meta: bytes,
-        items: bytes,
-        popular: bytes,
-        catalog: bytes | None = None,
-        stock: dict[bytes, bytes] | None = None,
-        stock_epoch: bytes | None = None,
-        mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
-        added: dict[bytes, bytes] | None = None,
-        deleted: Collection[bytes] = (),
-    ) -> ModelView:
-        decoded_meta = lay.decode_json(meta)
-        lay.check_format(decoded_meta)
-        model_ids: list[str] = list(lay.decode_json(items))
-        popular_idx, _, popular_counts = lay.decode_lists(popular)
-        index = {item: i for i, item in enumerate(model_ids)}
-        facts: list[dict[str, Any]] = (
-            [dict(f) for f in lay.decode_json(catalog)]
-            if catalog
-            else [{"title": "", "available": True} for _ in model_ids]
-        )
-        if len(facts) != len(model_ids):
-            raise ValueError("catalog and items differ in length")
-        # Catalog changes between trainings: facts of known items overridden, new items
-        # appended past the model's own (no lists of their own: placed by category).
-        fresh: list[tuple[float, int]] = []
-        for raw_item, raw_facts in sorted((added or {}).items()):
-            item, entry = raw_item.decode(), dict(lay.decode_json(raw_facts))
-            at = index.get(item)
-            if at is None:
-                at = index[item] = len(model_ids)
-                model_ids.append(item)
-                facts.append({"title": "", "available": True})
-                fresh.append((-float(entry.get("added_at", 0.0)), at))
-            facts[at].update({k: v for k, v in entry.items() if k != "added_at"})
-        for raw_item, raw_change in (stock or {}).items():
-            at = index.get(raw_item.decode())
-            if at is not None:
-                facts[at].update(lay.decode_json(raw_change))
-        for raw_item in deleted:
-            at = index.get(raw_item.decode())
-            if at is not None:
-                facts[at]["available"] = False  # never suggested
-        gone = {index[r.decode()] for r in deleted if r.decode() in index}
-        model_items = len(facts) - len(fresh)
-        item_ids = tuple(model_ids)
-        categories = sorted({str(f["category"]) for f in facts if f.get("category")})
-        code = {c: n for n, c in enumerate(categories)}
-        arrays = CatalogArrays(
-            price=np.array([float(f.get("price", np.nan)) for f in facts], dtype=np.float64),
-            available=np.array([bool(f.get("available", True)) for f in facts], dtype=bool),
-            category=np.array([code.get(str(f.get("category")), -1) for f in facts], np.int64),
-            categories=categories,
-        )
-        margin = None
-        if any("margin" in f for f in facts):
-            margin = np.array([float(f.get("margin", np.nan)) for f in facts], dtype=np.float64)
-        return cls(
-            version=version,
-            meta=decoded_meta,
-            item_ids=item_ids,
-            index=index,
-            popular=popular_idx,
-            popular_counts=dict(zip(popular_idx.tolist(), popular_counts.tolist(), strict=True)),
-            catalog=tuple(facts),
-            arrays=arrays,
-            margin=margin,
-            stock_epoch=stock_epoch,
-            model_items=model_items,
-            fresh=tuple(at for _, at in sorted(fresh) if at not in gone),
-            masks=ByteBoundedCache(mask_cache_bytes),
-            upsell_lists=ByteBoundedCache(mask_cache_bytes),
-        )
-
-    def allowed(self, rules: MerchRules) -> npt.NDArray[np.bool_]:
-        key = hashlib.blake2b(rules.model_dump_json().encode(), digest_size=16).digest()
-        mask = self.masks.get(key)
-        if mask is None:
-            mask = allowed_mask(self.arrays, self.index, rules)
-            self.masks.put(key, mask, mask.nbytes + _ENTRY_OVERHEAD)
-        return mask
-
-
-@dataclass(frozen=True, slots=True)
-class ItemList:
-    """One item's decoded neighbour list: indices, weights, evidence counts, best first."""
-
-    indices: lay.IntArray
-    scores: npt.NDArray[np.float64]
-    """Widened from the packed float32 once, when decoded, not on every request."""
-    counts: lay.IntArray
-    positive: ItemList | None = None
-    """The entries with a positive weight, as views into these arrays (lists are best
-    first, so they lead): a history ranks only these, half of an EASE list. Made once,
-    when decoded; None on the positive part itself."""
-
-    @classmethod
-    def decode(cls, blob: bytes) -> ItemList:
-        try:
-            indices, scores, counts = lay.decode_lists(blob)
-        except ValueError as exc:
-            raise StoreUnavailableError(f"corrupt neighbour list: {exc}") from exc
-        wide = scores.astype(np.float64)
-        positive = wide > 0
-        n = int(positive.sum())
-        if not positive[:n].all():  # not best first: put the positive ones first
-            order = np.concatenate([np.flatnonzero(positive), np.flatnonzero(~positive)])
-            indices, wide, counts = indices[order], wide[order], counts[order]
-        return cls(indices, wide, counts, cls(indices[:n], wide[:n], counts[:n]))
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.indices.nbytes + self.scores.nbytes + self.counts.nbytes) + _LIST_OVERHEAD
-
-
-_LIST_OVERHEAD = 400
-"""Bytes of a cached list beyond its arrays: three array headers, the key, the entry."""
-DEFAULT_LIST_CACHE_BYTES = 64 << 20
-
-
-class _VersionLists:
-    """Decoded lists of one version, by item id, bounded in bytes (popular items stay)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        half = max_bytes // 2
-        self.complements: ByteBoundedCache[str, ItemList] = ByteBoundedCache(half)
-        self.alternatives: ByteBoundedCache[str, ItemList] = ByteBoundedCache(half)
-
-    def keep(
-        self, kind: ByteBoundedCache[str, ItemList], ids: Sequence[str], blobs: Sequence[Any]
-    ) -> dict[str, ItemList | None]:
-        out: dict[str, ItemList | None] = {}
-        for item, blob in zip(ids, blobs, strict=True):
-            if blob is None:
-                out[item] = None
-                continue
-            decoded = kind.get(item)
-            if decoded is None:
-                decoded = ItemList.decode(blob)
-                kind.put(item, decoded, decoded.nbytes)
-            out[item] = decoded
-        return out
-
-
-@dataclass(frozen=True)
-class Lists:
-    """A fetch: the view it came from, and per requested item its decoded lists."""
-
-    view: ModelView
-    complements: list[ItemList | None]
-    alternatives: list[ItemList | None]
-
-
-@dataclass(frozen=True)
-class CustomerQuery:
-    customer_id: str
-
-
-@dataclass(frozen=True)
-class StoredHistory:
-    item_ids: list[str]
-    """Newest first."""
-    days: list[int]
-    """Day of each item's latest purchase, since 1970-01-01 (-1: undated)."""
-    counts: list[int] = field(default_factory=list)
-    """Orders each item was bought in (empty: once each)."""
-
-    @classmethod
-    def decode(cls, blob: bytes) -> StoredHistory:
-        try:
-            return cls(*lay.decode_history(blob))
-        except (ValueError, TypeError, IndexError) as exc:
-            raise StoreUnavailableError(f"corrupt stored history: {exc}") from exc
-
-    @property
-    def last_day(self) -> int:
-        return max(self.days, default=-1)
-
-    def count_list(self) -> list[int]:
-        return self.counts if self.counts else [1] * len(self.item_ids)
-
-    def before(self, older: StoredHistory | None, cap: int) -> StoredHistory:
-        """These (live order events') items ahead of ``older`` (a stored history), each
-        item once, at most ``cap``: the history the next training would store. An item in
-        both adds the older history's orders to the new ones."""
-        mine = self.count_list()
-        if older is None:
-            return StoredHistory(self.item_ids[:cap], self.days[:cap], mine[:cap])
-        earlier = dict(zip(older.item_ids, older.count_list(), strict=True))
-        seen = set(self.item_ids)
-        items, days = list(self.item_ids), list(self.days)
-        counts = [n + earlier.get(i, 0) for i, n in zip(items, mine, strict=True)]
-        for item, day, n in zip(older.item_ids, older.days, older.count_list(), strict=True):
-            if item not in seen and len(items) < cap:
-                seen.add(item)
-                items.append(item)
-                days.append(day)
-                counts.append(n)
-        return StoredHistory(items[:cap], days[:cap], counts[:cap])
-
-
-@dataclass(frozen=True)
-class Fetched:
-    history: StoredHistory | None
-    lists: list[ItemList | None]
+from recsvc.store.admin import CatalogAdmin
+from recsvc.store.backend import unavailable
+from recsvc.store.events import OrderEvents
+from recsvc.store.view import (
+    DEFAULT_LIST_CACHE_BYTES,
+    DEFAULT_MASK_CACHE_BYTES,
+    CustomerQuery,
+    Fetched,
+    ItemList,
+    Lists,
+    ModelView,
+    StoredHistory,
+    _VersionLists,
+)
 
 
 class ModelStore:
@@ -318,6 +70,23 @@ class ModelStore:
         """The live version and its stock epoch as ``watch`` last read them, and when."""
         self._views: dict[str, ModelView] = {}
         self._load_lock = asyncio.Lock()
+        self.admin = CatalogAdmin(self)
+        """Stock, catalog and erasure changes (``recsvc.store.admin``)."""
+        self.events = OrderEvents(self)
+        """Live order events (``recsvc.store.events``)."""
+
+    @property
+    def client(self) -> storage.AsyncClient:
+        return self._client
+
+    @property
+    def layout(self) -> lay.Layout:
+        return self._layout
+
+    @property
+    def backend(self) -> storage.AsyncStorage:
+        """Where the store's Redis calls go (one node or a cluster)."""
+        return self._storage
 
     async def ping(self) -> None:
         try:
@@ -346,39 +115,6 @@ class ModelStore:
             except _VersionGoneError:
                 continue  # switched and collected between the two reads
         raise StoreUnavailableError("the live model changed twice during one request")
-
-    async def health(self) -> Health:
-        """What readiness reports: the live version checked key by key against its
-        manifest (no cache: an evicting Redis may have taken a key since it was loaded),
-        and Redis's memory policy and headroom."""
-        problems: list[str] = []
-        warnings: list[str] = []
-        try:
-            masters = await self._storage.memory()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        for info in masters:
-            policy = str(info.get("maxmemory_policy", ""))
-            if policy.startswith("allkeys-"):
-                warnings.append(
-                    f"maxmemory-policy is {policy}: Redis may evict keys of the live model; "
-                    "use noeviction"
-                )
-            limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0))
-            if limit and used >= limit and policy == "noeviction":
-                warnings.append(
-                    f"Redis is at maxmemory ({used:,} of {limit:,} bytes): it refuses writes "
-                    "(stock changes, the next publish)"
-                )
-        warnings = list(dict.fromkeys(warnings))
-        view = await self.live_view()
-        problems = await self.verify(view.version, view.meta)
-        if problems:
-            raise ModelIncompleteError(
-                f"live model {view.version} is incomplete: {'; '.join(problems)}; roll back "
-                "(python -m training rollback) or retrain"
-            )
-        return Health(view, warnings)
 
     async def verify(self, version: str, meta: dict[str, Any]) -> list[str]:
         """Every key of ``version``'s manifest that is missing or not the size written."""
@@ -643,191 +379,6 @@ class ModelStore:
             return view, out
         raise StoreUnavailableError("the live model changed twice during one request")
 
-    async def set_stock(self, changes: Mapping[str, Mapping[str, Any]]) -> tuple[str, list[str]]:
-        """Marks items (un)available or reprices them in the live version; returns that
-        version and the ids it does not know (left unchanged)."""
-        view = await self.live_view()
-        unknown = [i for i in changes if i not in view.index]
-        known = {i: c for i, c in changes.items() if i in view.index}
-        if not known:
-            return view.version, unknown
-        try:
-            # An A/B test's candidate is served too: the change applies to it as well (an
-            # item it does not know keeps an entry it never reads).
-            for version in await self._served_versions(view.version):
-                stock_key = self._layout.stock(version)
-                current = await self._client.hmget(stock_key, list(known))
-                merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
-                for (item, change), old in zip(known.items(), current, strict=True):
-                    entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
-                    entry.update({k: v for k, v in change.items() if v is not None})
-                    merged[item] = lay.encode_json(entry)
-                async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.hset(stock_key, mapping=merged)
-                    pipe.incr(self._layout.stock_epoch(version))
-                    await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        if self.refresh_interval_s > 0:
-            await self.refresh()  # this worker serves the change from its next request
-        return view.version, unknown
-
-    async def _served_versions(self, live: str) -> list[str]:
-        """``live`` and, while an A/B test runs, its candidate: the versions answers come
-        from, which every stock and catalog change reaches."""
-        raw = await self._client.get(self._layout.candidate)
-        candidate = None if raw is None else cast(bytes, raw).decode()
-        return [live] if candidate is None or candidate == live else [live, candidate]
-
-    async def put_items(
-        self, items: Mapping[str, Mapping[str, Any]], actor: str
-    ) -> tuple[str, list[str]]:
-        """Adds items to the catalog, or updates their facts, between trainings; returns the
-        live version and the ids it was not trained on (served as new in their category)."""
-        view = await self.live_view()
-        now = time.time()
-        layout = self._layout
-        try:
-            current = await self._client.hmget(layout.catalog_items, list(items))
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
-        for (item, change), old in zip(items.items(), current, strict=True):
-            entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
-            entry.setdefault("added_at", now)
-            entry.update({k: v for k, v in change.items() if v is not None})
-            merged[item] = lay.encode_json(entry)
-
-        def write(pipe: Any) -> None:
-            pipe.hset(layout.catalog_items, mapping=merged)
-            pipe.srem(layout.catalog_deleted, *items)
-
-        await self._catalog_change(view, actor, "put_item", list(items), write)
-        new = [i for i in items if view.index.get(i, view.model_items) >= view.model_items]
-        return view.version, new
-
-    async def delete_items(self, item_ids: Sequence[str], actor: str) -> str:
-        """Items never suggested again, by this version or any later one, until put again."""
-        view = await self.live_view()
-        layout = self._layout
-
-        def write(pipe: Any) -> None:
-            pipe.sadd(layout.catalog_deleted, *item_ids)
-            pipe.hdel(layout.catalog_items, *item_ids)
-
-        await self._catalog_change(view, actor, "delete_item", list(item_ids), write)
-        return view.version
-
-    async def _catalog_change(
-        self, view: ModelView, actor: str, action: str, ids: list[str], write: Any
-    ) -> None:
-        """A catalog change in one transaction with its audit entry and a bump of the live
-        version's stock epoch (every worker reloads its view within two intervals)."""
-        try:
-            served = await self._served_versions(view.version)
-            async with self._client.pipeline(transaction=True) as pipe:
-                write(pipe)
-                self._audit(pipe, actor, action, ids)
-                for version in served:
-                    pipe.incr(self._layout.stock_epoch(version))
-                await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        await self._changed()
-
-    async def erase_customers(self, customer_ids: Sequence[str], actor: str) -> list[str]:
-        """Erases the customers' stored histories from the live, previous and candidate
-        versions (the only ones kept) and what live order events added to them, and keeps
-        their ids so that no later publish stores them again. Returns the versions that
-        held any of them. Audited."""
-        layout = self._layout
-        try:
-            versions = {
-                v.decode() if isinstance(v, bytes) else str(v)
-                for v in await self._client.mget([layout.live, layout.previous, layout.candidate])
-                if v is not None
-            }
-            held = []
-            for version in sorted(versions):
-                present = await self._storage.hmget(version, "customers", list(customer_ids))
-                found = [c for c, h in zip(customer_ids, present, strict=True) if h is not None]
-                if found:
-                    # Overwritten, not deleted: the hash keeps its size (its manifest).
-                    erased = dict.fromkeys(found, lay.ERASED_HISTORY)
-                    await self._storage.hset(version, "customers", erased)
-                    held.append(version)
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hdel(layout.event_histories, *customer_ids)
-                pipe.sadd(layout.erased, *customer_ids)
-                self._audit(pipe, actor, "erase_customer", list(customer_ids), versions=held)
-                await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        return held
-
-    async def record_order(
-        self,
-        order_id: str,
-        customer_id: str,
-        item_ids: Sequence[str],
-        day: int,
-        event: Mapping[str, Any],
-        keep_seconds: int,
-        stream_max: int,
-        credit: Sequence[Sequence[object]] = (),
-    ) -> tuple[bool, int]:
-        """Records one live order event, once per order id: on the stream for the next
-        training, its ``credit`` to the answers it came from
-        (``recsvc.experiments.attribution``), and its items ahead of the customer's history
-        for the next answer. Returns whether it was new (False: a duplicate, ignored) and how many
-        events were trimmed off the stream so far."""
-        layout = self._layout
-        view = await self.live_view()
-        cap = max(int(view.meta.get("serving", {}).get("history_items", 50) or 50), 1)
-        keys = [layout.event_order(order_id), layout.events, layout.event_histories]
-        keys += [layout.events_added, layout.sales_total, layout.sales_day(lay.today())]
-        argv: list[str | int | bytes] = [
-            keep_seconds,
-            stream_max,
-            customer_id,
-            day,
-            cap,
-            lay.encode_json(dict(event)),
-            lay.encode_json([list(c) for c in credit]),  # [field, amount(, day only)]
-            lay.SALES_DAYS_KEPT * 86400,
-        ]
-        try:
-            reply = await self._storage.script(lay.ORDER_EVENT_SCRIPT, keys, [*argv, *item_ids])
-            new, added, kept = reply
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        return bool(new), max(int(added) - int(kept), 0)
-
-    async def audit_log(self, count: int) -> list[dict[str, Any]]:
-        """The latest ``count`` audit entries, newest first."""
-        try:
-            entries = await self._client.xrevrange(self._layout.audit, count=count)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        out = []
-        for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], entries):
-            record = lay.decode_json(fields[b"entry"])
-            out.append({"id": entry_id.decode(), **record})
-        return out
-
-    def _audit(self, pipe: Any, actor: str, action: str, ids: list[str], **extra: Any) -> None:
-        record = {"at": time.time(), "actor": actor, "action": action, "ids": ids, **extra}
-        pipe.xadd(
-            self._layout.audit,
-            {"entry": lay.encode_json(record)},
-            maxlen=lay.AUDIT_MAX_ENTRIES,
-            approximate=True,
-        )
-
-    async def _changed(self) -> None:
-        if self.refresh_interval_s > 0:
-            await self.refresh()  # this worker serves the change from its next request
-
     async def _customers_script(self, version: str, customer_ids: Sequence[str]) -> storage.Reply:
         reply = await self._storage.customers(self._pointer, version, customer_ids)
         self._saw_test(reply.test)
@@ -840,37 +391,6 @@ class ModelStore:
                 yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
         except RedisError as exc:
             raise unavailable(exc) from exc
-
-    async def event_days(self, customer_ids: Sequence[str]) -> list[int]:
-        """The latest day each customer bought on through live order events (-1: none)."""
-        if not customer_ids:
-            return []
-        try:
-            blobs = await self._client.hmget(self._layout.event_histories, list(customer_ids))
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        return [-1 if b is None else StoredHistory.decode(cast(bytes, b)).last_day for b in blobs]
-
-    async def scan_event_customers(self, view: ModelView, count: int = 1000) -> Any:
-        """Customers known only from live order events (no stored history in ``view``'s
-        version), with their event history, in batches."""
-        key = self._layout.event_histories
-        cursor = 0
-        while True:
-            try:
-                cursor, batch = await self._client.hscan(key, cursor, count=count)
-                pairs = cast(dict[bytes, bytes], batch)
-                ids = [c.decode() for c in pairs]
-                stored = await self._storage.hmget(view.version, "customers", ids)
-            except RedisError as exc:
-                raise unavailable(exc) from exc
-            yield [
-                (c, StoredHistory.decode(h))
-                for (c, h), old in zip(zip(ids, pairs.values(), strict=True), stored, strict=True)
-                if old is None
-            ]
-            if cursor == 0:
-                return
 
     async def _fetch(
         self, version: str, item_ids: Sequence[str], alternatives: bool
@@ -962,22 +482,3 @@ def _gone(view: ModelView, item_ids: Sequence[str], blobs: Sequence[bytes | None
     the buckets are read beside the pointer's script)."""
     n = view.model_items
     return any(b is None and view.index.get(i, n) < n for i, b in zip(item_ids, blobs, strict=True))
-
-
-@dataclass(frozen=True)
-class Health:
-    view: ModelView
-    warnings: list[str]
-
-
-def unavailable(exc: RedisError) -> StoreUnavailableError:
-    """A Redis error in the service's terms: a pool that stayed busy past the timeout is
-    overload, not an outage; a refused write at ``maxmemory`` is a full store."""
-    if isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError):
-        return OverloadedError(
-            "every Redis connection stayed busy past the timeout: too many concurrent "
-            "requests for the pool; retry shortly"
-        )
-    if isinstance(exc, OutOfMemoryError):
-        return StoreFullError(f"Redis refused the write, it is at maxmemory: {exc}")
-    return StoreUnavailableError(f"redis did not answer: {exc}")

@@ -30,7 +30,7 @@ from recsvc import model as lay
 from recsvc.answers import recommend as rec
 from recsvc.config import Settings
 from recsvc.ranking.cart import SOURCE_POPULAR, Ranking
-from recsvc.store.reader import ItemList, ModelView, StoredHistory
+from recsvc.store import ItemList, ModelView, StoredHistory
 from training.errors import InputError
 from training.neighbours.methods import Neighbours, unit_rows
 from training.publish.publisher import ModelPayload

@@ -25,7 +25,7 @@ import numpy as np
 
 from recsvc.answers import recommend as rec
 from recsvc.config import Settings
-from recsvc.store.reader import ModelView
+from recsvc.store import ModelView
 from training.evaluation import intervals
 from training.evaluation.evaluate import CartCase, decoded_lists, served_view
 from training.evaluation.intervals import verdict
