@@ -190,7 +190,9 @@ class CartLane(FastLane):
         return bool(scope["path"] == CART_PATH)
 
     async def answer(self, scope: Scope, body: bytes) -> Response | None:
-        from recsvc.api.routes import answer_cart  # the routes module imports this one
+        from recsvc.api.routes.recommendations import (
+            answer_cart,  # the routes module imports this one
+        )
 
         query = read_cart(body) if _is_json(scope) else None
         if query is None:
@@ -211,7 +213,9 @@ class CustomerLane(FastLane):
         return _CUSTOMER_PATH.fullmatch(scope["path"]) is not None
 
     async def answer(self, scope: Scope, body: bytes) -> Response | None:
-        from recsvc.api.routes import answer_customer  # the routes module imports this one
+        from recsvc.api.routes.recommendations import (
+            answer_customer,  # the routes module imports this one
+        )
 
         found = _CUSTOMER_PATH.fullmatch(scope["path"])
         customer_id = found.group(1) if found else ""

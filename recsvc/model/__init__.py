@@ -27,12 +27,7 @@ from recsvc.model.codecs import (
     encode_json,
     encode_pairs,
 )
-from recsvc.model.ids import (
-    ID_PATTERN,
-    MAX_CUSTOMER_ID_LENGTH,
-    MAX_ITEM_ID_LENGTH,
-    valid_id,
-)
+from recsvc.model.ids import ID_PATTERN, MAX_CUSTOMER_ID_LENGTH, MAX_ITEM_ID_LENGTH, valid_id
 from recsvc.model.keys import (
     AUDIT_MAX_ENTRIES,
     BUCKETED_PARTS,
@@ -64,12 +59,7 @@ from recsvc.model.scripts import (
     ROLLBACK_SCRIPT,
     SWITCH_SCRIPT,
 )
-from recsvc.model.values import (
-    HISTORY_RECIPES,
-    CatalogFacts,
-    Serving,
-    StockChange,
-)
+from recsvc.model.values import HISTORY_RECIPES, CatalogFacts, Serving, StockChange
 
 __all__ = [
     "ABORT_SCRIPT",

@@ -19,12 +19,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from recsvc import model as lay
-from recsvc.errors import (
-    ModelIncompleteError,
-    NoLiveModelError,
-    RecsvcError,
-    StoreUnavailableError,
-)
+from recsvc.errors import ModelIncompleteError, NoLiveModelError, RecsvcError, StoreUnavailableError
 from recsvc.store import backend as storage
 from recsvc.store.admin import CatalogAdmin
 from recsvc.store.backend import unavailable

@@ -13,9 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recsvc import model as lay
-from recsvc.errors import (
-    StoreUnavailableError,
-)
+from recsvc.errors import StoreUnavailableError
 from recsvc.ranking.cart import UpsellEntry
 from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
 from recsvc.store.cache import ByteBoundedCache
