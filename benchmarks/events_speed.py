@@ -21,7 +21,7 @@ import redis
 
 from benchmarks.cart_speed import wrk
 from benchmarks.harness import redis_server, service_env, wait_ready
-from recsvc.cli.main import sample_path
+from recsvc.cli.common import sample_path
 from recsvc.model import Layout
 
 ROOT = Path(__file__).resolve().parent.parent

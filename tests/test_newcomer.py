@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from recsvc.cli import common, serve
 from recsvc.cli import main as cli
 from recsvc.config import Settings
 from recsvc.model import Layout
@@ -157,9 +158,9 @@ def test_the_demo_starts_after_training_ones_own_data(
     assert train_main(["train", "--purchases", str(own), *GROUPED_ARGS], settings) == 0
     with redis.Redis.from_url(redis_url) as r:
         own_version = r.get(layout.live)
-        demo = cli.demo_settings(settings)
+        demo = serve.demo_settings(settings)
         assert demo.key_prefix != settings.key_prefix
-        assert cli.train_demo(demo) == 0
+        assert serve.train_demo(demo) == 0
         assert r.get(layout.live) == own_version
         assert r.get(Layout(demo.key_prefix).live) not in (None, own_version)
 
@@ -212,7 +213,7 @@ def test_export_exit_codes(
     assert "cannot tell the format" in capsys.readouterr().err and not out.exists()
     jsonl = tmp_path / "x.jsonl"
     code = cli.main(["export", "--customers", str(ids), "--out", str(jsonl)], settings)
-    assert code == cli.EXIT_NO_MODEL  # no model is not "Redis unreachable" (3)
+    assert code == common.EXIT_NO_MODEL  # no model is not "Redis unreachable" (3)
     assert "no model" in capsys.readouterr().err
 
 

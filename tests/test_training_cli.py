@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from recsvc.cli.main import sample_path
+from recsvc.cli.common import sample_path
 from recsvc.config import Settings, redact_url
 from recsvc.model import Layout
 from tests.conftest import free_port, tiny_train_args, write_tiny

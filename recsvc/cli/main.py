@@ -12,390 +12,21 @@ abort)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import csv
-import getpass
-import gzip
-import shutil
-import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
-from importlib import resources
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
-from typing import Any
 
-import orjson
-import uvicorn
-from uvicorn.supervisors import Multiprocess
-
-from recsvc import model as lay
 from recsvc.answers import export
-from recsvc.api.app import create_app
-from recsvc.api.protocol import ServiceConfig
 from recsvc.api.schemas import MAX_K
+from recsvc.cli.admin import CATALOG_COLUMNS, run_catalog, run_erase, run_stock
+from recsvc.cli.common import EXIT_BAD_INPUT, TRAINER_COMMANDS, fail
+from recsvc.cli.exporting import run_export
+from recsvc.cli.reports import run_report
+from recsvc.cli.samples import write_sample, write_shop
+from recsvc.cli.serve import demo_settings, embedded_forbidden, run_cluster, serve, train_demo
 from recsvc.config import Settings, SettingsError, load_settings
-from recsvc.errors import NoLiveModelError, StoreUnavailableError
-from recsvc.experiments import sales
 from recsvc.helptext import HelpFormatter, plain
-from recsvc.store import ModelStore
-from recsvc.store import backend as storage
-from recsvc.store.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
-
-SAMPLE = "online_retail_sample.csv.gz"
-EXIT_BAD_INPUT = 2
-EXIT_REDIS_UNAVAILABLE = 3
-EXIT_NO_MODEL = 7
-TRAINER_COMMANDS = ("train", "evaluate", "rollback", "promote", "abort", "status")
-"""Commands ``recsvc`` hands to the trainer's CLI (``python -m training``) as they are."""
-DEMO_PREFIX_SUFFIX = "-demo"
-"""The demo keeps its model under its own key prefix, so it never meets (nor is gated
-against) a model of the store's own data in the same Redis."""
-
-
-def sample_path() -> Path:
-    return Path(str(resources.files("recsvc") / "data" / SAMPLE))
-
-
-def _serve(settings: Settings) -> None:
-    # The request-head limits travel in uvicorn's config, which every worker is handed.
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": False,
-    }
-    if settings.workers > 1:
-        # Several workers need an importable factory; each reads the same environment.
-        config = ServiceConfig(
-            "recsvc.api.app:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            head_limits=settings.head_limits,
-            **options,
-        )
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-    else:
-        config = ServiceConfig(create_app(settings), head_limits=settings.head_limits, **options)
-        uvicorn.Server(config).run()
-
-
-def _fail(code: int, message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
-def _store_error(exc: Exception, kept: str = "") -> int:
-    """The exit code and message of a failure to reach the live model."""
-    if isinstance(exc, EmbeddedRedisForbiddenError):
-        return _fail(EXIT_BAD_INPUT, str(exc))
-    if isinstance(exc, NoLiveModelError):
-        return _fail(EXIT_NO_MODEL, f"{exc}: train one first (recsvc train)")
-    return _fail(EXIT_REDIS_UNAVAILABLE, f"{exc}{kept}")
-
-
-SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-
-
-def _export(args: argparse.Namespace, settings: Settings) -> int:
-    fmt = args.format or SUFFIX_FORMATS.get(args.out.suffix.lower())
-    if fmt is None:
-        return _fail(
-            EXIT_BAD_INPUT,
-            f"cannot tell the format of {args.out.name!r}: name it .jsonl or .csv, "
-            f"or say --format ({' or '.join(export.FORMATS)})",
-        )
-    if not 1 <= args.k <= MAX_K:
-        print(f"error: -k must be between 1 and {MAX_K}", file=sys.stderr)
-        return 2
-    audience = None
-    if args.audience == "post-purchase":
-        audience = export.Audience(args.days, args.days)
-    elif args.audience == "win-back":
-        audience = export.Audience(args.min_days, args.max_days)
-    if args.customers is not None and not args.customers.is_file():
-        print(f"error: customer file {args.customers} not found", file=sys.stderr)
-        return 2
-    try:
-        result = asyncio.run(
-            export.run(
-                settings,
-                args.out,
-                fmt=fmt,
-                customers=export.iter_ids(args.customers) if args.customers else None,
-                audience=audience,
-                as_of=args.as_of,
-                k=args.k,
-                exclude_purchased=not args.include_purchased,
-                resume=args.resume,
-                progress=sys.stderr,
-            )
-        )
-    except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
-        return _store_error(exc, "; rows written so far are kept, rerun with --resume to go on")
-    except OSError as exc:
-        print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"exported: customers={result.written} skipped={result.skipped} "
-        f"seconds={result.seconds:.2f} per_second={result.per_second:.0f} out={args.out}"
-    )
-    return 0
-
-
-def _stock(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        changes = stock_changes(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        unknown = asyncio.run(_apply_stock(settings, changes))
-    except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
-        return _store_error(exc)
-    for item in unknown:
-        print(f"warning: item {item} is not in the live model; left unchanged", file=sys.stderr)
-    print(f"stock: updated={len(changes) - len(unknown)} unknown={len(unknown)}")
-    return 0 if len(unknown) < len(changes) else 2
-
-
-MAX_PRICE = 1e9
-
-
-def _stock_facts(row: dict[str, str], n: int) -> dict[str, object]:
-    """``available`` and ``price`` of a CSV row (line ``n``), as given; ValueError says
-    what is wrong with them."""
-    facts: dict[str, object] = {}
-    if row.get("available"):
-        flag = row["available"].lower()
-        if flag not in {"true", "false", "1", "0", "yes", "no"}:
-            raise ValueError(f"line {n}: available must be true or false")
-        facts["available"] = flag in {"true", "1", "yes"}
-    if row.get("price"):
-        try:
-            price = float(row["price"])
-        except ValueError:
-            raise ValueError(f"line {n}: price {row['price']!r} is not a number") from None
-        if not 0 <= price <= MAX_PRICE:
-            raise ValueError(f"line {n}: price must be between 0 and {MAX_PRICE:g}")
-        facts["price"] = price
-    return facts
-
-
-def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    """The changes the flags or the file ask for; ValueError says what is wrong."""
-    changes: dict[str, dict[str, object]] = {}
-    if args.file is not None:
-        if not args.file.is_file():
-            raise ValueError(f"stock file {args.file} not found")
-        with args.file.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            cols = {c.strip().lower() for c in reader.fieldnames or []}
-            if "item_id" not in cols or not cols & {"available", "price"}:
-                raise ValueError("the stock file needs item_id and available and/or price")
-            for n, row in enumerate(reader, start=2):
-                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                change = _stock_facts(row, n)
-                if row.get("item_id") and change:
-                    changes[row["item_id"]] = change
-    for item in args.item:
-        change = {}
-        if args.available is not None:
-            change["available"] = args.available
-        if args.price is not None:
-            if args.price < 0:
-                raise ValueError("--price must not be negative")
-            change["price"] = args.price
-        if not change:
-            raise ValueError("say --available, --unavailable or --price for --item")
-        changes[item] = change
-    if not changes:
-        raise ValueError("nothing to change: give --item with a change, or --file")
-    return changes
-
-
-async def _apply_stock(settings: Settings, changes: dict[str, dict[str, object]]) -> list[str]:
-    async with _model_store(settings) as store:
-        _, unknown = await store.admin.set_stock(changes)
-        return unknown
-
-
-@asynccontextmanager
-async def _model_store(settings: Settings) -> AsyncIterator[ModelStore]:
-    """The live model's store, for a command (one client, closed after)."""
-    with redis_url_for(
-        settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
-    ) as url:
-        client = storage.async_client(
-            url, settings.redis_cluster, settings.redis_timeout_s, blocking=False
-        )
-        try:
-            yield ModelStore(client, settings.layout)
-        finally:
-            await client.aclose()
-
-
-CATALOG_COLUMNS = ("title", "category", "price", "available", "brand", "image_url", "url")
-
-
-def catalog_changes(path: Path) -> dict[str, dict[str, object]]:
-    """Catalog facts from a CSV (item_id and any of ``CATALOG_COLUMNS``); ValueError says
-    which line is wrong."""
-    if not path.is_file():
-        raise ValueError(f"catalog file {path} not found")
-    changes: dict[str, dict[str, object]] = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = {c.strip().lower() for c in reader.fieldnames or []}
-        if "item_id" not in cols or not cols & set(CATALOG_COLUMNS):
-            raise ValueError(
-                f"the catalog file needs item_id and any of {', '.join(CATALOG_COLUMNS)}"
-            )
-        for n, row in enumerate(reader, start=2):
-            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            item = row.get("item_id", "")
-            if not item or not lay.valid_id(item, lay.MAX_ITEM_ID_LENGTH):
-                raise ValueError(f"line {n}: item_id {item!r} is not a valid id")
-            change: dict[str, object] = {
-                c: row[c] for c in ("title", "category", "brand", "image_url", "url") if row.get(c)
-            }
-            change.update(_stock_facts(row, n))
-            changes[item] = change
-    if not changes:
-        raise ValueError(f"{path} holds no items")
-    return changes
-
-
-def _actor() -> str:
-    return f"cli {getpass.getuser()}@{socket.gethostname()}"
-
-
-def _catalog(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        changes = catalog_changes(args.file) if args.file is not None else {}
-    except ValueError as exc:
-        return _fail(EXIT_BAD_INPUT, str(exc))
-    if not changes and not args.delete:
-        return _fail(EXIT_BAD_INPUT, "nothing to change: give --file, --delete, or both")
-
-    async def run() -> tuple[list[str], str | None]:
-        async with _model_store(settings) as store:
-            new: list[str] = []
-            if changes:
-                _, new = await store.admin.put_items(changes, _actor())
-            if args.delete:
-                await store.admin.delete_items(args.delete, _actor())
-            return new, None
-
-    try:
-        new, _ = asyncio.run(run())
-    except (StoreUnavailableError, NoLiveModelError, EmbeddedRedisError) as exc:
-        return _store_error(exc)
-    print(f"catalog: updated={len(changes)} new={len(new)} deleted={len(args.delete)}")
-    return 0
-
-
-def _erase(args: argparse.Namespace, settings: Settings) -> int:
-    ids = list(args.customer)
-    if args.file is not None:
-        if not args.file.is_file():
-            return _fail(EXIT_BAD_INPUT, f"customer file {args.file} not found")
-        ids += list(export.iter_ids(args.file))
-    if not ids:
-        return _fail(EXIT_BAD_INPUT, "say which customers: --customer ID or --file")
-
-    async def run() -> list[str]:
-        async with _model_store(settings) as store:
-            return await store.admin.erase_customers(ids, _actor())
-
-    try:
-        versions = asyncio.run(run())
-    except (StoreUnavailableError, EmbeddedRedisError) as exc:
-        return _store_error(exc)
-    print(f"erased: customers={len(ids)} versions={','.join(versions) or '(none held them)'}")
-    return 0
-
-
-def _report(args: argparse.Namespace, settings: Settings) -> int:
-    today = datetime.now(UTC).date()
-    until = args.until or today
-    since = args.since or until - timedelta(days=29)
-    if since > until:
-        return _fail(EXIT_BAD_INPUT, f"--since {since} is after --until {until}")
-    if (until - since).days >= lay.SALES_DAYS_KEPT:
-        return _fail(
-            EXIT_BAD_INPUT, f"at most {lay.SALES_DAYS_KEPT} days are kept: choose a later --since"
-        )
-
-    async def run() -> sales.SalesReport:
-        with redis_url_for(
-            settings.redis_url, settings.data_dir, allow_embedded=settings.allow_embedded_redis
-        ) as url:
-            client = storage.async_client(
-                url, settings.redis_cluster, settings.redis_timeout_s, blocking=False
-            )
-            try:
-                return await sales.read(client, settings.layout, since, until)
-            finally:
-                await client.aclose()
-
-    try:
-        report = asyncio.run(run())
-    except (StoreUnavailableError, EmbeddedRedisError) as exc:
-        return _store_error(exc)
-    try:
-        if args.html is not None:
-            args.html.write_text(report.html(), encoding="utf-8")
-        if args.json is not None:
-            args.json.write_bytes(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
-    except OSError as exc:
-        return _fail(EXIT_BAD_INPUT, f"cannot write the report: {exc}")
-    print(report.text())
-    return 0
-
-
-def _write_sample(out: Path) -> int:
-    """Writes the bundled purchase sample (the demo's data) where a user can train on it."""
-    if out.exists():
-        return _fail(EXIT_BAD_INPUT, f"{out} exists; choose another --out or remove it")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() == ".gz":
-            shutil.copyfile(sample_path(), out)
-        else:
-            with gzip.open(sample_path(), "rb") as src, out.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
-    except OSError as exc:
-        return _fail(EXIT_BAD_INPUT, f"cannot write {out}: {exc}")
-    print(
-        f"wrote {out}: 59,985 purchase lines of the UCI Online Retail data set "
-        "(Chen, 2015, CC BY 4.0); train on it with --preset online-retail"
-    )
-    return 0
-
-
-def _write_shop(platform: str, out: Path) -> int:
-    """A generated shop's exports in ``platform``'s format, in the directory ``out``."""
-    from training.samples.shops import Shop, write_orders, write_products
-
-    orders, products = out / "orders_export.csv", out / "products_export.csv"
-    for path in (orders, products):
-        if path.exists():
-            return _fail(EXIT_BAD_INPUT, f"{path} exists; choose another --out or remove it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        shop = Shop()
-        write_orders(shop, platform, orders)
-        write_products(shop, platform, products)
-    except OSError as exc:
-        return _fail(EXIT_BAD_INPUT, f"cannot write to {out}: {exc}")
-    print(
-        f"wrote {orders} ({len(shop.lines):,} order lines, refunds and cancellations "
-        f"included) and {products} ({len(shop.products)} products), as {platform} exports "
-        f"them; train with --preset {platform}"
-    )
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -552,54 +183,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def demo_settings(settings: Settings) -> Settings:
-    """The demo's own key prefix: it never gates against, nor replaces, the store's model."""
-    return settings.model_copy(update={"key_prefix": settings.key_prefix + DEMO_PREFIX_SUFFIX})
-
-
-def train_demo(settings: Settings) -> int:
-    """Trains the bundled sample into ``settings`` (the demo's): the trainer's exit code."""
-    from training.cli.main import main as train_main
-
-    return train_main(
-        ["train", "--purchases", str(sample_path()), "--preset", "online-retail"], settings
-    )
-
-
-def _embedded_forbidden(settings: Settings) -> int | None:
-    if settings.redis_url or settings.allow_embedded_redis:
-        return None
-    return _fail(
-        EXIT_BAD_INPUT,
-        "REDIS_URL is not set and the embedded Redis is not allowed here "
-        "(RECSVC_ALLOW_EMBEDDED_REDIS=false): set REDIS_URL to the model's Redis",
-    )
-
-
-def _cluster(args: argparse.Namespace, settings: Settings) -> int:
-    from recsvc.store import localcluster
-
-    try:
-        if args.action == "stop":
-            n = localcluster.stop(args.port, args.masters)
-            print(f"stopped {n} node(s) on ports {args.port}..{args.port + args.masters - 1}")
-            return 0
-        urls = localcluster.start(
-            args.dir or settings.data_dir / "cluster", args.port, args.masters
-        )
-    except (localcluster.LocalClusterError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"a {len(urls)}-master Redis Cluster answers on {', '.join(urls)}; use it with:")
-    print(f"  export RECSVC_REDIS_CLUSTER=true REDIS_URL={urls[0]}")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     try:
         return _main(argv, settings)
     except SettingsError as exc:
-        return _fail(EXIT_BAD_INPUT, str(exc))
+        return fail(EXIT_BAD_INPUT, str(exc))
 
 
 def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
@@ -611,27 +199,27 @@ def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sample":
         if args.platform:
-            return _write_shop(args.platform, args.out or Path("shop"))
-        return _write_sample(args.out or Path("purchases.csv.gz"))
+            return write_shop(args.platform, args.out or Path("shop"))
+        return write_sample(args.out or Path("purchases.csv.gz"))
     if args.command == "stock":
-        return _stock(args, settings or load_settings())
+        return run_stock(args, settings or load_settings())
     if args.command == "catalog":
-        return _catalog(args, settings or load_settings())
+        return run_catalog(args, settings or load_settings())
     if args.command == "erase":
-        return _erase(args, settings or load_settings())
+        return run_erase(args, settings or load_settings())
     if args.command == "export":
-        return _export(args, settings or load_settings())
+        return run_export(args, settings or load_settings())
     if args.command == "report":
-        return _report(args, settings or load_settings())
+        return run_report(args, settings or load_settings())
     if args.command == "cluster":
-        return _cluster(args, settings or load_settings())
+        return run_cluster(args, settings or load_settings())
     overrides: dict[str, object] = {
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     }
     settings = (settings or load_settings()).model_copy(update=overrides)
     if args.command == "demo":
         settings = demo_settings(settings)
-    refused = _embedded_forbidden(settings)
+    refused = embedded_forbidden(settings)
     if refused is not None:
         return refused
 
@@ -651,5 +239,5 @@ def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    _serve(settings)
+    serve(settings)
     return 0
