@@ -18,7 +18,7 @@ from recsvc.answers import recommend as rec
 from recsvc.api.observability import JsonFormatter, _direct_writer
 from recsvc.config import LOGGER, Settings
 from recsvc.experiments.attribution import origin
-from recsvc.ranking.cart import SOURCE_POPULAR
+from recsvc.ranking import SOURCE_POPULAR
 from recsvc.store import StoredHistory
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
 from training.evaluation import evaluate as ev

@@ -18,7 +18,7 @@ from recsvc.api.app import create_app
 from recsvc.cli.main import main as recsvc_main
 from recsvc.config import Settings
 from recsvc.model import Layout
-from recsvc.ranking.cart import PriceBand, Rules, Seed, rank, upsell
+from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
 from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
 from recsvc.store import ModelStore
 from recsvc.store.cache import ByteBoundedCache

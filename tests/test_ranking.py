@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from recsvc.ranking.cart import (
+from recsvc.ranking import (
     FEW_SEEDS,
     SOURCE_NEIGHBOURS,
     SOURCE_POPULAR,
@@ -14,13 +14,12 @@ from recsvc.ranking.cart import (
     Rules,
     Seed,
     Suggestion,
-    _rank_few,
-    _rank_many,
     band_alternatives,
     rank,
     recency_weights,
     upsell,
 )
+from recsvc.ranking.cart import _rank_few, _rank_many
 
 ITEMS = ["a", "b", "c", "d", "e", "f"]
 POPULAR = np.array([5, 4, 3, 2, 1, 0], dtype=np.int64)

@@ -16,7 +16,7 @@ from typing import Any
 from recsvc.config import Settings
 from recsvc.experiments.attribution import recommendation_id
 from recsvc.experiments.experiment import LIVE, Served
-from recsvc.ranking.cart import (
+from recsvc.ranking import (
     SOURCE_NEW,
     SOURCE_PINNED,
     SOURCE_POPULAR,

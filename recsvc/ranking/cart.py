@@ -1,95 +1,29 @@
-"""Ranking: a pure function of neighbour lists, the cart or history, and the rules.
-
-No I/O happens here, so every rule is tested without a server and the request path spends
-its time in one vectorised pass.
-"""
+"""A cart's or a history's suggestions: the seeds' lists merged in one vectorised pass
+(few seeds: a heap-free merge; many: a scan of each list's head), then new items in their
+category and best-sellers to fill."""
 
 from __future__ import annotations
 
 import itertools
-import math
 import threading
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.floating[Any]]
-"""Scores: float64 as the service keeps them (float32 as packed is accepted too)."""
-BoolArray = npt.NDArray[np.bool_]
-
-SOURCE_NEIGHBOURS = "neighbours"
-SOURCE_REPURCHASE = "repurchase"
-SOURCE_POPULAR = "popular"
-SOURCE_PINNED = "pinned"
-SOURCE_ALTERNATIVES = "alternatives"
-SOURCE_NEW = "new_in_category"
-NEW_ITEMS_PER_ANSWER = 2
-"""At most this many items added since the last training join one answer (one per
-category): enough to be seen, too few to push out what the model knows."""
-
-
-@dataclass(slots=True)
-class Seed:
-    """One known item of a cart or history, its weight, and its neighbour list."""
-
-    item_id: str
-    index: int
-    weight: float
-    indices: IntArray
-    scores: FloatArray
-    counts: IntArray | None = None
-    """Evidence per neighbour (orders bought together); None when not known."""
-    positive_only: bool = False
-    """Every weight is known positive (the caller dropped the rest)."""
-
-
-@dataclass(slots=True)
-class Suggestion:
-    item_id: str
-    score: float
-    because: tuple[str, ...]
-    source: str
-    evidence: int = 0
-    """The count behind the strongest ``because`` seed: orders bought together with it."""
-    boosted: bool = False
-
-
-@dataclass(frozen=True)
-class Ranking:
-    suggestions: tuple[Suggestion, ...]
-    fallback: bool
-    """True when nothing in the input was known and the answer is popular items only."""
-
-
-@dataclass(slots=True)
-class Rules:
-    k: int = 10
-    exclude: Collection[int] = field(default_factory=frozenset)
-    """Item indices never to suggest (the cart itself, already bought items)."""
-    repurchase_weight: float = 0.0
-    """Scores a seed item itself by this times its weight: customers rebuy what they like."""
-    repurchase_bonus: float = 0.0
-    """Added to every seed item's own score (with a repurchase weight above 0): large enough,
-    and everything bought before ranks above items with only neighbour evidence."""
-    because_limit: int = 3
-    negatives: bool = True
-    """Whether negative weights (item i makes j less likely in the same order) count.
-    They help a cart, which is one order; across a history of many orders they only
-    measured as noise, so the history ranking leaves them out."""
-    allowed: BoolArray | None = None
-    """Per item: may it be suggested at all (in stock, passes the merchandising filters)."""
-    category: IntArray | None = None
-    """Per item: a category code (-1: none), for ``max_per_category``."""
-    max_per_category: int | None = None
-    boost: Mapping[int, float] = field(default_factory=dict)
-    """Item index -> score factor, for a campaign; boosted suggestions are marked."""
-    pins: Sequence[int] = ()
-    """Item indices placed first, in this order, marked as pinned (when allowed)."""
+from recsvc.ranking.suggestions import (
+    NEW_ITEMS_PER_ANSWER,
+    SOURCE_NEIGHBOURS,
+    SOURCE_NEW,
+    SOURCE_PINNED,
+    SOURCE_POPULAR,
+    SOURCE_REPURCHASE,
+    IntArray,
+    Ranking,
+    Rules,
+    Seed,
+    Suggestion,
+)
 
 
 def rank(
@@ -195,6 +129,8 @@ class _Picker:
 FEW_SEEDS = 8
 """Up to this many seeds (a cart, mostly), ``_rank_few``: its Python part grows with the
 seeds times k, while its numpy calls are a third of the general path's."""
+
+
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
@@ -455,151 +391,3 @@ def _popular_fill(popular: IntArray, item_ids: Sequence[str], picker: _Picker) -
                 source=SOURCE_POPULAR,
             ),
         )
-
-
-# -- upsell -----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Upsell:
-    item_id: str
-    score: float
-    upgrades: str
-    """The cart item this is a pricier alternative to."""
-    price_difference: float
-    evidence: int
-    """Customers who bought both."""
-    source: str = SOURCE_ALTERNATIVES
-
-
-_ALT = Suggestion("", 0.0, (), SOURCE_ALTERNATIVES)
-"""What the upsell picker is offered: only the index matters to it."""
-
-
-@dataclass(frozen=True)
-class PriceBand:
-    low: float = 1.05
-    high: float = 2.0
-
-
-UpsellEntry = tuple[float, int, int, float]
-"""An alternative that qualifies for a cart item's upsell slot: (minus its score, its
-item index, customers who bought both, its price)."""
-
-
-def band_alternatives(
-    source: Seed,
-    price: npt.NDArray[np.float64],
-    category: IntArray | None,
-    band: PriceBand,
-    margin: npt.NDArray[np.float64] | None = None,
-) -> list[UpsellEntry]:
-    """One cart item's alternatives priced within the band above it, best first: same
-    category only, when both items have one; scored by closeness, times (1 + margin) when
-    the catalog gives a margin. A cart item without a price has none. The same for every
-    cart that holds the item, so a service keeps it per view (``recsvc.answers.recommend``)."""
-    base = float(price[source.index])
-    if not base > 0:  # no price (NaN) or none to compare with
-        return []
-    cand = source.indices
-    score = source.scores.astype(np.float64, copy=False)
-    p = price[cand]
-    ok = (score > 0) & (p >= band.low * base) & (p <= band.high * base)
-    if category is not None and category[source.index] >= 0:
-        theirs = category[cand]
-        ok &= (theirs == category[source.index]) | (theirs < 0)
-    sel = ok.nonzero()[0]
-    if sel.size == 0:
-        return []
-    chosen, score = cand[sel], score[sel]
-    if margin is not None:
-        m = margin[chosen]
-        score = score * (1.0 + np.where(np.isfinite(m), np.maximum(m, 0.0), 0.0))
-    return sorted(
-        zip((-score).tolist(), chosen.tolist(), _counts(source)[sel].tolist(), p[sel].tolist(),
-            strict=True)
-    )  # fmt: skip
-
-
-def upsell(
-    sources: Sequence[Seed],
-    item_ids: Sequence[str],
-    popular: IntArray,
-    price: npt.NDArray[np.float64],
-    rules: Rules,
-    band: PriceBand,
-    margin: npt.NDArray[np.float64] | None = None,
-    qualified: Sequence[Sequence[UpsellEntry]] | None = None,
-) -> list[Upsell]:
-    """For each cart item, its alternatives priced within the band above it
-    (``band_alternatives``; ``qualified`` gives them per source when already known).
-
-    ``sources`` are the cart items with their alternative lists. Each entry names the item
-    it upgrades and the price difference. When no alternative qualifies, popular items in
-    the band of a cart item fill in (``popular`` source, for the response's fallback mark).
-    """
-    category = rules.category
-    picker = _Picker(rules, set(rules.exclude), item_ids)
-    out: list[Upsell] = []
-    entries: list[tuple[float, int, int, int, float]] = []
-    for origin, src in enumerate(sources):
-        alternatives = (
-            qualified[origin]
-            if qualified is not None
-            else band_alternatives(src, price, category, band, margin)
-        )
-        entries += [(s, j, origin, n, p) for s, j, n, p in alternatives]
-    # Best first; ties by item, then cart order: an item reached from two cart items
-    # keeps its best entry (the picker takes an item once).
-    entries.sort()
-    for negative, j, origin, n, p in entries:
-        if picker.full():
-            break
-        if picker.offer(j, _ALT):
-            src = sources[origin]
-            out.append(Upsell(item_ids[j], -negative, src.item_id, p - float(price[src.index]), n))
-    if picker.full():
-        return out
-    # Popular filler, per cart item: the popular items within its band and category.
-    pop_price = price[popular]
-    for src in sources:
-        src_price = float(price[src.index])
-        if picker.full():
-            break
-        if not (src_price > 0 and math.isfinite(src_price)):
-            continue
-        if category is None or category[src.index] < 0:
-            # Nothing says what kind of item it is: no filler rather than an unrelated one.
-            continue
-        fits = (pop_price >= band.low * src_price) & (pop_price <= band.high * src_price)
-        fits &= category[popular] == category[src.index]
-        for rank_pos in np.flatnonzero(fits).tolist():
-            if picker.full():
-                break
-            j = int(popular[rank_pos])
-            if picker.offer(j, _ALT):
-                diff = float(price[j]) - src_price
-                out.append(
-                    Upsell(item_ids[j], -rank_pos * 1e-9, src.item_id, diff, 0, SOURCE_POPULAR)
-                )
-    return out
-
-
-def recency_weights(times: Sequence[datetime | None], half_life_days: float) -> list[float]:
-    """Exponential decay relative to the latest purchase; an undated one counts as latest.
-
-    Measuring age from the latest purchase rather than from now keeps weights of an old
-    history from all underflowing to zero while their ratios stay the same.
-    """
-    dated = [t for t in times if t is not None]
-    if not dated:
-        return [1.0] * len(times)
-    latest = max(dated)
-    out = []
-    for t in times:
-        if t is None:
-            out.append(1.0)
-            continue
-        age_days = (latest - t).total_seconds() / 86400.0
-        out.append(float(0.5 ** (age_days / half_life_days)))
-    return out

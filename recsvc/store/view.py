@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from recsvc import model as lay
 from recsvc.errors import StoreUnavailableError
-from recsvc.ranking.cart import UpsellEntry
+from recsvc.ranking import UpsellEntry
 from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
 from recsvc.store.cache import ByteBoundedCache
 

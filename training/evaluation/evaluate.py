@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from recsvc import model as lay
 from recsvc.answers import recommend as rec
 from recsvc.config import Settings
-from recsvc.ranking.cart import SOURCE_POPULAR, Ranking
+from recsvc.ranking import SOURCE_POPULAR, Ranking
 from recsvc.store import ItemList, ModelView, StoredHistory
 from training.errors import InputError
 from training.neighbours.methods import Neighbours, unit_rows

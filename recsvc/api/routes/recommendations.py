@@ -33,7 +33,7 @@ from recsvc.api.schemas import (
     HistoryResponse,
 )
 from recsvc.api.strict_json import StrictJSONRoute
-from recsvc.ranking.cart import PriceBand
+from recsvc.ranking import PriceBand
 from recsvc.ranking.rules import MerchRules
 from recsvc.store import CustomerQuery
 
