@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from benchmarks.quality import DATA_SETS, arguments
-from training.cli.main import _config, _parser
+from training.cli.main import parser as trainer_parser
+from training.cli.options import config_of
 from training.engines import LOCAL
 from training.engines.local import Stages, TrainConfig
 from training.evaluation import evaluate as ev
@@ -44,8 +45,8 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def design(dataset: str) -> Design:
-    args = _parser().parse_args(["evaluate", *arguments(dataset)])
-    config = _config(args)
+    args = trainer_parser().parse_args(["evaluate", *arguments(dataset)])
+    config = config_of(args)
     quiet = Stages(io.StringIO())
     frame, _ = LOCAL.load(args.purchases, config, quiet)
     reported = ev.temporal_split(frame, None, 0.1)

@@ -20,7 +20,8 @@ from dataclasses import replace
 
 from benchmarks.engines import DATASETS
 from benchmarks.scale import OUT
-from training.cli.main import _config, _parser
+from training.cli.main import parser as trainer_parser
+from training.cli.options import config_of
 from training.engines import LOCAL
 from training.engines.local import Stages
 from training.engines.spark.engine import SparkEngine
@@ -36,8 +37,10 @@ def main() -> None:
     p.add_argument("--spark-memory", default="6g")
     p.add_argument("--shuffle-partitions", default="64")
     a = p.parse_args()
-    args = _parser().parse_args(["evaluate", *DATASETS[a.dataset], "--method", "cooccurrence"])
-    config = replace(_config(args), negatives=0)
+    args = trainer_parser().parse_args(
+        ["evaluate", *DATASETS[a.dataset], "--method", "cooccurrence"]
+    )
+    config = replace(config_of(args), negatives=0)
     spark = SparkEngine(
         "local[2]",
         {

@@ -22,7 +22,7 @@ from recsvc.api.app import create_app
 from recsvc.cli.main import main as recsvc_main
 from recsvc.config import Settings
 from training import memory
-from training.cli.main import _parser as trainer_parser
+from training.cli.main import parser as trainer_parser
 from training.publish.publisher import LOCK_TTL_MS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,1 +1,1 @@
-"""training.cli.main."""
+"""``python -m training``: the trainer's commands (``main``), its options and its runs."""
