@@ -19,14 +19,14 @@ from training.cli.main import parser as trainer_parser
 from training.cli.options import config_of
 from training.engines import LOCAL
 from training.engines.local import Stages, TrainConfig
-from training.evaluation import evaluate as ev
+from training.evaluation import cases as holdout
 from training.evaluation import tuning
 
 
 @dataclass(frozen=True)
 class Design:
     config: TrainConfig
-    reported: ev.Split
+    reported: holdout.Split
     """Only its cutoff is read: where the design window ends."""
     window: tuning.Validation
     stages: Stages
@@ -49,7 +49,7 @@ def design(dataset: str) -> Design:
     config = config_of(args)
     quiet = Stages(io.StringIO())
     frame, _ = LOCAL.load(args.purchases, config, quiet)
-    reported = ev.temporal_split(frame, None, 0.1)
+    reported = holdout.temporal_split(frame, None, 0.1)
     window = tuning.validation_window(reported.train, 0.1, seed=0)
     print(
         f"{dataset}: trained before {window.split.cutoff}, scored from then to "

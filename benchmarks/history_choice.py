@@ -25,6 +25,7 @@ from benchmarks.scale import OUT
 from training.engines.local import fit
 from training.evaluation import evaluate as ev
 from training.evaluation import intervals
+from training.evaluation import recommenders as recs
 from training.stages import ingest, matrices
 from training.stages.histories import SELECTION_HALF_LIFE_DAYS
 
@@ -65,7 +66,7 @@ def main() -> None:
     payload = fit(train, config, quiet, for_serving=False)
     inter = matrices.build(train)
     pop = matrices.popularity(inter).astype(float)
-    past = ev.evaluate(ev.past_purchases_recommender(inter.n_items, pop), cases)
+    past = ev.evaluate(recs.past_purchases_recommender(inter.n_items, pop), cases)
     base = past.per_case["next/recall@10"]
     rows = {}
     print(f"{'stored history':46s} {'recall@10':>9s}  vs past purchases (95% interval)")

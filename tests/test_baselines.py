@@ -14,6 +14,7 @@ from recsvc.config import Settings
 from tests.conftest import grouped_purchases
 from training.engines.local import Stages, TrainConfig, fit
 from training.evaluation import baselines, intervals
+from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
 from training.neighbours.methods import cosine_lists
 from training.stages import ingest, matrices, upsell
@@ -65,7 +66,7 @@ def test_tifu_blends_a_customer_with_the_nearest_customers() -> None:
     customers, vectors = baselines.tifu_vectors(frame, items, 3, 1.0, 1.0)
     pop = np.array([2.0, 2.0, 1.0, 1.0, 1.0])
     rec = baselines.tifu_recommender(customers, vectors, pop, k=1, alpha=0.5)
-    case = ev.HistoryCase([0, 1], [1.0, 1.0], frozenset({2}), frozenset({2}), "u")
+    case = holdout.HistoryCase([0, 1], [1.0, 1.0], frozenset({2}), frozenset({2}), "u")
     top = rec.history(case, False)
     assert set(top[:3]) == {0, 1, 2}  # own items and the twin's x first
     assert rec.history(case, True)[0] == 2  # new items only: x leads
@@ -92,13 +93,13 @@ def test_cooccurrence_normalisations_by_hand() -> None:
         cosine_lists(x, 2, 1 << 20, "lift")
 
 
-def grouped_split() -> tuple[ev.Split, matrices.Interactions, ev.Cases]:
+def grouped_split() -> tuple[holdout.Split, matrices.Interactions, holdout.Cases]:
     frame = grouped_purchases(orders=900, days=120)
     frame = frame.rename(columns={"customer": ingest.CUSTOMER, "item": ingest.ITEM})
     frame[ingest.TIMESTAMP] = pd.to_datetime(frame[ingest.TIMESTAMP], utc=True)
-    split = ev.temporal_split(frame, None, 0.2)
+    split = holdout.temporal_split(frame, None, 0.2)
     inter = matrices.build(split.train)
-    return split, inter, ev.build_cases(split, inter.items, 30.0)
+    return split, inter, holdout.build_cases(split, inter.items, 30.0)
 
 
 def test_tuning_keeps_the_better_setting_per_task_and_scores_it_once() -> None:
@@ -144,9 +145,9 @@ def test_cart_cases_carry_quantities_customers_and_later_purchases() -> None:
             ingest.TIMESTAMP: t,
         }
     )
-    split = ev.temporal_split(frame, pd.Timestamp("2024-01-15", tz="UTC"), 0.1)
+    split = holdout.temporal_split(frame, pd.Timestamp("2024-01-15", tz="UTC"), 0.1)
     items = np.array(["a", "b", "c"])
-    cases = ev.build_cases(split, items, 30.0)
+    cases = holdout.build_cases(split, items, 30.0)
     [case] = cases.cart  # o2 (a twice, b); o3 holds one item
     # a twice in o2 (2 + 1 units) and b (5 units): whichever is left in the cart keeps its
     # units.
@@ -185,9 +186,9 @@ def test_upsell_is_scored_against_in_band_picks_on_the_same_carts() -> None:
     assert payload.alternatives is not None
     ids = payload.item_ids
     small, large, tea = ids.index("MUG-S"), ids.index("MUG-L"), ids.index("TEA")
-    cases = [ev.CartCase([small], tea, (1,), f"c{c}", frozenset({large})) for c in range(30)] + [
-        ev.CartCase([small], tea, (1,), "", frozenset({large}))
-    ]  # no customer: not scored
+    cases = [
+        holdout.CartCase([small], tea, (1,), f"c{c}", frozenset({large})) for c in range(30)
+    ] + [holdout.CartCase([small], tea, (1,), "", frozenset({large}))]  # no customer: not scored
     got = {r.name: r for r in upsell.evaluate(payload, cases, Settings(), seed=1)}
     served = got[upsell.SERVED]
     assert served.carts == 30 and got[upsell.RANDOM].carts == 30

@@ -11,13 +11,18 @@ import pytest
 from tests.conftest import grouped_purchases
 from training.engines.local import Stages, TrainConfig
 from training.errors import InputError
+from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
 from training.evaluation.assessment import assess
 from training.stages import ingest
 
 
 def test_cart_metrics_by_hand() -> None:
-    cases = [ev.CartCase([0], hidden=7), ev.CartCase([1], hidden=9), ev.CartCase([2], hidden=3)]
+    cases = [
+        holdout.CartCase([0], hidden=7),
+        holdout.CartCase([1], hidden=9),
+        holdout.CartCase([2], hidden=3),
+    ]
     ranked = [[7, 1, 2], [4, 9, 5], [1, 2, 4]]  # hit at 1, hit at 2, miss
     m = ev.cart_metrics(ranked, cases)
     assert m["hr@1"] == pytest.approx(1 / 3)
@@ -47,7 +52,7 @@ def frame() -> pd.DataFrame:
 
 
 def test_split_keeps_every_test_row_out_of_training() -> None:
-    split = ev.temporal_split(frame(), None, test_fraction=0.2)
+    split = holdout.temporal_split(frame(), None, test_fraction=0.2)
     assert split.train["timestamp"].max() < split.cutoff <= split.test["timestamp"].min()
     assert len(split.train) + len(split.test) == 4
     # The last 20% of 9 days starts on Jan 8th, 04:48.
@@ -56,15 +61,15 @@ def test_split_keeps_every_test_row_out_of_training() -> None:
 
 def test_split_without_time_or_with_an_empty_side_is_refused() -> None:
     with pytest.raises(InputError, match="timestamp"):
-        ev.temporal_split(frame().drop(columns="timestamp"), None, 0.1)
+        holdout.temporal_split(frame().drop(columns="timestamp"), None, 0.1)
     with pytest.raises(InputError, match="empty"):
-        ev.temporal_split(frame(), pd.Timestamp("2030-01-01", tz="UTC"), 0.1)
+        holdout.temporal_split(frame(), pd.Timestamp("2030-01-01", tz="UTC"), 0.1)
 
 
 def test_history_cases_separate_new_items_from_repurchases() -> None:
-    split = ev.temporal_split(frame(), pd.Timestamp("2024-01-09", tz="UTC"), 0.1)
+    split = holdout.temporal_split(frame(), pd.Timestamp("2024-01-09", tz="UTC"), 0.1)
     items = pd.Series(["A", "B", "C"]).to_numpy()
-    cases = ev.build_cases(split, items, half_life_days=30)
+    cases = holdout.build_cases(split, items, half_life_days=30)
     # u2 bought only after the cutoff; u1's later item C is new to them.
     assert len(cases.history) == 1
     (case,) = cases.history

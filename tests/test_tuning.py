@@ -12,13 +12,13 @@ import pytest
 from tests.conftest import TEST_CONFIG, grouped_purchases
 from training.engines import local as pipeline
 from training.engines.local import Stages, TrainConfig
-from training.evaluation import evaluate as ev
+from training.evaluation import cases as holdout
 from training.evaluation import tuning
 
 
 def test_trials_never_see_the_test_window(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = grouped_purchases()
-    split = ev.temporal_split(frame, None, test_fraction=0.2)
+    split = holdout.temporal_split(frame, None, test_fraction=0.2)
     seen: list[pd.Timestamp] = []
     real_fit = pipeline.fit
 

@@ -17,7 +17,9 @@ import pandas as pd
 from training.engines.local import Stages, TrainConfig, fit
 from training.errors import InputError
 from training.evaluation import baselines, report, tuning
+from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
+from training.evaluation import recommenders as recs
 from training.publish.publisher import ModelPayload
 from training.stages import ingest, matrices, recipes, upsell
 
@@ -42,7 +44,7 @@ class Assessment:
     tuning: tuning.Tuning | None
     split: dict[str, Any]
     seconds: dict[str, float]
-    window: tuple[ev.Split, ev.Cases] | None = field(default=None, repr=False)
+    window: tuple[holdout.Split, holdout.Cases] | None = field(default=None, repr=False)
     """The split and the cases scored, for ``rescore`` (``release`` frees them)."""
     fit: Fit = field(default=fit, repr=False)
     """The engine that fit the model scored, which ``rescore`` fits with too."""
@@ -138,7 +140,7 @@ def assess(
     options = options or EvalOptions()
     cutoff, test_fraction = options.cutoff, options.test_fraction
     tune_budget, seed = options.tune_budget, options.seed
-    split = ev.temporal_split(frame, cutoff, test_fraction)
+    split = holdout.temporal_split(frame, cutoff, test_fraction)
     tuned: tuning.Tuning | None = None
     fams = baselines.families(seed)
     if with_baselines:
@@ -207,7 +209,7 @@ def assess(
             payload = fit(split.train, config, quiet, for_serving=False)
         payload = ev.with_stored_histories(payload, split.train, config.history_items)
         inter = matrices.build(split.train)
-        cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
+        cases = holdout.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
         if not cases.cart and not cases.history:
             raise InputError(
                 f"nothing to evaluate on: no test order or customer after {split.cutoff} "
@@ -218,13 +220,13 @@ def assess(
             f"{len(cases.history):,} of {cases.population.get('history', 0):,} customers"
         )
         other_seeds = [
-            ev.build_cases(split, inter.items, 30.0, seed + s, with_histories=False)
+            holdout.build_cases(split, inter.items, 30.0, seed + s, with_histories=False)
             for s in range(1, max(options.hide_seeds, 1))
         ]
         results: list[ev.MethodResult] = []
         seeds: dict[str, list[ev.MethodResult]] = {}
 
-        def score(rec: ev.Recommender) -> None:
+        def score(rec: recs.Recommender) -> None:
             t0 = time.perf_counter()
             results.append(ev.evaluate(rec, cases))
             seeds[rec.name] = [ev.evaluate(rec, c, tasks=frozenset({ev.CART})) for c in other_seeds]
@@ -232,9 +234,9 @@ def assess(
 
         pop = matrices.popularity(inter).astype(float)
         score(ev.served_from_payload(payload))
-        score(ev.popularity_recommender(pop))
+        score(recs.popularity_recommender(pop))
         if with_baselines:
-            score(ev.past_purchases_recommender(inter.n_items, pop))
+            score(recs.past_purchases_recommender(inter.n_items, pop))
             data = baselines.Data(inter, split.train, stages.budget.available())
             for fam in fams:
                 t0 = time.perf_counter()
@@ -266,7 +268,7 @@ def assess(
 
 
 def _windows(
-    split: ev.Split,
+    split: holdout.Split,
     validation: tuning.Validation | None,
     tuned: tuning.Tuning | None,
     choices: list[baselines.Choice],

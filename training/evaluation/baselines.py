@@ -40,7 +40,9 @@ from implicit.nearest_neighbours import BM25Recommender
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
+from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
+from training.evaluation import recommenders as recs
 from training.neighbours.methods import NORMALISATIONS, NeighbourInputs, cosine_lists, ease
 from training.stages import matrices
 from training.stages.als import AlsParams, train_als
@@ -62,7 +64,7 @@ class Data:
     memory_bytes: int = 2 << 30
 
 
-Builder = Callable[[Data, Mapping[str, Any]], ev.Recommender]
+Builder = Callable[[Data, Mapping[str, Any]], recs.Recommender]
 
 
 @dataclass(frozen=True)
@@ -109,31 +111,31 @@ def _grid(
 # -- co-occurrence --------------------------------------------------------------------------
 
 
-def _cooccurrence(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
+def _cooccurrence(data: Data, p: Mapping[str, Any]) -> recs.Recommender:
     inter = data.inter
     budget = NeighbourInputs(inter.order_item, memory_bytes=data.memory_bytes)
     nb = cosine_lists(inter.order_item, LISTS, budget.max_entries, str(p["normalisation"]))
-    return ev.lists_recommender(
-        "co-occurrence", ev.neighbours_matrix(nb, inter.n_items), _pop(inter)
+    return recs.lists_recommender(
+        "co-occurrence", recs.neighbours_matrix(nb, inter.n_items), _pop(inter)
     )
 
 
 # -- item-kNN -------------------------------------------------------------------------------
 
 
-def _knn(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
+def _knn(data: Data, p: Mapping[str, Any]) -> recs.Recommender:
     with threadpool_limits(1, "blas"), warnings.catch_warnings():
         # implicit converts its own BM25 output (COO) and warns about it; not our input.
         warnings.simplefilter("ignore", ParameterWarning)
         knn = BM25Recommender(K=int(p["K"]), K1=float(p["K1"]), B=0.75)
         knn.fit(data.inter.customer_item, show_progress=False)
-    return ev.lists_recommender("item-kNN BM25", knn.similarity, _pop(data.inter))
+    return recs.lists_recommender("item-kNN BM25", knn.similarity, _pop(data.inter))
 
 
 # -- ALS ------------------------------------------------------------------------------------
 
 
-def _als(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
+def _als(data: Data, p: Mapping[str, Any]) -> recs.Recommender:
     confidence = matrices.weight(data.inter.customer_item, p["weighting"])
     factors = train_als(
         confidence,
@@ -144,13 +146,13 @@ def _als(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
             iterations=15,
         ),
     )
-    return ev.factors_recommender("ALS, cosine", factors, _pop(data.inter))
+    return recs.factors_recommender("ALS, cosine", factors, _pop(data.inter))
 
 
 # -- EASE -----------------------------------------------------------------------------------
 
 
-def _ease(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
+def _ease(data: Data, p: Mapping[str, Any]) -> recs.Recommender:
     inter = data.inter
     inputs = NeighbourInputs(
         inter.order_item,
@@ -160,7 +162,7 @@ def _ease(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
         memory_bytes=data.memory_bytes,
     )
     lists = ease(inputs, LISTS)
-    return ev.lists_recommender("EASE", ev.neighbours_matrix(lists, inter.n_items), _pop(inter))
+    return recs.lists_recommender("EASE", recs.neighbours_matrix(lists, inter.n_items), _pop(inter))
 
 
 # -- TIFU-KNN -------------------------------------------------------------------------------
@@ -206,16 +208,16 @@ def tifu_vectors(
 
 def tifu_recommender(
     customers: np.ndarray, vectors: sp.csr_matrix, pop: np.ndarray, k: int, alpha: float
-) -> ev.Recommender:
+) -> recs.Recommender:
     """alpha x the customer's vector + (1 - alpha) x the mean of its ``k`` nearest customers'
     (Euclidean, as in the paper); ranked over the items either part holds, then popular."""
-    popular = ev.Popular(pop)
+    popular = recs.Popular(pop)
     row_of = {str(c): n for n, c in enumerate(customers)}
     sq = np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel()
     vt = vectors.T.tocsr()
     kk = min(k, max(vectors.shape[0] - 1, 0))
 
-    def history(case: ev.HistoryCase, exclude: bool) -> list[int]:
+    def history(case: holdout.HistoryCase, exclude: bool) -> list[int]:
         row = row_of.get(case.customer)
         skip = case.items if exclude else []
         if row is None:
@@ -232,9 +234,9 @@ def tifu_recommender(
         # Sparse throughout: the items either part holds, never a catalog-sized row.
         blend = sp.csr_matrix(blend)
         blend.sum_duplicates()
-        return popular.fill(ev.ranked(blend.indices, blend.data, skip), skip)
+        return popular.fill(recs.ranked(blend.indices, blend.data, skip), skip)
 
-    return ev.Recommender(
+    return recs.Recommender(
         "TIFU-KNN", lambda items: popular.fill([], items), history, tasks=NEXT_TASKS
     )
 
@@ -244,7 +246,7 @@ TIFU_BYTES_PER_LINE = 400
 on Online Retail (tracemalloc), with room for wider id columns."""
 
 
-def _tifu(data: Data, p: Mapping[str, Any]) -> ev.Recommender:
+def _tifu(data: Data, p: Mapping[str, Any]) -> recs.Recommender:
     customers, vectors = tifu_vectors(
         data.frame,
         data.inter.items,
@@ -334,7 +336,7 @@ class Choice:
 def tune(
     fams: Sequence[Family],
     data: Data,
-    cases: ev.Cases,
+    cases: holdout.Cases,
     budget_seconds: float,
     on_trial: Callable[[Family, FamilyTrial], None] | None = None,
 ) -> list[Choice]:
@@ -378,8 +380,8 @@ def fit_tuned(
     fams: Sequence[Family],
     choices: Sequence[Choice],
     data: Data,
-    cases: ev.Cases,
-    other_seeds: Sequence[ev.Cases] = (),
+    cases: holdout.Cases,
+    other_seeds: Sequence[holdout.Cases] = (),
 ) -> Iterator[tuple[ev.MethodResult, list[ev.MethodResult]]]:
     """Each family built on ``data`` with its chosen settings and scored on ``cases`` (and
     its cart setting on ``other_seeds``' carts): one build per distinct setting, each

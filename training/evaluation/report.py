@@ -13,6 +13,7 @@ from typing import Any
 
 from training.evaluation import evaluate as ev
 from training.evaluation import intervals
+from training.evaluation import recommenders as recs
 from training.evaluation.intervals import verdict
 from training.stages import upsell
 
@@ -198,7 +199,7 @@ def line_chart(
     methods: Sequence[Mapping[str, Any]],
     task: str,
     metric: str,
-    ks: Sequence[int] = ev.KS,
+    ks: Sequence[int] = recs.KS,
     width: int = 420,
     height: int = 260,
 ) -> str:

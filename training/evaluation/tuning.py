@@ -21,6 +21,7 @@ import pandas as pd
 
 from training import memory
 from training.engines.local import Stages, TrainConfig, fit
+from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
 from training.publish.publisher import ModelPayload
 from training.stages import matrices
@@ -162,9 +163,9 @@ class Validation:
     """The validation window: the training period's last part, scored while choosing
     (the served model's parameters and every baseline's), never the reported window."""
 
-    split: ev.Split
+    split: holdout.Split
     inter: matrices.Interactions
-    cases: ev.Cases
+    cases: holdout.Cases
     sample: dict[str, int]
     _stored: dict[int, Histories] = field(default_factory=dict, repr=False, compare=False)
 
@@ -188,14 +189,14 @@ def validation_window(
     max_lines: int = TUNE_MAX_LINES,
 ) -> Validation:
     sample = subsample(train, max_lines, seed)
-    split = ev.temporal_split(sample, None, validation_fraction)
+    split = holdout.temporal_split(sample, None, validation_fraction)
     inter = matrices.build(split.train)
-    cases = ev.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
+    cases = holdout.build_cases(split, inter.items, half_life_days=30.0, seed=seed)
     return Validation(split, inter, cases, {"lines": len(sample), "of": len(train)})
 
 
 def _serving_sweep(
-    payload: ModelPayload, params: Mapping[str, Any], first: Trial, cases: ev.Cases
+    payload: ModelPayload, params: Mapping[str, Any], first: Trial, cases: holdout.Cases
 ) -> list[Trial]:
     """The first trial's model served with each other repurchase scale: a serving weight
     only, so no refit; only next purchases (with repurchases) can change."""

@@ -27,7 +27,8 @@ from recsvc.answers import recommend as rec
 from recsvc.config import Settings
 from recsvc.store import ModelView
 from training.evaluation import intervals
-from training.evaluation.evaluate import CartCase, decoded_lists, served_view
+from training.evaluation.cases import CartCase
+from training.evaluation.evaluate import decoded_lists, served_view
 from training.evaluation.intervals import verdict
 from training.publish.publisher import ModelPayload
 
