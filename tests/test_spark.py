@@ -28,7 +28,9 @@ from tests.conftest import (
 )
 from training.cli.main import main
 from training.engines.local import Stages, fit, load
-from training.engines.spark.engine import SparkEngine, SparkHistories, to_pandas
+from training.engines.spark.engine import SparkEngine
+from training.engines.spark.frames import to_pandas
+from training.engines.spark.histories import SparkHistories
 from training.errors import EXIT_REFUSED
 from training.publish.publisher import Publisher
 from training.stages import ingest
