@@ -36,7 +36,7 @@ from recsvc.model import Layout
 from recsvc.store import localcluster
 from recsvc.store.embedded import redis_server_binary
 from training.engines.local import Stages, TrainConfig, fit
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 from training.stages import ingest
 
 

@@ -14,7 +14,7 @@ import redis
 
 from recsvc.model import Layout
 from training.neighbours.methods import Neighbours
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 
 def payload(items: int, customers: int, score: float) -> ModelPayload:

@@ -24,7 +24,7 @@ from recsvc.model import Layout
 from tests.conftest import ADMIN_AUTH, ADMIN_TOKEN, GROUPED_ARGS, grouped_purchases, in_process
 from training.cli.main import main as train_main
 from training.errors import NoModelError
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 INGEST = "ingest-token-0123456789abc"
 SHARE = 0.3

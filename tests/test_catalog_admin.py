@@ -14,7 +14,7 @@ from recsvc.cli import main as cli
 from recsvc.config import Settings
 from recsvc.model import Layout
 from tests.conftest import ADMIN_AUTH
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 

@@ -22,7 +22,7 @@ from recsvc.ranking import SOURCE_POPULAR
 from recsvc.store import StoredHistory
 from tests.conftest import GROUP_A, GROUP_B, block_baskets
 from training.evaluation import evaluate as ev
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages.histories import recent_items
 
 BATCH = "/v1/recommendations/batch"

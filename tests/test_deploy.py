@@ -23,7 +23,7 @@ from recsvc.cli.main import main as recsvc_main
 from recsvc.config import Settings
 from training import memory
 from training.cli.main import parser as trainer_parser
-from training.publish.publisher import LOCK_TTL_MS
+from training.publish import LOCK_TTL_MS
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"

@@ -18,7 +18,7 @@ from recsvc.config import Settings
 from recsvc.model import Layout
 from tests.conftest import GROUP_A, GROUP_B, GROUPED_ARGS, grouped_purchases, in_process
 from training.cli.main import main as train_main
-from training.publish.publisher import Publisher
+from training.publish import Publisher
 
 INGEST = "ingest-token-0123456789abc"
 AUTH = {"authorization": f"Bearer {INGEST}"}

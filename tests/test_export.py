@@ -12,7 +12,7 @@ import pytest
 from recsvc.cli.main import main
 from recsvc.config import Settings
 from tests.conftest import free_port
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 
 
 def lines(path: Path) -> list[dict[str, object]]:

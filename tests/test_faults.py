@@ -27,7 +27,7 @@ from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import in_process, redis_server
 from training.errors import TrainingError
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 KILLS = int(os.environ.get("RECSVC_FAULT_KILLS", "4"))

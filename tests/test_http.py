@@ -11,7 +11,7 @@ import pytest
 
 from recsvc.config import Settings
 from tests.conftest import GROUP_A, uvicorn_server
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import redis
 
 from recsvc import model as lay
 from recsvc.store import ModelStore
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 
 def test_lists_round_trip_in_twelve_bytes_each() -> None:

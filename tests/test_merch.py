@@ -25,7 +25,7 @@ from recsvc.store.cache import ByteBoundedCache
 from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, shop_purchases
 from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 from training.stages import catalog as cat
 
 CART = "/v1/recommendations/cart"

@@ -16,7 +16,7 @@ from recsvc import model as lay
 from tests.conftest import redis_server
 from training.errors import LockedError, StoreFullError, TrainingError
 from training.neighbours.methods import Neighbours
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 
 def variant(model: ModelPayload, score: float) -> ModelPayload:

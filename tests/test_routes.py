@@ -10,7 +10,7 @@ import pytest
 from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import GROUP_A, GROUP_B, free_port, in_process
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 HISTORY = "/v1/recommendations/history"

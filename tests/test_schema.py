@@ -24,7 +24,7 @@ from schemathesis.core.result import Ok
 
 from recsvc.config import Settings
 from tests.conftest import uvicorn_server
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 TOKEN = "schema-test-admin-token-0123456789"
 EXAMPLES = int(os.environ.get("RECSVC_SCHEMA_EXAMPLES", "25"))

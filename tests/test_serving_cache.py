@@ -21,7 +21,7 @@ from recsvc.api.app import create_app
 from recsvc.config import Settings
 from recsvc.store import CustomerQuery, ModelStore
 from training.neighbours.methods import Neighbours
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"
 

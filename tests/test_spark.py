@@ -32,7 +32,7 @@ from training.engines.spark.engine import SparkEngine
 from training.engines.spark.frames import to_pandas
 from training.engines.spark.histories import SparkHistories
 from training.errors import EXIT_REFUSED
-from training.publish.publisher import Publisher
+from training.publish import Publisher
 from training.stages import ingest
 
 FAST = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}

@@ -16,7 +16,7 @@ from recsvc.model import Layout
 from tests.conftest import free_port, tiny_train_args, write_tiny
 from training.cli.main import main
 from training.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_NO_MODEL, EXIT_REDIS_UNAVAILABLE
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 SAMPLE = ["--purchases", str(sample_path()), "--preset", "online-retail"]
 

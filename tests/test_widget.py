@@ -16,7 +16,7 @@ import httpx
 
 from recsvc.config import Settings
 from tests.conftest import free_port, render, uvicorn_server
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
 <style>body{{font-family:sans-serif;margin:24px}} .recsvc-items{{display:flex;gap:12px;

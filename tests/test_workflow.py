@@ -16,7 +16,7 @@ from training.cli.main import main
 from training.errors import EXIT_REFUSED
 from training.evaluation import evaluate as ev
 from training.evaluation.report import comparison
-from training.publish.publisher import Publisher
+from training.publish import Publisher
 
 
 def write(tmp_path: Path, name: str, mixed: bool = False, orders: int = 480) -> list[str]:

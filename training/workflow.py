@@ -19,7 +19,7 @@ from training.errors import InputError, RefusedError
 from training.evaluation import gate
 from training.evaluation.assessment import Assessment, EvalOptions, assess
 from training.evaluation.report import render_html
-from training.publish.publisher import ModelPayload, Publisher
+from training.publish import ModelPayload, Publisher
 from training.stages import floor, ingest
 from training.stages.catalog import read_catalog
 

@@ -29,7 +29,7 @@ from training.evaluation.baselines import label
 from training.evaluation.gate import GATED, GateRules
 from training.evaluation.report import INTERVAL_HEAD, interval_cells, render_html
 from training.evaluation.tuning import params_of
-from training.publish.publisher import Publisher
+from training.publish import Publisher
 from training.stages import events, upsell
 from training.stages.catalog import read_catalog
 from training.workflow import GateOptions

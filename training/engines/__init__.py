@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from training.engines.local import Stages, TrainConfig, fit, load
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages import ingest
 
 

@@ -28,7 +28,7 @@ from training.neighbours.methods import (
     alternatives,
     pair_counts,
 )
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages import ingest, matrices
 from training.stages.als import AlsParams, train_als
 from training.stages.catalog import CatalogColumns, align, from_purchases

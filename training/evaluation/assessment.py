@@ -20,7 +20,7 @@ from training.evaluation import baselines, report, tuning
 from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
 from training.evaluation import recommenders as recs
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages import ingest, matrices, recipes, upsell
 
 POPULARITY = "popularity"

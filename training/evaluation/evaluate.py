@@ -33,7 +33,7 @@ from recsvc.store import ItemList, ModelView, StoredHistory
 from training.evaluation.cases import CartCase, Cases, HistoryCase
 from training.evaluation.recommenders import K_MAIN, KS, TOP, Recommender
 from training.neighbours.methods import Neighbours
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages.histories import recent_items
 
 CART = "cart"

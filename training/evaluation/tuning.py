@@ -23,7 +23,7 @@ from training import memory
 from training.engines.local import Stages, TrainConfig, fit
 from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages import matrices
 from training.stages.histories import Histories, recent_items
 from training.stages.ingest import CUSTOMER

@@ -26,7 +26,7 @@ from training.engines.local import Stages, TrainConfig
 from training.errors import InputError
 from training.evaluation import evaluate as ev
 from training.evaluation import tuning
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 
 MODEL, POPULAR = "model", "popular"
 NAMES = {MODEL: "the model", POPULAR: "best-sellers"}

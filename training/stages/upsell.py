@@ -30,7 +30,7 @@ from training.evaluation import intervals
 from training.evaluation.cases import CartCase
 from training.evaluation.evaluate import decoded_lists, served_view
 from training.evaluation.intervals import verdict
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 
 SERVED = "recsvc upsell (served)"
 RANDOM = "random in-band item"

@@ -55,7 +55,7 @@ from training.engines.spark.lists import (
     order_weights,
 )
 from training.errors import InputError
-from training.publish.publisher import ModelPayload
+from training.publish import ModelPayload
 from training.stages import ingest
 from training.stages.catalog import align
 
