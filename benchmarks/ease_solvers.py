@@ -21,8 +21,8 @@ from training.engines.local import Stages, TrainConfig, load
 from training.evaluation import evaluate as ev
 from training.evaluation.assessment import EvalOptions, assess
 from training.memory import Budget
-from training.neighbours import methods as neighbours
-from training.neighbours.methods import dense_ease_bytes
+from training.neighbours import ease as neighbours
+from training.neighbours.ease import dense_ease_bytes
 from training.stages import ingest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

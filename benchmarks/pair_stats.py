@@ -24,7 +24,8 @@ import pandas as pd
 from benchmarks.design import design, parser
 from benchmarks.scale import OUT
 from training.engines.local import fit
-from training.neighbours.methods import Neighbours, alternatives
+from training.neighbours.alternatives import alternatives
+from training.neighbours.base import Neighbours
 from training.stages import ingest, matrices
 from training.stages.als import train_als
 

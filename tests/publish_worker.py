@@ -13,7 +13,7 @@ import numpy as np
 import redis
 
 from recsvc.model import Layout
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
 
 

@@ -16,7 +16,7 @@ from training.engines.local import Stages, TrainConfig, fit
 from training.evaluation import baselines, intervals
 from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
-from training.neighbours.methods import cosine_lists
+from training.neighbours.cooccurrence import cosine_lists
 from training.stages import ingest, matrices, upsell
 
 

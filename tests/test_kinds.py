@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.stages.kinds import Kinds, same_kind_only, words
 
 

@@ -15,7 +15,7 @@ import redis
 from recsvc import model as lay
 from tests.conftest import redis_server
 from training.errors import LockedError, StoreFullError, TrainingError
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
 
 

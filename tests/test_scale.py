@@ -16,7 +16,7 @@ from training import memory
 from training.cli.main import main as trainer_main
 from training.engines.local import Stages, TrainConfig, fit
 from training.errors import EXIT_BAD_INPUT
-from training.neighbours.methods import dense_ease_bytes, ease_solver
+from training.neighbours.ease import dense_ease_bytes, ease_solver
 from training.samples.synthetic import generate
 from training.stages import ingest
 

@@ -20,7 +20,7 @@ from recsvc import model as lay
 from recsvc.api.app import create_app
 from recsvc.config import Settings
 from recsvc.store import CustomerQuery, ModelStore
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
 
 CART = "/v1/recommendations/cart"

@@ -32,7 +32,7 @@ from recsvc.store import CustomerQuery, ModelStore, readiness
 from recsvc.store import backend as storage
 from tests.conftest import GROUP_A, GROUP_B, in_process
 from training.errors import LockedError, NoModelError, TrainingError
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -97,3 +98,19 @@ def test_the_repurchase_scale_weighs_a_bought_item_in_strong_neighbour_units() -
     assert ten.meta["params"]["repurchase_scale"] == 10.0
     # A published recipe carries it, so the gate refits the live model with it.
     assert TEST_CONFIG.with_recipe(ten.meta["params"]).repurchase_scale == 10.0
+
+
+def test_the_search_varies_only_what_the_method_reads() -> None:
+    """Each method's own parameters are tuned for it alone (co-occurrence has none); the
+    parameters every recipe reads are tuned for all."""
+    for method in ("cooccurrence", "ease", "ease-als"):
+        space = tuning.space_for(method)
+        assert {"weighting", "recency_half_life_days", "repurchase_scale"} <= set(space)
+        assert ("ease_lambda" in space) == method.startswith("ease")
+        assert ("als_weight" in space) == (method == "ease-als")
+    draw = tuning.candidates(
+        {k: v[0] for k, v in tuning.SPACE.items()}, random.Random(3), tuning.space_for("ease")
+    )
+    draws = [draw() for _ in range(30)]
+    assert {d["als_weight"] for d in draws} == {tuning.SPACE["als_weight"][0]}
+    assert len({d["ease_lambda"] for d in draws}) > 1

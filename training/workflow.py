@@ -19,6 +19,7 @@ from training.errors import InputError, RefusedError
 from training.evaluation import gate
 from training.evaluation.assessment import Assessment, EvalOptions, assess
 from training.evaluation.report import render_html
+from training.neighbours.registry import DEFAULT_METHOD, METHODS, default_method
 from training.publish import ModelPayload, Publisher
 from training.stages import floor, ingest
 from training.stages.catalog import read_catalog
@@ -95,7 +96,7 @@ def train(
             clean_report.rows_kept,
             live_meta,
             gating.rules,
-            _against_live_recipe(assessment, config, live_meta, stages),
+            _against_live_recipe(assessment, config, live_meta, stages, engine.name),
             assessment.split["items_ranked"],
             {
                 "cart_hr@10": assessment.split["cart_cases"],
@@ -152,6 +153,7 @@ def _against_live_recipe(
     config: TrainConfig,
     live_meta: dict[str, Any] | None,
     stages: Stages,
+    engine: str = "local",
 ) -> gate.Paired | None:
     """The candidate's and the live recipe's scores case by case, both fit on the
     candidate's window. The same recipe fits the same model: the candidate's own scores
@@ -160,6 +162,15 @@ def _against_live_recipe(
     if not params:
         return None
     live_config = config.with_recipe(params)
+    if engine not in METHODS.get(live_config.method, METHODS[DEFAULT_METHOD]).engines:
+        # A live model trained on another engine: its recipe refit with this engine's
+        # method, said, not swapped in silence.
+        nearest = default_method(engine)
+        stages.say(
+            f"  the live version's neighbour method {live_config.method} does not run on the "
+            f"{engine} engine: the gate refits its recipe with {nearest}"
+        )
+        live_config = replace(live_config, method=nearest)
     ours = assessment.served()
     if live_config.params() == assessment.config.params():
         theirs = ours

@@ -16,7 +16,8 @@ from training.errors import (
     InputError,
 )
 from training.evaluation.assessment import EvalOptions
-from training.neighbours.methods import METHODS
+from training.neighbours import spec
+from training.neighbours.registry import METHODS, default_method, method_for
 from training.stages import ingest, matrices, parsing
 from training.stages.als import AlsParams
 from training.stages.catalog import CATALOG_PRESETS, CatalogColumns
@@ -165,7 +166,11 @@ def data_options() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=AlsParams.random_state, help="ALS random seed")
     m.add_argument("--neighbours", type=int, default=d.top_n, help="neighbours kept per item")
     m.add_argument(
-        "--method", choices=sorted(METHODS), default=d.method, help="how neighbours are computed"
+        "--method",
+        choices=sorted(METHODS),
+        default=None,
+        help=f"how neighbours are computed (default: {default_method(spec.LOCAL)}; "
+        f"{default_method(spec.SPARK)} with --engine spark, the one method it runs)",
     )
     m.add_argument("--ease-lambda", type=float, default=d.ease_lambda, help="EASE regularisation")
     m.add_argument("--als-weight", type=float, default=d.als_weight, help="ALS share in ease-als")
@@ -302,6 +307,16 @@ def non_product_pattern(args: argparse.Namespace) -> str | None:
     )
 
 
+def method_of(args: argparse.Namespace) -> str:
+    """The neighbour method asked for, or the engine's default; one the engine cannot run
+    is bad input (exit 2), never silently replaced."""
+    method = args.method or default_method(args.engine)
+    try:
+        return method_for(method, args.engine).name
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
 def config_of(args: argparse.Namespace) -> TrainConfig:
     for flag, value, low in (
         ("--factors", args.factors, 1),
@@ -334,8 +349,7 @@ def config_of(args: argparse.Namespace) -> TrainConfig:
         ),
         weighting=args.weighting,
         als=AlsParams(args.factors, args.regularization, args.alpha, args.iterations, args.seed),
-        # The Spark engine's complements are pair counts: co-occurrence, no negatives.
-        method="cooccurrence" if args.engine == "spark" else args.method,
+        method=method_of(args),
         top_n=args.neighbours,
         ease_lambda=args.ease_lambda,
         als_weight=args.als_weight,

@@ -20,14 +20,10 @@ import pandas as pd
 
 from training import memory
 from training.errors import InputError
-from training.neighbours.methods import (
-    DEFAULT_METHOD,
-    METHODS,
-    NeighbourInputs,
-    Neighbours,
-    alternatives,
-    pair_counts,
-)
+from training.neighbours.alternatives import alternatives, pair_counts
+from training.neighbours.base import NeighbourInputs, Neighbours
+from training.neighbours.registry import DEFAULT_METHOD, method_for
+from training.neighbours.spec import LOCAL
 from training.publish import ModelPayload
 from training.stages import ingest, matrices
 from training.stages.als import AlsParams, train_als
@@ -188,10 +184,10 @@ def fit(
     serving weights): evidence counts, alternatives, stored histories and the catalog
     only serve answers, and tuning fits a model per trial.
     """
-    if config.method not in METHODS:
-        raise InputError(
-            f"unknown neighbour method {config.method!r}; choose from {', '.join(METHODS)}"
-        )
+    try:
+        method = method_for(config.method, LOCAL)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     budget = stages.budget
     budget.require(
         "matrices",
@@ -223,7 +219,6 @@ def fit(
     )
     with stages.stage("neighbours"):
         pop = matrices.popularity(inter)
-        method = METHODS[config.method]
         inputs = NeighbourInputs(
             inter.order_item,
             factors,
@@ -235,7 +230,7 @@ def fit(
             ease_candidates=config.ease_candidates,
         )
         max_entries = inputs.max_entries
-        nb = method(inputs, config.top_n)
+        nb = method.compute(inputs, config.top_n)
         alts = None
         if for_serving:
             nb = nb.with_counts(pair_counts(inter.order_item, nb.indices, max_entries))

@@ -43,7 +43,9 @@ from threadpoolctl import threadpool_limits
 from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
 from training.evaluation import recommenders as recs
-from training.neighbours.methods import NORMALISATIONS, NeighbourInputs, cosine_lists, ease
+from training.neighbours.base import NeighbourInputs
+from training.neighbours.cooccurrence import NORMALISATIONS, cosine_lists
+from training.neighbours.ease import ease
 from training.stages import matrices
 from training.stages.als import AlsParams, train_als
 from training.stages.ingest import CUSTOMER, ITEM, ORDER, TIMESTAMP

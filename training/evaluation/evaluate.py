@@ -32,7 +32,7 @@ from recsvc.ranking import SOURCE_POPULAR, Ranking
 from recsvc.store import ItemList, ModelView, StoredHistory
 from training.evaluation.cases import CartCase, Cases, HistoryCase
 from training.evaluation.recommenders import K_MAIN, KS, TOP, Recommender
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.publish import ModelPayload
 from training.stages.histories import recent_items
 

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.evaluation.cases import CartCase, HistoryCase
-from training.neighbours.methods import unit_rows
+from training.neighbours.base import unit_rows
 
 KS = (1, 5, 10, 20)
 """The cutoffs every task is scored at."""

@@ -23,6 +23,7 @@ from training import memory
 from training.engines.local import Stages, TrainConfig, fit
 from training.evaluation import cases as holdout
 from training.evaluation import evaluate as ev
+from training.neighbours.registry import METHODS
 from training.publish import ModelPayload
 from training.stages import matrices
 from training.stages.histories import Histories, recent_items
@@ -44,6 +45,14 @@ SPACE: dict[str, tuple[Any, ...]] = {
 """Every tuned parameter and its candidate values."""
 
 _ALS_FIELDS = ("factors", "regularization", "alpha", "iterations")
+
+
+def space_for(method: str) -> dict[str, tuple[Any, ...]]:
+    """``SPACE`` for one neighbour method: the parameters every recipe reads, and of the
+    methods' own (``Method.params``) only those this method reads."""
+    own = {p for m in METHODS.values() for p in m.params}
+    reads = set(METHODS[method].params) if method in METHODS else own
+    return {k: v for k, v in SPACE.items() if k not in own or k in reads}
 
 
 def objective(headline: Mapping[str, float]) -> float:
@@ -116,8 +125,11 @@ class Tuning:
         }
 
 
-def candidates(base: Mapping[str, Any], rng: random.Random) -> Callable[[], dict[str, Any]]:
-    """Yields parameter sets: first the given ones, then random draws never seen before."""
+def candidates(
+    base: Mapping[str, Any], rng: random.Random, space: Mapping[str, tuple[Any, ...]] = SPACE
+) -> Callable[[], dict[str, Any]]:
+    """Yields parameter sets: first the given ones, then random draws (over ``space``, the
+    rest as given) never seen before."""
     seen: set[tuple[Any, ...]] = set()
     first = [dict(base)]
 
@@ -126,7 +138,7 @@ def candidates(base: Mapping[str, Any], rng: random.Random) -> Callable[[], dict
             params = first.pop()
         else:
             for _ in range(1000):
-                params = {k: rng.choice(v) for k, v in SPACE.items()}
+                params = {k: rng.choice(space[k]) if k in space else v for k, v in base.items()}
                 if tuple(params.values()) not in seen:
                     break
         seen.add(tuple(params.values()))
@@ -242,7 +254,7 @@ def tune(
     split, cases = window.split, window.cases
     result = Tuning(split.cutoff.isoformat(), budget_seconds, min_gain=min_gain)
     result.sample = dict(window.sample)
-    draw = candidates(params_of(config), random.Random(seed))
+    draw = candidates(params_of(config), random.Random(seed), space_for(config.method))
     quiet = Stages(io.StringIO(), budget)
     per_unit = 0.0
     number = 0

@@ -17,7 +17,7 @@ from recsvc.store import backend as storage
 from training.errors import (
     StoreFullError,
 )
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.publish.base import translate
 from training.publish.lock import LockHolder
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 
 MAX_WORD_SHARE = 0.2
 """A word in more than this share of titles says nothing about an item's kind..."""

@@ -55,6 +55,8 @@ from training.engines.spark.lists import (
     order_weights,
 )
 from training.errors import InputError
+from training.neighbours.registry import method_for
+from training.neighbours.spec import SPARK
 from training.publish import ModelPayload
 from training.stages import ingest
 from training.stages.catalog import align
@@ -195,7 +197,11 @@ class SparkEngine:
     ) -> ModelPayload:
 
         spark = self.session()
-        config = replace(config, method="cooccurrence", negatives=0)
+        try:
+            method_for(config.method, SPARK)  # co-occurrence: pair counts, distributed as they are
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        config = replace(config, negatives=0)
         lines = frame if not isinstance(frame, pd.DataFrame) else from_pandas(spark, frame)
         dated = ingest.TIMESTAMP in lines.columns
         with stages.stage("matrices"):

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from training.engines.local import TrainConfig
 from training.engines.spark.frames import one_value
-from training.neighbours.methods import Neighbours
+from training.neighbours.base import Neighbours
 from training.stages import ingest
 
 MAX_CUSTOMER_ITEMS = 2_000
