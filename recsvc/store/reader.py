@@ -79,7 +79,7 @@ class ModelStore:
         return self._layout
 
     @property
-    def backend(self) -> storage.AsyncStorage:
+    def backend(self) -> storage.AsyncBackend:
         """Where the store's Redis calls go (one node or a cluster)."""
         return self._storage
 

@@ -51,7 +51,7 @@ class PublisherBase:
 
     client: storage.SyncClient
     layout: lay.Layout
-    storage: storage.SyncStorage
+    storage: storage.SyncBackend
     lock_ttl_ms: int
     on_progress: Callable[[int, int, str], None] | None
     warn: TextIO
