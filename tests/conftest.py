@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -33,6 +33,7 @@ from recsvc.api.app import create_app
 from recsvc.api.protocol import ServiceConfig
 from recsvc.config import HeadLimits, Settings
 from recsvc.model import Layout
+from recsvc.store import backend as storage
 from recsvc.store import localcluster
 from recsvc.store.embedded import redis_server_binary
 from training.engines.local import Stages, TrainConfig, fit
@@ -176,15 +177,40 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def layout() -> Layout:
-    return Layout(prefix=f"t-{uuid.uuid4().hex[:10]}")
+BOTH_BACKENDS = pytest.mark.parametrize("backend_kind", ["single", "cluster"], indirect=True)
+"""Runs a test on a single Redis node and on the session's 3-master Redis Cluster: the
+``layout``, ``client``, ``store_url`` and ``settings`` fixtures follow the backend."""
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    yield c
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """``single`` unless a test asks for both backends (``BOTH_BACKENDS``)."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def cluster(backend_kind: str) -> bool:
+    return backend_kind == "cluster"
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, cluster: bool) -> str:
+    """The URL of the backend under test: the single node, or a cluster master."""
+    if cluster:
+        return str(request.getfixturevalue("cluster_urls")[0])
+    return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def layout(cluster: bool) -> Layout:
+    prefix = f"t-{uuid.uuid4().hex[:10]}"
+    return Layout.for_cluster(prefix) if cluster else Layout(prefix=prefix)
+
+
+@pytest.fixture
+def client(store_url: str, cluster: bool) -> Iterator[redis.Redis]:
+    c = storage.sync_client(store_url, cluster)
+    yield cast(redis.Redis, c)
     c.close()
 
 
@@ -194,11 +220,15 @@ def publisher(client: redis.Redis, layout: Layout) -> Publisher:
 
 
 @pytest.fixture
-def settings(redis_url: str, layout: Layout, tmp_path: Path) -> Settings:
+def settings(store_url: str, cluster: bool, layout: Layout, tmp_path: Path) -> Settings:
     # Reads the pointer on every request, so a test sees its publish at once; the watcher
     # (the default) and its bound are tested in test_serving_cache.py.
     return Settings(
-        redis_url=redis_url, key_prefix=layout.prefix, data_dir=tmp_path, refresh_interval_s=0
+        redis_url=store_url,
+        redis_cluster=cluster,
+        key_prefix=layout.prefix,
+        data_dir=tmp_path,
+        refresh_interval_s=0,
     )
 
 
