@@ -10,13 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from pydantic import SecretStr
 
 from recsvc.api.app import create_app
 from recsvc.config import Settings
 from recsvc.model import Layout
-from tests.conftest import GROUP_A, GROUP_B, GROUPED_ARGS, grouped_purchases, in_process
+from recsvc.store import backend as storage
+from tests.conftest import (
+    BOTH_BACKENDS,
+    GROUP_A,
+    GROUP_B,
+    GROUPED_ARGS,
+    grouped_purchases,
+    in_process,
+)
 from training.cli.main import main as train_main
 from training.publish import Publisher
 
@@ -49,8 +56,9 @@ async def suggested(api: httpx.AsyncClient, customer: str) -> dict[str, Any]:
     return dict(r.json())
 
 
+@BOTH_BACKENDS
 async def test_an_order_event_changes_the_next_answer_once(
-    live: httpx.AsyncClient, redis_url: str, layout: Layout
+    live: httpx.AsyncClient, store_url: str, layout: Layout
 ) -> None:
     before = await suggested(live, "c0-1")  # an A-group customer: A items suggested
     learned = {s["item_id"] for s in before["recommendations"] if s["source"] == "neighbours"}
@@ -78,7 +86,7 @@ async def test_an_order_event_changes_the_next_answer_once(
     assert {s["item_id"] for s in fresh["recommendations"] if s["source"] == "neighbours"} <= set(
         GROUP_A
     )
-    with redis.Redis.from_url(redis_url) as client:
+    with storage.sync_client(store_url, layout.cluster) as client:
         assert client.xlen(layout.events) == 2  # the duplicate was not appended
     metrics = (await live.get("/metrics")).text
     assert 'recsvc_events_total{result="duplicate"} 1.0' in metrics
@@ -112,8 +120,9 @@ async def test_bad_events_are_refused_and_lose_nothing(live: httpx.AsyncClient) 
     assert r.json()["duplicate"] is False
 
 
+@BOTH_BACKENDS
 async def test_a_full_stream_is_trimmed_and_counted(
-    live: httpx.AsyncClient, redis_url: str, layout: Layout
+    live: httpx.AsyncClient, store_url: str, layout: Layout
 ) -> None:
     for n in range(1250):
         r = await live.post(EVENTS, json=order(f"bulk-{n}", f"c{n % 7}", ["A1"]), headers=AUTH)
@@ -121,7 +130,7 @@ async def test_a_full_stream_is_trimmed_and_counted(
     metrics = (await live.get("/metrics")).text
     (line,) = [x for x in metrics.splitlines() if x.startswith("recsvc_events_trimmed ")]
     trimmed = float(line.split()[1])
-    with redis.Redis.from_url(redis_url) as client:
+    with storage.sync_client(store_url, layout.cluster) as client:
         kept = client.xlen(layout.events)
         added = int(client.get(layout.events_added) or 0)
     assert added == 1250 and 1000 <= kept < 1250 and trimmed == added - kept > 0
@@ -132,11 +141,13 @@ async def test_disabled_without_an_ingest_token(api: httpx.AsyncClient, publishe
     assert r.status_code == 403 and "RECSVC_INGEST_TOKEN" in r.json()["error"]["message"]
 
 
+@BOTH_BACKENDS
 async def test_training_with_events_folds_the_orders_in(
-    redis_url: str, layout: Layout, tmp_path: Path
+    store_url: str, layout: Layout, tmp_path: Path
 ) -> None:
     settings = Settings(
-        redis_url=redis_url,
+        redis_url=store_url,
+        redis_cluster=layout.cluster,
         key_prefix=layout.prefix,
         data_dir=tmp_path,
         refresh_interval_s=0,
@@ -155,16 +166,19 @@ async def test_training_with_events_folds_the_orders_in(
         assert (await api.post(EVENTS, json=fresh, headers=AUTH)).status_code == 202
     args = ["train", "--purchases", str(csv), *GROUPED_ARGS, "--include-events", "--force"]
     assert train_main(args, settings) == 0
-    client = Publisher(redis.Redis.from_url(redis_url), layout)
+    client = Publisher(storage.sync_client(store_url, layout.cluster), layout)
     meta = client.meta(client.live_version() or "")
     assert meta is not None
     # The new order's two lines joined the file's; the one the file held was not counted.
     assert meta["source"]["rows_read"] == len(purchases) + 2
-    with redis.Redis.from_url(redis_url) as r:
-        stored = r.hget(layout.customers(client.live_version() or ""), "shopper")
+    with storage.sync_client(store_url, layout.cluster) as r:
+        stored = r.hget(
+            layout.field_key(client.live_version() or "", "customers", "shopper"), "shopper"
+        )
     assert stored is not None and b"I001" in stored and b"I002" in stored
 
 
+@BOTH_BACKENDS
 async def test_a_post_purchase_export_finds_the_order_without_a_retrain(
     live: httpx.AsyncClient, settings: Settings, tmp_path: Path
 ) -> None:
@@ -184,17 +198,17 @@ async def test_a_post_purchase_export_finds_the_order_without_a_retrain(
     assert {"c0-1", "newcomer"} <= exported and result.written == len(exported)
 
 
+@BOTH_BACKENDS
 async def test_erasing_a_customer_erases_what_their_events_added(
-    live: httpx.AsyncClient, settings: Settings, redis_url: str, layout: Layout
+    live: httpx.AsyncClient, settings: Settings, store_url: str, layout: Layout
 ) -> None:
     from recsvc.store import ModelStore
 
     await live.post(EVENTS, json=order("p-1", "newcomer", ["A1"]), headers=AUTH)
     assert (await suggested(live, "newcomer"))["fallback"] is False
-    import redis.asyncio as aioredis
 
-    async with aioredis.Redis.from_url(redis_url) as conn:
+    async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         await ModelStore(conn, layout).admin.erase_customers(["newcomer"], "test")
     assert (await suggested(live, "newcomer"))["fallback"] is True
-    with redis.Redis.from_url(redis_url) as client:
+    with storage.sync_client(store_url, layout.cluster) as client:
         assert not client.hexists(layout.event_histories, "newcomer")

@@ -174,8 +174,10 @@ class Arms:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(layout.sales_total)
-                pipe.mget([layout.live, layout.previous, layout.candidate])
-                raw, kept_raw = await pipe.execute()
+                # GETs, not MGET: a cluster's pipeline refuses multi-key commands.
+                for pointer in (layout.live, layout.previous, layout.candidate):
+                    pipe.get(pointer)
+                raw, *kept_raw = await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
         kept = {bytes(v).decode() for v in kept_raw if v is not None}
