@@ -14,12 +14,13 @@ from contextlib import contextmanager
 import httpx
 import numpy as np
 import redis
-import redis.asyncio as aioredis
 
 from recsvc import model as lay
 from recsvc.api.app import create_app
 from recsvc.config import Settings
 from recsvc.store import CustomerQuery, ModelStore
+from recsvc.store import backend as storage
+from tests.conftest import BOTH_BACKENDS
 from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
 
@@ -74,9 +75,9 @@ async def served_after(check: Callable[[], Awaitable[bool]], since: float) -> fl
 
 
 async def test_a_kept_cart_costs_no_redis_command_while_the_watcher_vouches(
-    redis_url: str, layout: lay.Layout, published: str, client: redis.Redis
+    store_url: str, layout: lay.Layout, published: str, client: redis.Redis
 ) -> None:
-    async with aioredis.Redis.from_url(redis_url) as conn:
+    async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0.5)
         await store.refresh()
         first = await store.lists(["A1", "B1", "nope"], alternatives=True)  # fetches, keeps
@@ -137,12 +138,13 @@ async def test_a_switch_and_a_stock_change_reach_every_worker_within_two_interva
             await c.aclose()
 
 
+@BOTH_BACKENDS
 async def test_answers_never_mix_versions_while_versions_switch(
-    redis_url: str, layout: lay.Layout, block_model: ModelPayload
+    store_url: str, layout: lay.Layout, block_model: ModelPayload
 ) -> None:
     """Every version has its own score; each answer's lists must carry its view's."""
-    publisher = Publisher(redis.Redis.from_url(redis_url), layout)
-    async with aioredis.Redis.from_url(redis_url) as conn:
+    publisher = Publisher(storage.sync_client(store_url, layout.cluster), layout)
+    async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0.02)
         watcher = asyncio.create_task(store.watch())
         seen = set()
@@ -160,11 +162,12 @@ async def test_answers_never_mix_versions_while_versions_switch(
     assert len(seen) >= 3
 
 
+@BOTH_BACKENDS
 async def test_kept_lists_stay_within_their_byte_bound(
-    redis_url: str, layout: lay.Layout, publisher: Publisher, shop_model: ModelPayload
+    store_url: str, layout: lay.Layout, publisher: Publisher, shop_model: ModelPayload
 ) -> None:
     publisher.publish(shop_model)
-    async with aioredis.Redis.from_url(redis_url) as conn:
+    async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         bound = 2_000
         store = ModelStore(conn, layout, list_cache_bytes=bound)
         for item in ["M1", "M2", "M3", "SP", "T1"] * 3:
@@ -173,14 +176,15 @@ async def test_kept_lists_stay_within_their_byte_bound(
                 assert kept.complements.bytes + kept.alternatives.bytes <= bound
 
 
+@BOTH_BACKENDS
 async def test_stored_customers_never_mix_versions_while_versions_switch(
-    redis_url: str, layout: lay.Layout, block_model: ModelPayload
+    store_url: str, layout: lay.Layout, block_model: ModelPayload
 ) -> None:
     """The batch path (histories, then the lists this worker lacks) under switches every
     10 ms: each answer's lists carry the score of the version its view names."""
-    publisher = Publisher(redis.Redis.from_url(redis_url), layout)
+    publisher = Publisher(storage.sync_client(store_url, layout.cluster), layout)
     customers = [CustomerQuery(c) for c in list(block_model.histories)[:20]]
-    async with aioredis.Redis.from_url(redis_url) as conn:
+    async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0)
         seen = set()
         with switching(publisher, block_model) as score_of:
@@ -195,12 +199,12 @@ async def test_stored_customers_never_mix_versions_while_versions_switch(
 
 
 async def test_a_batch_of_stored_customers_costs_one_script_call(
-    redis_url: str, layout: lay.Layout, published: str, block_model: ModelPayload
+    store_url: str, layout: lay.Layout, published: str, block_model: ModelPayload
 ) -> None:
     """Histories of the whole batch in one call; with the lists kept, nothing else."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(store_url)  # one node: its command counts are all of them
     customers = [CustomerQuery(c) for c in block_model.histories]
-    async with aioredis.Redis.from_url(redis_url) as conn:
+    async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0)
         await store.customers(customers)  # lists decoded and kept
         before = _calls(client)
