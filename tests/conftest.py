@@ -470,3 +470,18 @@ def chromium() -> str:
             pytest.fail("CI must install Debian's chromium (.ci/run does)")
         pytest.skip("needs Debian's chromium (apt-get install chromium), as .ci/run installs")
     return CHROMIUM
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks what a test needs beyond Python and one Redis node, from its fixtures and
+    parameters, so a quick local loop can leave it out (``make quick``)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "chromium" in names:
+            item.add_marker(pytest.mark.browser)
+        if "cluster_urls" in names or "cluster" in (
+            params.get("backend_kind"),
+            params.get("backend"),
+        ):
+            item.add_marker(pytest.mark.cluster)

@@ -8,7 +8,7 @@ EASE's solver from the stage's share), and when even the leanest choice cannot f
 stops with exit code 2 and says which budget to raise.
 
 The default budget fits the nightly CronJob's memory limit (``k8s/cronjob.yaml``), with
-room for the interpreter's own overhead; ``tests/test_deploy.py`` keeps the two in step.
+room for the interpreter's own overhead; ``tests/system/test_deploy.py`` keeps the two in step.
 Peak memory is measured per stage (resident memory sampled while the stage runs) and
 reported in the summary line and the version's metadata.
 """

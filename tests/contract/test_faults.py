@@ -65,7 +65,7 @@ def test_a_trainer_killed_during_publish_changes_nothing_and_its_keys_are_collec
 ) -> None:
     """SIGKILL at seeded random points of a publish: the live version answers as before,
     the lock frees itself, and the next publish collects what the dead run wrote."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
     def run(score: float) -> subprocess.Popen[str]:
         args = [redis_url, layout.prefix, "20000", "60000", str(score)]

@@ -20,7 +20,7 @@ from training.neighbours.ease import dense_ease_bytes, ease_solver
 from training.samples.synthetic import generate
 from training.stages import ingest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 THEME = 50
 
 
@@ -96,7 +96,7 @@ def test_small_catalogs_train_with_dense_ease() -> None:
 CATALOG_30K = """
 import io, resource, sys
 import numpy as np
-from tests.test_scale import synthetic_frame, THEME
+from tests.integration.test_scale import synthetic_frame, THEME
 from training.stages import ingest
 from training.engines.local import Stages, TrainConfig, fit
 # Address space capped below one 35,000 x 35,000 float32 matrix (4.9 GB): any path

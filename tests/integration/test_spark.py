@@ -35,6 +35,8 @@ from training.errors import EXIT_REFUSED
 from training.publish import Publisher
 from training.stages import ingest
 
+pytestmark = pytest.mark.spark
+
 FAST = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
 SPARK_ARGS = [
     "--engine", "spark", "--spark-master", "local[2]", "--iterations", "3",

@@ -27,7 +27,7 @@ ADMIN = "strict-admin-token-0123456789"
 INGEST = "strict-ingest-token-0123456789"
 JSON = {"content-type": "application/json"}
 CART = "/v1/recommendations/cart"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.conftest import free_port, uvicorn_server
 
 LIMITS = HeadLimits(max_bytes=8192, max_count=20, timeout_s=1.0)
 PROTOCOLS: dict[str, Any] = {"httptools": JSONErrorsHttpToolsProtocol, "h11": JSONErrorsH11Protocol}
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=sorted(PROTOCOLS))

@@ -21,7 +21,7 @@ from recsvc.api.app import create_app
 from recsvc.config import Settings
 from tests.conftest import in_process
 
-MONITORING = Path(__file__).resolve().parent.parent / "k8s" / "monitoring"
+MONITORING = Path(__file__).resolve().parents[2] / "k8s" / "monitoring"
 METRIC = re.compile(r"\b([a-z_]+_[a-z_]+)(?=\s*[{\[(])|\b(recsvc_[a-z_]+)\b")
 NOT_METRICS = {"histogram_quantile", "humanize_duration"}
 FROM_KUBE_STATE_METRICS = {"kube_job_status_failed"}

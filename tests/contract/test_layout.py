@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 import redis
@@ -102,9 +104,13 @@ def test_a_cluster_layout_keeps_the_switch_in_one_slot_and_spreads_the_lists() -
 
 
 def test_versions_sort_by_time_and_are_unique() -> None:
-    a, b = lay.new_version(), lay.new_version()
-    assert a != b
-    assert a[:16] <= b[:16]
+    """Ids made at later times sort later (across seconds, days and years); ids made in
+    the same second differ."""
+    t0 = datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC)
+    times = [t0 + timedelta(seconds=s) for s in (0, 1, 2, 61, 3600, 86_400 * 40)]
+    ids = [lay.new_version(t) for t in times]
+    assert sorted(ids) == ids and ids[2].startswith("20270101T000000Z-")
+    assert len({lay.new_version(t0) for _ in range(50)}) == 50
 
 
 def test_readers_refuse_an_unknown_format() -> None:

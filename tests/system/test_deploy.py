@@ -25,7 +25,9 @@ from training import memory
 from training.cli.main import parser as trainer_parser
 from training.publish import LOCK_TTL_MS
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.k8s
+
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 BASE = K8S / "base"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())

@@ -34,7 +34,7 @@ from tests.conftest import (
 from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT, EXIT_NO_MODEL
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ SHARE = 0.3
 
 
 @pytest.fixture
-def test_running(publisher: Publisher, block_model: ModelPayload) -> tuple[str, str]:
+def ab_versions(publisher: Publisher, block_model: ModelPayload) -> tuple[str, str]:
     """A live version and a candidate served to 30% of customers and visitors."""
     live = publisher.publish(block_model)
     candidate = publisher.publish(block_model, ab_share=SHARE)
@@ -57,9 +57,9 @@ async def customer(api: httpx.AsyncClient, who: str) -> dict[str, Any]:
 
 
 async def test_the_split_is_sticky_near_its_share_and_every_answer_names_its_arm(
-    test_running: tuple[str, str], api_ab: httpx.AsyncClient
+    ab_versions: tuple[str, str], api_ab: httpx.AsyncClient
 ) -> None:
-    live, candidate = test_running
+    live, candidate = ab_versions
     answers = {f"c{n % 2}-{n}": await customer(api_ab, f"c{n % 2}-{n}") for n in range(300)}
     arms = {who: a["arm"] for who, a in answers.items()}
     share = list(arms.values()).count("candidate") / len(arms)
@@ -101,14 +101,14 @@ async def test_the_split_is_sticky_near_its_share_and_every_answer_names_its_arm
 
 
 async def test_promote_and_abort_end_the_test_and_rollback_undoes_a_promotion(
-    test_running: tuple[str, str],
+    ab_versions: tuple[str, str],
     api_ab: httpx.AsyncClient,
     publisher: Publisher,
     block_model: ModelPayload,
     client: redis.Redis,
     layout: Layout,
 ) -> None:
-    live, candidate = test_running
+    live, candidate = ab_versions
     assert publisher.experiment() is not None
     assert publisher.promote() == candidate
     assert (publisher.live_version(), publisher.previous_version()) == (candidate, live)
@@ -137,7 +137,7 @@ def test_no_test_without_a_live_version(publisher: Publisher, block_model: Model
 
 
 async def test_a_stock_change_reaches_the_candidate_too(
-    test_running: tuple[str, str], api_ab: httpx.AsyncClient
+    ab_versions: tuple[str, str], api_ab: httpx.AsyncClient
 ) -> None:
     who = [f"c0-{n}" for n in range(120)]
     before = [await customer(api_ab, c) for c in who]
@@ -155,13 +155,13 @@ async def test_a_stock_change_reaches_the_candidate_too(
 
 
 async def test_orders_are_credited_to_their_answers_once_on_metrics_and_in_the_report(
-    test_running: tuple[str, str],
+    ab_versions: tuple[str, str],
     api_ab: httpx.AsyncClient,
     settings: Settings,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, candidate = test_running
+    _, candidate = ab_versions
     auth = {"authorization": f"Bearer {INGEST}"}
     answers = {f"c0-{n}": await customer(api_ab, f"c0-{n}") for n in range(80)}
     orders = 0

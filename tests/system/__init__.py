@@ -1,0 +1,2 @@
+"""The service as deployed: real HTTP through uvicorn, the OpenAPI document fuzzed, the
+widget in headless Chromium, the Kubernetes manifests."""

@@ -1,0 +1,1 @@
+"""Pure functions with known answers: no Redis, no server."""
