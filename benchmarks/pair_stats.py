@@ -6,8 +6,8 @@ cap on orders together.
 On the validation window (the reported window of ``evaluate`` is dropped, never read):
 train before the window, then, for every item bought in the window, its top-10
 complements and its top-10 alternatives under each cap on how often two alternatives may
-share an order (``training.neighbours.methods.alternatives``'s ``max_together``). Of those pairs
-(i, j), the share where some order of the window holds both, and the share where a
+share an order (``training.neighbours.alternatives.alternatives``'s ``max_together``). Of those
+pairs (i, j), the share where some order of the window holds both, and the share where a
 customer of the window bought both in different orders. Complements should come out
 bought together; alternatives bought by the same customers but not together. Writes
 ``benchmarks/out/pair_stats.json``.

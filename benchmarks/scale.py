@@ -112,7 +112,7 @@ def _redis_memory(data_dir: Path) -> dict[str, float]:
         "import redis, sys\n"
         "from recsvc.config import Settings\n"
         "from recsvc.store.embedded import redis_url_for\n"
-        "from recsvc.model.layout import Layout\n"
+        "from recsvc.model import Layout\n"
         "s = Settings()\n"
         "with redis_url_for(None, s.data_dir) as url:\n"
         "    r = redis.Redis.from_url(url)\n"

@@ -3,7 +3,7 @@
 A trainer killed by the kernel leaves an operator a bare "OOMKilled" and no reason, so
 running out of memory is treated as bad input: before each heavy stage the trainer
 estimates what the stage needs on top of what the process already holds, picks methods
-and block sizes that fit (``training.neighbours.methods`` sizes its row blocks and chooses
+and block sizes that fit (``training.neighbours`` sizes its row blocks and chooses
 EASE's solver from the stage's share), and when even the leanest choice cannot fit it
 stops with exit code 2 and says which budget to raise.
 

@@ -3,7 +3,7 @@ backends, chosen by settings (``RECSVC_REDIS_CLUSTER``).
 
 The trainer (``training.publish.publisher.Publisher``) and the service
 (``recsvc.store.reader.ModelStore``) say *what* they read and write: a version's lists,
-histories, stock and pointers, named by ``recsvc.model.layout``. This module decides *how*, where
+histories, stock and pointers, named by ``recsvc.model``. This module decides *how*, where
 the two kinds of Redis differ:
 
 ``AsyncBackend`` (the service's side) and ``SyncBackend`` (the trainer's) are the

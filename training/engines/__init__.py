@@ -2,7 +2,7 @@
 neighbours, popularity, histories) run on one machine or on a cluster.
 
 An engine is chosen with ``--engine``; everything around it (the evaluation, the gate,
-``--force``, exit codes, publishing through ``recsvc.model.layout``, the summary line) is the
+``--force``, exit codes, publishing through ``recsvc.model``, the summary line) is the
 same for every engine (``training.workflow``):
 
 - ``local`` (``training.engines.local``): pandas, scipy.sparse and ``implicit`` in one

@@ -70,7 +70,7 @@ class TrainConfig:
     preset: str | None = None
     """The export's platform (``--preset``), for the catalog's mapping too."""
     history_recipe: str = "model"
-    """How customers' suggestions are served (``recsvc.model.layout.HISTORY_RECIPES``): chosen
+    """How customers' suggestions are served (``recsvc.model.values.HISTORY_RECIPES``): chosen
     per store on the validation window (``training.stages.recipes``)."""
 
     def with_recipe(self, params: Mapping[str, Any]) -> TrainConfig:

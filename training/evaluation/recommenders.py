@@ -195,7 +195,7 @@ def factors_recommender(name: str, factors: np.ndarray, pop: np.ndarray) -> Reco
 
 
 def neighbours_matrix(nb: Any, n_items: int) -> sp.csr_matrix:
-    """Padded neighbour lists (``training.neighbours.methods.Neighbours``) as a sparse matrix."""
+    """Padded neighbour lists (``training.neighbours.base.Neighbours``) as a sparse matrix."""
     rows = np.repeat(np.arange(n_items), nb.indices.shape[1])
     cols = nb.indices.ravel()
     keep = cols >= 0

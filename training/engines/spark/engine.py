@@ -18,7 +18,7 @@ customers or items x items:
   scored as the local engine scores them;
 - **popularity** and **stored histories** (each customer's latest distinct items):
   the histories are written to Redis by the executors, each its partitions in pipelined
-  chunks, through ``recsvc.model.layout``; the driver writes the rest and makes the one atomic
+  chunks, through ``recsvc.model``; the driver writes the rest and makes the one atomic
   switch under the publisher lock (``training.publish.publisher``);
 - **evaluation** on a seeded sample of customers (all of them below ``eval_lines``),
   scored by the project's own evaluation exactly as the local engine's model is.

@@ -18,7 +18,7 @@ from training.stages import ingest
 
 MAX_CUSTOMER_ITEMS = 2_000
 """Customers with more distinct items than this (resellers) make no alternatives, as in
-``training.neighbours.methods.alternatives``."""
+``training.neighbours.alternatives.alternatives``."""
 
 BM25_K1, BM25_B = 100.0, 0.8
 """``training.stages.matrices.weight``'s BM25, as ``implicit.nearest_neighbours.bm25_weight``."""
