@@ -35,6 +35,8 @@ from benchmarks.scale import CJ_COLUMNS, SHARED, complete_journey_catalog
 from recsvc.model import decode_json, decode_lists
 
 ROOT = Path(__file__).resolve().parent.parent
+BEFORE: Path | None = None
+"""``--before``: the checkout the 'before' app is served from."""
 PY = sys.executable
 APPS = {
     "floor": [PY, "-m", "uvicorn", "--factory", "benchmarks.baseline_app:create"],
@@ -129,7 +131,8 @@ def _start(
 ) -> subprocess.Popen[bytes]:
     log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
     pinned = ["taskset", "-c", cores, *cmd]
-    return subprocess.Popen(pinned, env={**env, "RECSVC_PORT": str(port)}, cwd=ROOT, stderr=log)
+    cwd = BEFORE if name == "before" and BEFORE is not None else ROOT
+    return subprocess.Popen(pinned, env={**env, "RECSVC_PORT": str(port)}, cwd=cwd, stderr=log)
 
 
 def _wait(port: int, body: str) -> None:
@@ -192,11 +195,26 @@ def _ratios(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         "recsvc_p50_ms": [x.get("p50") for x in rec],
         "recsvc_p99_ms": [x.get("p99") for x in rec],
         "ceiling_p50_ms": [x.get("p50") for x in ceil],
+        **(
+            {
+                "recsvc_over_before": [
+                    a["rps"] / b["rps"] for a, b in zip(rec, runs["before"], strict=True)
+                ]
+            }
+            if "before" in runs
+            else {}
+        ),
     }
 
 
 def _print_ratios(name: str, what: str, summary: dict[str, Any]) -> None:
     per = summary["rps_median"]
+    if "recsvc_over_before" in summary:
+        print(
+            f"{name} {what}: recsvc {per['recsvc']:.0f} req/s, before {per['before']:.0f}; "
+            "recsvc/before " + ", ".join(f"{x:.2f}" for x in summary["recsvc_over_before"]),
+            flush=True,
+        )
     print(
         f"{name} {what}: recsvc {per['recsvc']:.0f} req/s, ceiling {per['ceiling']:.0f}, floor "
         f"{per['floor']:.0f}; recsvc/ceiling "
@@ -233,7 +251,7 @@ def _bench(name: str, seconds: float, rounds: int, rport: int, work: Path) -> di
         for n, (app, cmd) in enumerate(APPS.items(), start=1):
             port = rport + n
             args = cmd + (["--port", str(port), "--log-level", "warning", "--no-access-log"]
-                          if app != "recsvc" else [])  # fmt: skip
+                          if app not in ("recsvc", "before") else [])  # fmt: skip
             proc = _start(args, env, port, work, app)
             procs.append(proc)
             ports[app], pids[app] = port, proc.pid
@@ -345,7 +363,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--port-base", type=int, default=8400)
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of recsvc (same dependencies) served beside this one, "
+        "alternating, as 'before': its `python -m recsvc serve` run from that tree",
+    )
     args = ap.parse_args()
+    if args.before is not None:
+        global BEFORE
+        BEFORE = args.before.resolve()
+        APPS["before"] = [PY, "-m", "recsvc", "serve"]
     results = [
         bench(name, args.seconds, args.rounds, args.port_base + 10 * n)
         for n, name in enumerate(args.data)

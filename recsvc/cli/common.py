@@ -12,21 +12,15 @@ from importlib import resources
 from pathlib import Path
 
 from recsvc.config import Settings
+from recsvc.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from recsvc.errors import EXIT_NO_MODEL as EXIT_NO_MODEL
+from recsvc.errors import EXIT_REDIS_UNAVAILABLE as EXIT_REDIS_UNAVAILABLE
 from recsvc.errors import NoLiveModelError
 from recsvc.store import ModelStore
 from recsvc.store import backend as storage
 from recsvc.store.embedded import EmbeddedRedisForbiddenError, redis_url_for
 
 SAMPLE = "online_retail_sample.csv.gz"
-
-
-EXIT_BAD_INPUT = 2
-
-
-EXIT_REDIS_UNAVAILABLE = 3
-
-
-EXIT_NO_MODEL = 7
 
 
 TRAINER_COMMANDS = ("train", "evaluate", "rollback", "promote", "abort", "status")

@@ -20,8 +20,8 @@ from training.cli.options import DEFAULT_TUNE_BUDGET, config_of, engine_of, eval
 from training.engines.local import Stages
 from training.errors import (
     InputError,
+    RecsvcError,
     StoreUnavailableError,
-    TrainingError,
 )
 from training.evaluation import evaluate as ev
 from training.evaluation.assessment import assess
@@ -94,7 +94,7 @@ def run_train(args: argparse.Namespace, settings: Settings, stages: Stages) -> N
             with open_publisher(settings) as reader:
                 live = reader.live_version()
                 live_meta = reader.meta(live) if live else None
-        except TrainingError as exc:
+        except RecsvcError as exc:
             stages.say(f"  no live model to compare with: {exc}")
         result = workflow.train(
             args.purchases,

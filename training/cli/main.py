@@ -27,7 +27,7 @@ from training.engines.local import Stages
 from training.errors import (
     EXIT_BAD_INPUT,
     EXIT_OK,
-    TrainingError,
+    RecsvcError,
 )
 from training.evaluation.gate import GateRules
 
@@ -128,7 +128,7 @@ def main(
     try:
         budget_text = getattr(args, "memory_budget", None) or settings.train_memory_budget
         stages = Stages(budget=memory.Budget.parse(budget_text))
-    except TrainingError as exc:
+    except RecsvcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     try:
@@ -161,7 +161,7 @@ def main(
                 "live_meta": meta,
             }
             print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
-    except TrainingError as exc:
+    except RecsvcError as exc:
         print(f"error: {redact_url(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except MemoryError:

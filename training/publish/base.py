@@ -16,13 +16,14 @@ from recsvc.store import backend as storage
 from training.errors import (
     LockedError,
     NoModelError,
+    RecsvcError,
     StoreFullError,
     StoreUnavailableError,
     TrainingError,
 )
 
 
-def translate(exc: RedisError) -> TrainingError:
+def translate(exc: RedisError) -> RecsvcError:
     """Redis's errors in the trainer's terms: out of memory is not an outage."""
     text = redact_url(str(exc))
     if isinstance(exc, OutOfMemoryError) or text.startswith("OOM"):
@@ -33,7 +34,7 @@ def translate(exc: RedisError) -> TrainingError:
     return StoreUnavailableError(f"redis: {text}")
 
 
-def refusal(exc: RedisError, what: str) -> TrainingError:
+def refusal(exc: RedisError, what: str) -> RecsvcError:
     """A switch or rollback script's refusal: lost lock, incomplete version, or Redis."""
     text = str(exc)
     if text.startswith("LOCKLOST"):
