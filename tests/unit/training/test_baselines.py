@@ -109,7 +109,7 @@ def test_tuning_keeps_the_better_setting_per_task_and_scores_it_once() -> None:
     # carts (an 8-item group needs more than one neighbour to find a hidden item).
     fam = baselines.Family(
         "kNN", baselines.ALL_TASKS, ({"K": 1, "K1": 1.2}, {"K": 50, "K1": 1.2}),
-        baselines._knn, "kNN (K 1)",
+        baselines.build_knn, "kNN (K 1)",
     )  # fmt: skip
     [choice] = baselines.tune([fam], data, cases, budget_seconds=60.0)
     assert [t.params["K"] for t in choice.trials] == [1, 50]
