@@ -14,7 +14,7 @@ import redis
 
 from recsvc import model as lay
 from tests.conftest import BOTH_BACKENDS, redis_server
-from training.errors import LockedError, StoreFullError, TrainingError
+from training.errors import LockedError, NoModelError, StoreFullError, TrainingError
 from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
 
@@ -60,10 +60,10 @@ def test_rollback_swaps_live_and_previous(publisher: Publisher, block_model: Mod
 def test_rollback_without_previous_is_refused(
     publisher: Publisher, block_model: ModelPayload
 ) -> None:
-    with pytest.raises(TrainingError, match="no previous"):
+    with pytest.raises(NoModelError, match="no previous"):
         publisher.rollback()
     publisher.publish(block_model)
-    with pytest.raises(TrainingError, match="no previous"):
+    with pytest.raises(NoModelError, match="no previous"):
         publisher.rollback()
 
 

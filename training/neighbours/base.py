@@ -40,12 +40,13 @@ class Neighbours:
 class NeighbourInputs:
     order_item: sp.csr_matrix
     item_factors: np.ndarray | None = None
-    ease_lambda: float = 50.0
+    ease_lambda: float = 20.0
+    """EASE's L2 regularisation (``TrainConfig.ease_lambda``'s default)."""
     als_weight: float = 0.1
     """How much ALS factor similarity adds to EASE weights in the ``ease-als`` blend."""
     order_weights: np.ndarray | None = None
     """Per order row: how much that order counts (recency decay); None counts all alike."""
-    negatives: int = 0
+    negatives: int = 50
     """Also keep this many most negative weights per item (methods that learn them)."""
     memory_bytes: int = 2 << 30
     """What this stage may use on top of its inputs: picks EASE's solver and block sizes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import GROUP_A, GROUP_B, LONER, TEST_CONFIG, block_baskets
 from training.cli.main import parser as trainer_parser
 from training.cli.options import method_of
-from training.engines.local import Stages, fit
+from training.engines.local import Stages, TrainConfig, fit
 from training.errors import InputError
 from training.neighbours import registry
 from training.neighbours.base import NeighbourInputs, Neighbours, top_n_dense
@@ -141,3 +142,13 @@ def test_an_engine_refuses_a_method_it_cannot_run(throwaway: Method) -> None:
     assert method_for("ease").name == "ease"
     with pytest.raises(ValueError, match="unknown neighbour method"):
         method_for("nope")
+
+
+def test_a_methods_defaults_are_the_trainers() -> None:
+    """What a method reads when called directly is what ``train`` passes it by default."""
+    trainer = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    method = {f.name: f.default for f in dataclasses.fields(NeighbourInputs)}
+    for name in ("ease_lambda", "als_weight", "negatives", "ease_candidates"):
+        assert method[name] == trainer[name], name
+    for registered in METHODS.values():
+        assert set(registered.params) <= set(trainer), registered.name
