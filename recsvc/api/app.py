@@ -245,9 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pointer=layout.candidate,
             )
             app.state.store = store
-            app.state.arms = arms = Arms(
-                client, layout, store, candidate, settings.refresh_interval_s
-            )
+            app.state.arms = arms = Arms(layout, store, candidate, settings.refresh_interval_s)
             watchers = {asyncio.create_task(arms.watch(), name="recsvc-arms")}
             if settings.refresh_interval_s > 0:
                 watchers.add(asyncio.create_task(store.watch(), name="recsvc-watch"))

@@ -36,7 +36,8 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
                 url, settings.redis_cluster, settings.redis_timeout_s, blocking=False
             )
             try:
-                return await sales.read(client, settings.layout, since, until)
+                backend = storage.async_storage(client, settings.layout)
+                return await sales.read(backend, settings.layout, since, until)
             finally:
                 await client.aclose()
 

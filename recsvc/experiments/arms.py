@@ -16,17 +16,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
-
-from redis.exceptions import RedisError
+from typing import Any, TypeVar
 
 from recsvc import model as lay
 from recsvc.config import LOGGER
 from recsvc.errors import NoLiveModelError, RecsvcError
 from recsvc.experiments.attribution import ALL_SLOTS, Sales, Tally
 from recsvc.experiments.experiment import LIVE, Arm, Experiment, Served
-from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView, unavailable
-from recsvc.store import backend as storage
+from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView
 
 T = TypeVar("T")
 FLUSH_INTERVAL_S = 1.0
@@ -41,13 +38,12 @@ def _served(test: Experiment | None, arm: Arm) -> Served:
 class Arms:
     def __init__(
         self,
-        client: storage.AsyncClient,
         layout: lay.Layout,
         live: ModelStore,
         candidate: ModelStore,
         refresh_interval_s: float,
     ) -> None:
-        self._client = client
+        self._storage = live.backend
         self._layout = layout
         self.live = live
         self.candidate = candidate
@@ -159,10 +155,7 @@ class Arms:
         self.tally.add(version, served.arm, test, n)
 
     async def flush(self) -> None:
-        try:
-            await self.tally.flush(self._client, self._layout)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        await self.tally.flush(self._storage, self._layout)
 
     async def sales_totals(
         self,
@@ -171,15 +164,14 @@ class Arms:
         (version, arm), ever, for the versions still kept (live, previous, candidate):
         what ``/metrics`` exposes, summed over A/B tests."""
         layout = self._layout
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(layout.sales_total)
-                # GETs, not MGET: a cluster's pipeline refuses multi-key commands.
-                for pointer in (layout.live, layout.previous, layout.candidate):
-                    pipe.get(pointer)
-                raw, *kept_raw = await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+
+        def reads(pipe: Any) -> None:
+            pipe.hgetall(layout.sales_total)
+            # GETs, not MGET: a cluster's pipeline refuses multi-key commands.
+            for pointer in (layout.live, layout.previous, layout.candidate):
+                pipe.get(pointer)
+
+        raw, *kept_raw = await self._storage.batch(reads)
         kept = {bytes(v).decode() for v in kept_raw if v is not None}
         sales = Sales.parse([raw])
         rows: dict[tuple[str, str, str], list[float]] = {}

@@ -191,21 +191,23 @@ class Tally:
         key = (version, arm, test or NO_TEST)
         self._counts[key] = self._counts.get(key, 0) + n
 
-    async def flush(self, client: storage.AsyncClient, layout: lay.Layout) -> None:
+    async def flush(self, backend: storage.AsyncBackend, layout: lay.Layout) -> None:
         """Adds the counts to the total and today's hashes, in one round trip; kept for the
         next flush if Redis does not answer (raises its error)."""
         counts, self._counts = self._counts, {}
         if not counts:
             return
         day = layout.sales_day(lay.today())
+
+        def increments(pipe: Any) -> None:
+            for (version, arm, test), n in counts.items():
+                name = field(version, arm, test, NO_TEST, ANSWERS)
+                pipe.hincrby(layout.sales_total, name, n)
+                pipe.hincrby(day, name, n)
+            pipe.expire(day, lay.SALES_DAYS_KEPT * 86400)
+
         try:
-            async with client.pipeline(transaction=False) as pipe:
-                for (version, arm, test), n in counts.items():
-                    name = field(version, arm, test, NO_TEST, ANSWERS)
-                    pipe.hincrby(layout.sales_total, name, n)
-                    pipe.hincrby(day, name, n)
-                pipe.expire(day, lay.SALES_DAYS_KEPT * 86400)
-                await pipe.execute()
+            await backend.batch(increments)
         except Exception:
             for key, n in counts.items():  # counted again at the next flush
                 self._counts[key] = self._counts.get(key, 0) + n

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
 from recsvc import model as lay
 from recsvc.experiments.attribution import ALL_SLOTS, Sales
 from recsvc.store import backend as storage
-from recsvc.store import unavailable
 
 MEASURES = (("orders", "orders per answer"), ("revenue", "revenue per answer"))
 
@@ -148,17 +145,16 @@ class SalesReport:
 
 
 async def read(
-    client: storage.AsyncClient, layout: lay.Layout, since: date, until: date
+    backend: storage.AsyncBackend, layout: lay.Layout, since: date, until: date
 ) -> SalesReport:
     """The sales counts of the days from ``since`` to ``until`` (UTC), in one round trip."""
     days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
-    try:
-        async with client.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(layout.sales_day(day.isoformat()))
-            hashes = await pipe.execute()
-    except RedisError as exc:
-        raise unavailable(exc) from exc
+
+    def reads(pipe: Any) -> None:
+        for day in days:
+            pipe.hgetall(layout.sales_day(day.isoformat()))
+
+    hashes = await backend.batch(reads)
     return SalesReport(since, until, Sales.parse(cast(list[dict[bytes, bytes]], hashes)))
 
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from recsvc import model as lay
-from recsvc.store.backend import unavailable
 
 if TYPE_CHECKING:
     from recsvc.store.reader import ModelStore
@@ -37,23 +34,25 @@ class CatalogAdmin:
         known = {i: c for i, c in changes.items() if i in view.index}
         if not known:
             return view.version, unknown
-        try:
-            # An A/B test's candidate is served too: the change applies to it as well (an
-            # item it does not know keeps an entry it never reads).
-            for version in await self._served_versions(view.version):
-                stock_key = self._layout.stock(version)
-                current = await self._client.hmget(stock_key, list(known))
-                merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
-                for (item, change), old in zip(known.items(), current, strict=True):
-                    entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
-                    entry.update({k: v for k, v in change.items() if v is not None})
-                    merged[item] = lay.encode_json(entry)
-                async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.hset(stock_key, mapping=merged)
-                    pipe.incr(self._layout.stock_epoch(version))
-                    await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        # An A/B test's candidate is served too: the change applies to it as well (an
+        # item it does not know keeps an entry it never reads).
+        for version in await self._served_versions(view.version):
+            stock_key = self._layout.stock(version)
+            current = await self._storage.hmget_key(stock_key, list(known))
+            merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
+            for (item, change), old in zip(known.items(), current, strict=True):
+                entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
+                entry.update({k: v for k, v in change.items() if v is not None})
+                merged[item] = lay.encode_json(entry)
+            epoch_key = self._layout.stock_epoch(version)
+
+            def write(
+                pipe: Any, key: str = stock_key, epoch: str = epoch_key, fields: Any = merged
+            ) -> None:
+                pipe.hset(key, mapping=fields)
+                pipe.incr(epoch)
+
+            await self._storage.batch(write, atomic=True)
         if self._store.refresh_interval_s > 0:
             await self._store.refresh()  # this worker serves the change from its next request
         return view.version, unknown
@@ -61,8 +60,8 @@ class CatalogAdmin:
     async def _served_versions(self, live: str) -> list[str]:
         """``live`` and, while an A/B test runs, its candidate: the versions answers come
         from, which every stock and catalog change reaches."""
-        raw = await self._client.get(self._layout.candidate)
-        candidate = None if raw is None else cast(bytes, raw).decode()
+        raw = await self._storage.get(self._layout.candidate)
+        candidate = None if raw is None else raw.decode()
         return [live] if candidate is None or candidate == live else [live, candidate]
 
     async def put_items(
@@ -73,10 +72,7 @@ class CatalogAdmin:
         view = await self._store.live_view()
         now = time.time()
         layout = self._layout
-        try:
-            current = await self._client.hmget(layout.catalog_items, list(items))
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        current = await self._storage.hmget_key(layout.catalog_items, list(items))
         merged: dict[str | bytes | bytearray | memoryview | int | float, bytes] = {}
         for (item, change), old in zip(items.items(), current, strict=True):
             entry = dict(lay.decode_json(old)) if isinstance(old, bytes) else {}
@@ -109,16 +105,15 @@ class CatalogAdmin:
     ) -> None:
         """A catalog change in one transaction with its audit entry and a bump of the live
         version's stock epoch (every worker reloads its view within two intervals)."""
-        try:
-            served = await self._served_versions(view.version)
-            async with self._client.pipeline(transaction=True) as pipe:
-                write(pipe)
-                self._audit(pipe, actor, action, ids)
-                for version in served:
-                    pipe.incr(self._layout.stock_epoch(version))
-                await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        served = await self._served_versions(view.version)
+
+        def change(pipe: Any) -> None:
+            write(pipe)
+            self._audit(pipe, actor, action, ids)
+            for version in served:
+                pipe.incr(self._layout.stock_epoch(version))
+
+        await self._storage.batch(change, atomic=True)
         await self._changed()
 
     async def erase_customers(self, customer_ids: Sequence[str], actor: str) -> list[str]:
@@ -127,38 +122,34 @@ class CatalogAdmin:
         their ids so that no later publish stores them again. Returns the versions that
         held any of them. Audited."""
         layout = self._layout
-        try:
-            versions = {
-                v.decode() if isinstance(v, bytes) else str(v)
-                for v in await self._client.mget([layout.live, layout.previous, layout.candidate])
-                if v is not None
-            }
-            held = []
-            for version in sorted(versions):
-                present = await self._storage.hmget(version, "customers", list(customer_ids))
-                found = [c for c, h in zip(customer_ids, present, strict=True) if h is not None]
-                if found:
-                    # Overwritten, not deleted: the hash keeps its size (its manifest).
-                    erased = dict.fromkeys(found, lay.ERASED_HISTORY)
-                    await self._storage.hset(version, "customers", erased)
-                    held.append(version)
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hdel(layout.event_histories, *customer_ids)
-                pipe.sadd(layout.erased, *customer_ids)
-                self._audit(pipe, actor, "erase_customer", list(customer_ids), versions=held)
-                await pipe.execute()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        versions = {
+            v.decode() if isinstance(v, bytes) else str(v)
+            for v in await self._storage.mget([layout.live, layout.previous, layout.candidate])
+            if v is not None
+        }
+        held = []
+        for version in sorted(versions):
+            present = await self._storage.hmget(version, "customers", list(customer_ids))
+            found = [c for c, h in zip(customer_ids, present, strict=True) if h is not None]
+            if found:
+                # Overwritten, not deleted: the hash keeps its size (its manifest).
+                erased = dict.fromkeys(found, lay.ERASED_HISTORY)
+                await self._storage.hset(version, "customers", erased)
+                held.append(version)
+
+        def erase(pipe: Any) -> None:
+            pipe.hdel(layout.event_histories, *customer_ids)
+            pipe.sadd(layout.erased, *customer_ids)
+            self._audit(pipe, actor, "erase_customer", list(customer_ids), versions=held)
+
+        await self._storage.batch(erase, atomic=True)
         return held
 
     async def audit_log(self, count: int) -> list[dict[str, Any]]:
         """The latest ``count`` audit entries, newest first."""
-        try:
-            entries = await self._client.xrevrange(self._layout.audit, count=count)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        entries = await self._storage.xrevrange(self._layout.audit, count)
         out = []
-        for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], entries):
+        for entry_id, fields in entries:
             record = lay.decode_json(fields[b"entry"])
             out.append({"id": entry_id.decode(), **record})
         return out

@@ -28,28 +28,28 @@ the same reason.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.cluster
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import model as lay
-from recsvc.errors import OverloadedError, StoreFullError, StoreUnavailableError
 from recsvc.store.cluster import AsyncClusterStorage, SyncClusterStorage
 from recsvc.store.common import AsyncClient as AsyncClient
 from recsvc.store.common import Reply as Reply
 from recsvc.store.common import SyncClient as SyncClient
 from recsvc.store.common import manifest_problems as manifest_problems
+from recsvc.store.common import unavailable as unavailable
 from recsvc.store.single import AsyncStorage, SyncStorage
 
 
 class AsyncBackend(Protocol):
-    """The service's reads and writes of a version's keys, on either kind of Redis."""
+    """The service's reads and writes of a version's keys, on either kind of Redis: every
+    Redis call the service makes, each raising Redis's errors in the service's terms
+    (``unavailable``), never a ``RedisError``."""
 
     cluster: bool
     client: AsyncClient
@@ -83,6 +83,27 @@ class AsyncBackend(Protocol):
 
     async def inspect(self, keys: Sequence[str]) -> list[tuple[str, int | None]]:
         """Each key's type and size (``HLEN`` or ``STRLEN``), for the manifest's check."""
+
+    # The commands that are the same on both kinds of Redis (their keys share the
+    # ``{prefix}`` slot on a cluster): pointers, stock, catalog, events, audit, sales.
+
+    async def ping(self) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    async def hmget_key(self, key: str, fields: Sequence[str]) -> list[bytes | None]: ...
+
+    async def hscan_key(
+        self, key: str, cursor: int, count: int
+    ) -> tuple[int, dict[bytes, bytes]]: ...
+
+    async def xrevrange(self, key: str, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]: ...
+
+    async def batch(self, queue: Callable[[Any], None], atomic: bool = False) -> list[Any]:
+        """The commands ``queue`` puts on a pipeline, in one round trip (one transaction
+        with ``atomic``)."""
 
 
 class SyncBackend(Protocol):
@@ -197,16 +218,3 @@ def sync_client(url: str, cluster: bool, timeout_s: float = 30.0) -> SyncClient:
             url, socket_timeout=timeout_s, socket_connect_timeout=5
         )
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=5)
-
-
-def unavailable(exc: RedisError) -> StoreUnavailableError:
-    """A Redis error in the service's terms: a pool that stayed busy past the timeout is
-    overload, not an outage; a refused write at ``maxmemory`` is a full store."""
-    if isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError):
-        return OverloadedError(
-            "every Redis connection stayed busy past the timeout: too many concurrent "
-            "requests for the pool; retry shortly"
-        )
-    if isinstance(exc, OutOfMemoryError):
-        return StoreFullError(f"Redis refused the write, it is at maxmemory: {exc}")
-    return StoreUnavailableError(f"redis did not answer: {exc}")

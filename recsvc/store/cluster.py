@@ -14,7 +14,7 @@ import redis.asyncio.cluster as aiocluster
 import redis.cluster
 
 from recsvc import model as lay
-from recsvc.store.common import Reply, nothing
+from recsvc.store.common import Reply, nothing, translated
 from recsvc.store.single import AsyncStorage, SyncStorage
 
 
@@ -25,6 +25,7 @@ class AsyncClusterStorage(AsyncStorage):
 
     cluster = True
 
+    @translated
     async def fetch(
         self, pointer: str, version: str, item_ids: Sequence[str], alternatives: bool
     ) -> Reply:
@@ -41,6 +42,7 @@ class AsyncClusterStorage(AsyncStorage):
             return head
         return Reply(head.live, True, head.epoch, comp, alts, head.test)
 
+    @translated
     async def customers(self, pointer: str, version: str, customer_ids: Sequence[str]) -> Reply:
         keys, args = self.layout.customers_args(version, customer_ids, pointer)
         if not customer_ids:
@@ -54,6 +56,7 @@ class AsyncClusterStorage(AsyncStorage):
             return head
         return Reply(head.live, True, head.epoch, stored, head.second, head.test)
 
+    @translated
     async def hmget(self, version: str, part: str, members: Sequence[str]) -> list[bytes | None]:
         if not members:
             return []
@@ -72,6 +75,7 @@ class AsyncClusterStorage(AsyncStorage):
                 found.update(zip(ids, values, strict=True))
         return [cast(bytes | None, found[m]) for m in members]
 
+    @translated
     async def hset(self, version: str, part: str, mapping: Mapping[str, bytes]) -> None:
         if not mapping:
             return
@@ -81,6 +85,7 @@ class AsyncClusterStorage(AsyncStorage):
                 pipe.hset(key, mapping={i: mapping[i] for i in ids})
             await pipe.execute()
 
+    @translated
     async def memory(self) -> list[dict[str, Any]]:
         client = cast(aiocluster.RedisCluster, self.client)
         per_node = await client.info("memory", target_nodes=aiocluster.RedisCluster.PRIMARIES)

@@ -3,17 +3,24 @@ and the manifest check."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.cluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from recsvc import model as lay
+from recsvc.errors import OverloadedError, StoreFullError, StoreUnavailableError
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 AsyncClient = aioredis.Redis | aiocluster.RedisCluster
 
@@ -86,3 +93,32 @@ def manifest_problems(
 
 
 SHAS: dict[str, str] = {}
+
+
+def unavailable(exc: RedisError) -> StoreUnavailableError:
+    """A Redis error in the service's terms: a pool that stayed busy past the timeout is
+    overload, not an outage; a refused write at ``maxmemory`` is a full store."""
+    if isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError):
+        return OverloadedError(
+            "every Redis connection stayed busy past the timeout: too many concurrent "
+            "requests for the pool; retry shortly"
+        )
+    if isinstance(exc, OutOfMemoryError):
+        return StoreFullError(f"Redis refused the write, it is at maxmemory: {exc}")
+    return StoreUnavailableError(f"redis did not answer: {exc}")
+
+
+def translated(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A backend's method with Redis's errors in the service's terms (``unavailable``):
+    the one place the service translates them."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+
+    return call

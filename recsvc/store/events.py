@@ -5,12 +5,9 @@ the customer's history for the next answer. Owned by a ``ModelStore`` (``store.e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from recsvc import model as lay
-from recsvc.store.backend import unavailable
 from recsvc.store.view import StoredHistory
 
 if TYPE_CHECKING:
@@ -58,22 +55,16 @@ class OrderEvents:
             lay.encode_json([list(c) for c in credit]),  # [field, amount(, day only)]
             lay.SALES_DAYS_KEPT * 86400,
         ]
-        try:
-            reply = await self._storage.script(lay.ORDER_EVENT_SCRIPT, keys, [*argv, *item_ids])
-            new, added, kept = reply
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        reply = await self._storage.script(lay.ORDER_EVENT_SCRIPT, keys, [*argv, *item_ids])
+        new, added, kept = reply
         return bool(new), max(int(added) - int(kept), 0)
 
     async def event_days(self, customer_ids: Sequence[str]) -> list[int]:
         """The latest day each customer bought on through live order events (-1: none)."""
         if not customer_ids:
             return []
-        try:
-            blobs = await self._client.hmget(self._layout.event_histories, list(customer_ids))
-        except RedisError as exc:
-            raise unavailable(exc) from exc
-        return [-1 if b is None else StoredHistory.decode(cast(bytes, b)).last_day for b in blobs]
+        blobs = await self._storage.hmget_key(self._layout.event_histories, list(customer_ids))
+        return [-1 if b is None else StoredHistory.decode(b).last_day for b in blobs]
 
     async def scan_event_customers(self, view: ModelView, count: int = 1000) -> Any:
         """Customers known only from live order events (no stored history in ``view``'s
@@ -81,13 +72,10 @@ class OrderEvents:
         key = self._layout.event_histories
         cursor = 0
         while True:
-            try:
-                cursor, batch = await self._client.hscan(key, cursor, count=count)
-                pairs = cast(dict[bytes, bytes], batch)
-                ids = [c.decode() for c in pairs]
-                stored = await self._storage.hmget(view.version, "customers", ids)
-            except RedisError as exc:
-                raise unavailable(exc) from exc
+            cursor, batch = await self._storage.hscan_key(key, cursor, count)
+            pairs = batch
+            ids = [c.decode() for c in pairs]
+            stored = await self._storage.hmget(view.version, "customers", ids)
             yield [
                 (c, StoredHistory.decode(h))
                 for (c, h), old in zip(zip(ids, pairs.values(), strict=True), stored, strict=True)

@@ -6,10 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from redis.exceptions import RedisError
-
 from recsvc.errors import ModelIncompleteError
-from recsvc.store.backend import unavailable
 
 if TYPE_CHECKING:
     from recsvc.store.reader import ModelStore
@@ -28,10 +25,7 @@ async def readiness(store: ModelStore) -> Health:
     and Redis's memory policy and headroom."""
     problems: list[str] = []
     warnings: list[str] = []
-    try:
-        masters = await store.backend.memory()
-    except RedisError as exc:
-        raise unavailable(exc) from exc
+    masters = await store.backend.memory()
     for info in masters:
         policy = str(info.get("maxmemory_policy", ""))
         if policy.startswith("allkeys-"):

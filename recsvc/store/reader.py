@@ -16,13 +16,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from recsvc import model as lay
 from recsvc.errors import ModelIncompleteError, NoLiveModelError, RecsvcError, StoreUnavailableError
 from recsvc.store import backend as storage
 from recsvc.store.admin import CatalogAdmin
-from recsvc.store.backend import unavailable
 from recsvc.store.events import OrderEvents
 from recsvc.store.view import (
     DEFAULT_LIST_CACHE_BYTES,
@@ -84,16 +81,10 @@ class ModelStore:
         return self._storage
 
     async def ping(self) -> None:
-        try:
-            await self._client.ping()
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        await self._storage.ping()
 
     async def live_version(self) -> str | None:
-        try:
-            raw = await self._client.get(self._pointer)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        raw = await self._storage.get(self._pointer)
         return raw.decode() if isinstance(raw, bytes) else raw
 
     async def live_view(self) -> ModelView:
@@ -117,12 +108,7 @@ class ModelStore:
             entries = lay.manifest_of(meta)
         except (ValueError, TypeError) as exc:
             return [f"unreadable manifest: {exc}"]
-        try:
-            found = await self._storage.inspect(
-                [self._layout.entry_key(version, e) for e in entries]
-            )
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        found = await self._storage.inspect([self._layout.entry_key(version, e) for e in entries])
         return storage.manifest_problems(entries, found)
 
     async def report(self, html: bool) -> tuple[str, bytes | None]:
@@ -131,10 +117,7 @@ class ModelStore:
         if version is None:
             raise NoLiveModelError("no model has been published yet")
         key = self._layout.report_html(version) if html else self._layout.report(version)
-        try:
-            blob = await self._client.get(key)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        blob = await self._storage.get(key)
         return version, blob if isinstance(blob, bytes) else None
 
     async def neighbours(self, item_ids: Sequence[str]) -> tuple[ModelView, list[ItemList | None]]:
@@ -167,10 +150,7 @@ class ModelStore:
         for _attempt in range(3):
             if believed is None:
                 raise NoLiveModelError("no model has been published yet")
-            try:
-                reply = await self._fetch(believed, item_ids, alternatives)
-            except RedisError as exc:
-                raise unavailable(exc) from exc
+            reply = await self._fetch(believed, item_ids, alternatives)
             if not reply.current:
                 believed = reply.live  # switched: ask the version now live
                 continue
@@ -198,10 +178,7 @@ class ModelStore:
         view = self._views[version]
         kept = self._version_lists(version)
         comp, alt, missing = self._split(view, kept, item_ids, alternatives)
-        try:
-            reply = await self._fetch(version, missing, alternatives)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        reply = await self._fetch(version, missing, alternatives)
         if not reply.current:
             return None, reply.live  # switched: the caller fetches from the new version
         if _gone(view, missing, reply.first):
@@ -256,12 +233,9 @@ class ModelStore:
         """One read of the pointer and the epoch (the fetch script, with no ids; two when
         the version changed)."""
         believed = self._state[0] if self._state is not None else self._believed
-        try:
-            reply = await self._fetch(believed or "", [], False)
-            if not reply.current and reply.live is not None:
-                reply = await self._fetch(reply.live, [], False)
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        reply = await self._fetch(believed or "", [], False)
+        if not reply.current and reply.live is not None:
+            reply = await self._fetch(reply.live, [], False)
         if reply.live is None:
             self._state = None
             return
@@ -314,10 +288,7 @@ class ModelStore:
         for _attempt in range(3):
             if version is None:
                 raise NoLiveModelError("no model has been published yet")
-            try:
-                reply = await self._customers_script(version, customer_ids)
-            except RedisError as exc:
-                raise unavailable(exc) from exc
+            reply = await self._customers_script(version, customer_ids)
             if not reply.current:  # another version is live: ask that one
                 version = reply.live
                 continue
@@ -356,10 +327,7 @@ class ModelStore:
                 else:
                     got[item] = decoded
             if missing:
-                try:
-                    blobs = await self._storage.hmget(view.version, "neighbours", missing)
-                except RedisError as exc:
-                    raise unavailable(exc) from exc
+                blobs = await self._storage.hmget(view.version, "neighbours", missing)
                 if any(b is None for b in blobs):
                     version = await self.live_version()
                     continue  # the version was collected meanwhile: read the pointer again
@@ -381,11 +349,8 @@ class ModelStore:
 
     async def scan_customers(self, view: ModelView, count: int = 1000) -> Any:
         """Every stored customer of ``view``'s version, as (id, history) pairs, in batches."""
-        try:
-            async for pairs in self._storage.hscan(view.version, "customers", count):
-                yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        async for pairs in self._storage.hscan(view.version, "customers", count):
+            yield [(c.decode(), StoredHistory.decode(h)) for c, h in pairs.items()]
 
     async def _fetch(
         self, version: str, item_ids: Sequence[str], alternatives: bool
@@ -418,23 +383,23 @@ class ModelStore:
             return view
 
     async def _load(self, version: str) -> ModelView:
-        try:
-            # No MULTI: Redis at maxmemory refuses a transaction even of reads. The epoch
-            # is read before the stock, so a change landing between them makes the next
-            # request reload (a newer epoch), never keeps a stale view.
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.get(self._layout.stock_epoch(version))
-                pipe.get(self._layout.meta(version))
-                pipe.get(self._layout.items(version))
-                pipe.get(self._layout.popular(version))
-                pipe.get(self._layout.catalog(version))
-                pipe.hgetall(self._layout.stock(version))
-                pipe.hgetall(self._layout.catalog_items)
-                pipe.smembers(self._layout.catalog_deleted)
-                result = await pipe.execute()
-            epoch, meta, items, popular, catalog, stock, added, deleted = result
-        except RedisError as exc:
-            raise unavailable(exc) from exc
+        # No MULTI: Redis at maxmemory refuses a transaction even of reads. The epoch
+        # is read before the stock, so a change landing between them makes the next
+        # request reload (a newer epoch), never keeps a stale view.
+        layout = self._layout
+
+        def reads(pipe: Any) -> None:
+            pipe.get(layout.stock_epoch(version))
+            pipe.get(layout.meta(version))
+            pipe.get(layout.items(version))
+            pipe.get(layout.popular(version))
+            pipe.get(layout.catalog(version))
+            pipe.hgetall(layout.stock(version))
+            pipe.hgetall(layout.catalog_items)
+            pipe.smembers(layout.catalog_deleted)
+
+        result = await self._storage.batch(reads)
+        epoch, meta, items, popular, catalog, stock, added, deleted = result
         if meta is None:
             raise _VersionGoneError(version)  # collected after a newer switch: re-read
         try:

@@ -3,13 +3,22 @@ request reads the pointer, the epoch and the lists in one script."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from recsvc import model as lay
-from recsvc.store.common import SHAS, AsyncClient, Reply, SyncClient, inspected, sha_of
+from recsvc.store.common import (
+    SHAS,
+    AsyncClient,
+    Reply,
+    SyncClient,
+    inspected,
+    sha_of,
+    translated,
+    unavailable,
+)
 
 
 class AsyncStorage:
@@ -21,6 +30,7 @@ class AsyncStorage:
         self.client = client
         self.layout = layout
 
+    @translated
     async def script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         # EVALSHA by hand: redis-py's Script wrapper inspects its arguments on every call,
         # which measured as a third of a cart request's time.
@@ -31,6 +41,7 @@ class AsyncStorage:
             await self.client.script_load(source)
             return await self.client.evalsha(sha, len(keys), *keys, *args)
 
+    @translated
     async def fetch(
         self, pointer: str, version: str, item_ids: Sequence[str], alternatives: bool
     ) -> Reply:
@@ -39,12 +50,14 @@ class AsyncStorage:
         keys, args = self.layout.fetch_args(version, item_ids, alternatives, pointer)
         return Reply.of(await self.script(lay.FETCH_SCRIPT, keys, args))
 
+    @translated
     async def customers(self, pointer: str, version: str, customer_ids: Sequence[str]) -> Reply:
         """The pointer, the A/B test and, if ``version`` is live, its epoch, the customers'
         stored histories and their live order events' histories."""
         keys, args = self.layout.customers_args(version, customer_ids, pointer)
         return Reply.of(await self.script(lay.CUSTOMERS_SCRIPT, keys, args))
 
+    @translated
     async def hmget(self, version: str, part: str, members: Sequence[str]) -> list[bytes | None]:
         """Fields of a bucketed part (None for a member without one)."""
         if not members:
@@ -52,6 +65,7 @@ class AsyncStorage:
         key = self.layout.bucket_key(version, part, 0)
         return cast(list[bytes | None], await self.client.hmget(key, list(members)))
 
+    @translated
     async def hset(self, version: str, part: str, mapping: Mapping[str, bytes]) -> None:
         if mapping:
             key = self.layout.bucket_key(version, part, 0)
@@ -64,15 +78,20 @@ class AsyncStorage:
         for key in dict.fromkeys(self.layout.bucket_keys(version, part)):
             cursor = 0
             while True:
-                cursor, batch = await self.client.hscan(key, cursor, count=count)
+                try:
+                    cursor, batch = await self.client.hscan(key, cursor, count=count)
+                except RedisError as exc:
+                    raise unavailable(exc) from exc
                 yield cast(dict[bytes, bytes], batch)
                 if cursor == 0:
                     break
 
+    @translated
     async def memory(self) -> list[dict[str, Any]]:
         """``INFO memory`` of every master holding the model."""
         return [await self.client.info("memory")]
 
+    @translated
     async def inspect(self, keys: Sequence[str]) -> list[tuple[str, int | None]]:
         """Each key's type and size (``HLEN`` or ``STRLEN``), for the manifest's check."""
         async with self.client.pipeline(transaction=False) as pipe:
@@ -82,6 +101,48 @@ class AsyncStorage:
                 pipe.strlen(key)
             replies = await pipe.execute(raise_on_error=False)
         return inspected(replies)
+
+    # -- the commands that are the same on both backends (the keys share a slot on a
+    # cluster: pointers, stock, catalog, events, audit, sales) --------------------------
+
+    @translated
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    @translated
+    async def get(self, key: str) -> bytes | None:
+        return cast(bytes | None, await self.client.get(key))
+
+    @translated
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Keys of one slot (on a cluster), in one command."""
+        return cast(list[bytes | None], await self.client.mget(list(keys)))
+
+    @translated
+    async def hmget_key(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        """Fields of one hash that is not bucketed."""
+        return cast(list[bytes | None], await self.client.hmget(key, list(fields)))
+
+    @translated
+    async def hscan_key(self, key: str, cursor: int, count: int) -> tuple[int, dict[bytes, bytes]]:
+        """One batch of a hash that is not bucketed, and the cursor for the next."""
+        cursor, batch = await self.client.hscan(key, cursor, count=count)
+        return int(cursor), cast(dict[bytes, bytes], batch)
+
+    @translated
+    async def xrevrange(self, key: str, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        return cast(
+            list[tuple[bytes, dict[bytes, bytes]]], await self.client.xrevrange(key, count=count)
+        )
+
+    @translated
+    async def batch(self, queue: Callable[[Any], None], atomic: bool = False) -> list[Any]:
+        """The commands ``queue`` puts on a pipeline, in one round trip (as one
+        ``MULTI``/``EXEC`` transaction with ``atomic``: keys of one slot on a cluster)."""
+        async with self.client.pipeline(transaction=atomic) as pipe:
+            queue(pipe)
+            replies: list[Any] = await pipe.execute()
+            return replies
 
 
 class SyncStorage:

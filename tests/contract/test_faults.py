@@ -22,10 +22,13 @@ import httpx
 import pytest
 import redis
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 
 from recsvc import model as lay
 from recsvc.api.app import create_app
 from recsvc.config import Settings
+from recsvc.errors import StoreUnavailableError
+from recsvc.store import backend as storage
 from tests.conftest import BOTH_BACKENDS, in_process, redis_server
 from training.errors import TrainingError
 from training.publish import ModelPayload, Publisher
@@ -124,6 +127,45 @@ def test_a_trainer_killed_during_publish_changes_nothing_and_its_keys_are_collec
 
 
 # -- Redis stopped, and a pool run dry ---------------------------------------------------------
+
+
+async def test_every_backend_call_speaks_the_services_errors_when_redis_is_down(
+    own_redis: tuple[str, subprocess.Popen[bytes]], layout: lay.Layout
+) -> None:
+    """The backend is the one place Redis's errors are translated: with the server gone,
+    every command of the interface raises StoreUnavailableError, never a RedisError."""
+    url, proc = own_redis
+    client = storage.async_client(url, False, 0.2, blocking=False)
+    backend = storage.async_storage(client, layout)
+    await backend.ping()  # up: no error
+    proc.send_signal(signal.SIGSTOP)  # accepts nothing, answers nothing
+    try:
+        calls = {
+            "ping": backend.ping(),
+            "get": backend.get(layout.live),
+            "mget": backend.mget([layout.live, layout.previous]),
+            "hmget_key": backend.hmget_key(layout.catalog_items, ["A1"]),
+            "hscan_key": backend.hscan_key(layout.event_histories, 0, 10),
+            "xrevrange": backend.xrevrange(layout.audit, 1),
+            "batch": backend.batch(lambda pipe: pipe.get(layout.live), atomic=True),
+            "fetch": backend.fetch(layout.live, "v", ["A1"], True),
+            "customers": backend.customers(layout.live, "v", ["c1"]),
+            "hmget": backend.hmget("v", "neighbours", ["A1"]),
+            "hset": backend.hset("v", "customers", {"c1": b"[]"}),
+            "memory": backend.memory(),
+            "inspect": backend.inspect([layout.live]),
+        }
+        for name, call in calls.items():
+            with pytest.raises(StoreUnavailableError) as raised:
+                await call
+            assert not isinstance(raised.value, RedisError), name
+            assert isinstance(raised.value.__cause__, RedisError), name
+        with pytest.raises(StoreUnavailableError):
+            async for _ in backend.hscan("v", "customers"):
+                pass
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        await storage.close(client)
 
 
 async def test_requests_while_redis_is_stopped_end_within_the_timeout_and_recover(
