@@ -126,6 +126,9 @@ def uvicorn_server(
         port=port,
         log_level="warning",
         head_limits=head_limits or settings.head_limits,
+        # Connections a test left open (slow heads, held sockets) are closed after 2 s,
+        # so the lifespan's shutdown, which closes the Redis pool, always runs.
+        timeout_graceful_shutdown=2,
         **({"http": http} if http is not None else {}),
     )
     srv = uvicorn.Server(config)
@@ -140,7 +143,9 @@ def uvicorn_server(
         yield f"http://127.0.0.1:{port}"
     finally:
         srv.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+        if thread.is_alive():
+            raise RuntimeError("uvicorn did not shut down within 30 s: its Redis pool leaks")
 
 
 @contextmanager
