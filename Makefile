@@ -17,9 +17,8 @@ help:
 	@echo "make ci       check, then the whole suite"
 	@echo "make demo     the service on its embedded Redis, trained on the bundled sample"
 
-$(VENV)/bin/pytest: pyproject.toml
+$(VENV)/bin/pytest:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -e '.[dev,spark]'
-	@touch $@
 
 venv: $(VENV)/bin/pytest
 

@@ -39,7 +39,10 @@ def lines(package: Path, depth: int = 0) -> list[str]:
 def _row(name: str, text: str, depth: int) -> str:
     head = f"{'  ' * depth}{name:<{max(18 - 2 * depth, len(name) + 1)}} "
     room = WIDTH - len(head)
-    return head + (text if len(text) <= room else text[: room - 3].rstrip() + "...")
+    if len(text) <= room:
+        return head + text
+    cut = text[: room - 3].rsplit(" ", 1)[0].rstrip(" ,;:(")  # whole words only
+    return head + cut + "..."
 
 
 def tree() -> str:
