@@ -29,6 +29,7 @@ the same reason.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import redis
@@ -218,3 +219,24 @@ def sync_client(url: str, cluster: bool, timeout_s: float = 30.0) -> SyncClient:
             url, socket_timeout=timeout_s, socket_connect_timeout=5
         )
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=5)
+
+
+def close_sync(client: SyncClient) -> None:
+    """Closes a trainer's client and every socket it opened: a cluster client's own
+    ``close`` leaves each node's connection pool open (the nodes' clients were handed
+    their pools, so they do not close them)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        for node in client.get_nodes():  # type: ignore[no-untyped-call]
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+    client.close()
+
+
+@contextmanager
+def sync_connected(url: str, cluster: bool) -> Iterator[SyncClient]:
+    """``sync_client``, closed with ``close_sync`` when the block ends."""
+    client = sync_client(url, cluster)
+    try:
+        yield client
+    finally:
+        close_sync(client)

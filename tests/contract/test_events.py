@@ -86,7 +86,7 @@ async def test_an_order_event_changes_the_next_answer_once(
     assert {s["item_id"] for s in fresh["recommendations"] if s["source"] == "neighbours"} <= set(
         GROUP_A
     )
-    with storage.sync_client(store_url, layout.cluster) as client:
+    with storage.sync_connected(store_url, layout.cluster) as client:
         assert client.xlen(layout.events) == 2  # the duplicate was not appended
     metrics = (await live.get("/metrics")).text
     assert 'recsvc_events_total{result="duplicate"} 1.0' in metrics
@@ -130,7 +130,7 @@ async def test_a_full_stream_is_trimmed_and_counted(
     metrics = (await live.get("/metrics")).text
     (line,) = [x for x in metrics.splitlines() if x.startswith("recsvc_events_trimmed ")]
     trimmed = float(line.split()[1])
-    with storage.sync_client(store_url, layout.cluster) as client:
+    with storage.sync_connected(store_url, layout.cluster) as client:
         kept = client.xlen(layout.events)
         added = int(client.get(layout.events_added) or 0)
     assert added == 1250 and 1000 <= kept < 1250 and trimmed == added - kept > 0
@@ -166,15 +166,15 @@ async def test_training_with_events_folds_the_orders_in(
         assert (await api.post(EVENTS, json=fresh, headers=AUTH)).status_code == 202
     args = ["train", "--purchases", str(csv), *GROUPED_ARGS, "--include-events", "--force"]
     assert train_main(args, settings) == 0
-    client = Publisher(storage.sync_client(store_url, layout.cluster), layout)
-    meta = client.meta(client.live_version() or "")
+    with storage.sync_connected(store_url, layout.cluster) as sync:
+        client = Publisher(sync, layout)
+        meta = client.meta(client.live_version() or "")
+        live_version = client.live_version() or ""
     assert meta is not None
     # The new order's two lines joined the file's; the one the file held was not counted.
     assert meta["source"]["rows_read"] == len(purchases) + 2
-    with storage.sync_client(store_url, layout.cluster) as r:
-        stored = r.hget(
-            layout.field_key(client.live_version() or "", "customers", "shopper"), "shopper"
-        )
+    with storage.sync_connected(store_url, layout.cluster) as r:
+        stored = r.hget(layout.field_key(live_version, "customers", "shopper"), "shopper")
     assert stored is not None and b"I001" in stored and b"I002" in stored
 
 
@@ -210,5 +210,5 @@ async def test_erasing_a_customer_erases_what_their_events_added(
     async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         await ModelStore(conn, layout).admin.erase_customers(["newcomer"], "test")
     assert (await suggested(live, "newcomer"))["fallback"] is True
-    with storage.sync_client(store_url, layout.cluster) as client:
+    with storage.sync_connected(store_url, layout.cluster) as client:
         assert not client.hexists(layout.event_histories, "newcomer")

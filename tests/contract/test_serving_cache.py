@@ -140,10 +140,9 @@ async def test_a_switch_and_a_stock_change_reach_every_worker_within_two_interva
 
 @BOTH_BACKENDS
 async def test_answers_never_mix_versions_while_versions_switch(
-    store_url: str, layout: lay.Layout, block_model: ModelPayload
+    store_url: str, layout: lay.Layout, block_model: ModelPayload, publisher: Publisher
 ) -> None:
     """Every version has its own score; each answer's lists must carry its view's."""
-    publisher = Publisher(storage.sync_client(store_url, layout.cluster), layout)
     async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0.02)
         watcher = asyncio.create_task(store.watch())
@@ -178,11 +177,10 @@ async def test_kept_lists_stay_within_their_byte_bound(
 
 @BOTH_BACKENDS
 async def test_stored_customers_never_mix_versions_while_versions_switch(
-    store_url: str, layout: lay.Layout, block_model: ModelPayload
+    store_url: str, layout: lay.Layout, block_model: ModelPayload, publisher: Publisher
 ) -> None:
     """The batch path (histories, then the lists this worker lacks) under switches every
     10 ms: each answer's lists carry the score of the version its view names."""
-    publisher = Publisher(storage.sync_client(store_url, layout.cluster), layout)
     customers = [CustomerQuery(c) for c in list(block_model.histories)[:20]]
     async with storage.async_client(store_url, layout.cluster, 5.0, blocking=False) as conn:
         store = ModelStore(conn, layout, refresh_interval_s=0)

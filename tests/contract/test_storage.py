@@ -89,7 +89,7 @@ def backend(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> I
     try:
         yield Backend(request.param, settings, client, Publisher(client, settings.layout), masters)
     finally:
-        client.close()
+        storage.close_sync(client)
 
 
 def variant(model: ModelPayload, score: float) -> ModelPayload:
@@ -362,7 +362,7 @@ async def test_a_cart_on_a_cluster_costs_one_script_and_one_read_per_bucket(
         finally:
             await storage.close(conn)
     finally:
-        client.close()
+        storage.close_sync(client)
         for m in masters:
             m.close()
 
@@ -395,7 +395,7 @@ def test_a_version_spreads_over_every_master_and_its_pointers_share_one_slot(
             shop_model.histories
         )
     finally:
-        client.close()
+        storage.close_sync(client)
 
 
 def test_recsvc_cluster_starts_a_local_cluster_once_and_stops_it(
@@ -419,7 +419,7 @@ def test_recsvc_cluster_starts_a_local_cluster_once_and_stops_it(
             client.set("{t}k", "v")
             assert client.get("{t}k") == b"v"
         finally:
-            client.close()
+            storage.close_sync(client)
     finally:
         assert recsvc_main(["cluster", "stop", "--port", str(port)]) == 0
     assert "stopped 3 node(s)" in capsys.readouterr().out

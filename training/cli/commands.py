@@ -66,7 +66,7 @@ def open_publisher(settings: Settings, stages: Stages | None = None) -> Iterator
             try:
                 yield Publisher(client, settings.layout, on_progress=progress(stages))
             finally:
-                client.close()
+                storage.close_sync(client)
     except EmbeddedRedisForbiddenError as exc:
         raise InputError(str(exc)) from exc
     except EmbeddedRedisError as exc:
