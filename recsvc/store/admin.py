@@ -22,7 +22,6 @@ class CatalogAdmin:
 
     def __init__(self, store: ModelStore) -> None:
         self._store = store
-        self._client = store.client
         self._layout = store.layout
         self._storage = store.backend
 

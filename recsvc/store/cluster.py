@@ -25,7 +25,6 @@ class AsyncClusterStorage(AsyncStorage):
 
     cluster = True
 
-    @translated
     async def fetch(
         self, pointer: str, version: str, item_ids: Sequence[str], alternatives: bool
     ) -> Reply:
@@ -42,7 +41,6 @@ class AsyncClusterStorage(AsyncStorage):
             return head
         return Reply(head.live, True, head.epoch, comp, alts, head.test)
 
-    @translated
     async def customers(self, pointer: str, version: str, customer_ids: Sequence[str]) -> Reply:
         keys, args = self.layout.customers_args(version, customer_ids, pointer)
         if not customer_ids:

@@ -44,7 +44,6 @@ class ModelStore:
         refresh_interval_s: float = 0.0,
         pointer: str | None = None,
     ) -> None:
-        self._client = client
         self._layout = layout
         self._storage = storage.async_storage(client, layout)
         self._pointer = pointer or layout.live
@@ -66,10 +65,6 @@ class ModelStore:
         """Stock, catalog and erasure changes (``recsvc.store.admin``)."""
         self.events = OrderEvents(self)
         """Live order events (``recsvc.store.events``)."""
-
-    @property
-    def client(self) -> storage.AsyncClient:
-        return self._client
 
     @property
     def layout(self) -> lay.Layout:

@@ -22,7 +22,9 @@ from recsvc.store.common import (
 
 
 class AsyncStorage:
-    """The service's reads and writes on a single Redis node."""
+    """The service's reads and writes on a single Redis node. Every method raises Redis's
+    errors in the service's terms: the ones that talk to Redis are ``translated``; the
+    others (``fetch``, ``customers``) only call those."""
 
     cluster = False
 
@@ -41,7 +43,6 @@ class AsyncStorage:
             await self.client.script_load(source)
             return await self.client.evalsha(sha, len(keys), *keys, *args)
 
-    @translated
     async def fetch(
         self, pointer: str, version: str, item_ids: Sequence[str], alternatives: bool
     ) -> Reply:
@@ -50,7 +51,6 @@ class AsyncStorage:
         keys, args = self.layout.fetch_args(version, item_ids, alternatives, pointer)
         return Reply.of(await self.script(lay.FETCH_SCRIPT, keys, args))
 
-    @translated
     async def customers(self, pointer: str, version: str, customer_ids: Sequence[str]) -> Reply:
         """The pointer, the A/B test and, if ``version`` is live, its epoch, the customers'
         stored histories and their live order events' histories."""
