@@ -107,7 +107,8 @@ def _time_v(stderr: str) -> dict[str, float]:
 
 
 def _redis_memory(data_dir: Path) -> dict[str, float]:
-    """Memory of the published version's keys: per item (lists) and per customer."""
+    """Memory of the published version's keys: per item (lists) and per customer, with
+    and without the customers' picks."""
     code = (
         "import redis, sys\n"
         "from recsvc.config import Settings\n"
@@ -124,17 +125,32 @@ def _redis_memory(data_dir: Path) -> dict[str, float]:
         "                (lay.neighbours(v), lay.alternatives(v), lay.catalog(v), lay.items(v)))\n"
         "    cust = r.memory_usage(lay.customers(v), samples=0) or 0\n"
         "    used = r.info('memory')['used_memory']\n"
-        "    print(n_items, n_cust, lists, cust, used)\n"
+        "    bare = 'scale:histories-without-picks'\n"
+        "    r.delete(bare)\n"
+        "    cursor = 0\n"
+        "    while True:\n"
+        "        cursor, page = r.hscan(lay.customers(v), cursor, count=5000)\n"
+        "        if page:\n"
+        "            r.hset(bare, mapping={k: h.partition(b'\\x00')[0] for k, h in page.items()})\n"
+        "        if not cursor:\n"
+        "            break\n"
+        "    without = r.memory_usage(bare, samples=0) or 0\n"
+        "    r.delete(bare)\n"
+        "    print(n_items, n_cust, lists, cust, used, without)\n"
     )
     env = {**os.environ, "RECSVC_DATA_DIR": str(data_dir)}
     got = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
-    n_items, n_cust, lists, cust, used = (int(x) for x in got)
+    n_items, n_cust, lists, cust, used, without = (int(x) for x in got)
     return {
         "redis_used_mib": used / 2**20,
         "bytes_per_item": lists / max(n_items, 1),
         "bytes_per_customer": cust / max(n_cust, 1),
+        # The same histories without their picks (copied to a scratch hash and measured):
+        # the picks' own cost, from one run.
+        "bytes_per_customer_without_picks": without / max(n_cust, 1),
+        "picks_bytes_per_customer": (cust - without) / max(n_cust, 1),
     }
 
 
@@ -173,13 +189,18 @@ def _record(results: list[dict[str, object]]) -> None:
     old = json.loads(path.read_text()) if path.exists() else {}
     old.update({str(r["name"]): r for r in results})
     path.write_text(json.dumps(old, indent=1))
-    print("\n| run | exit | wall | peak RSS | budget | per stage (seconds/peak MiB) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| run | exit | wall | peak RSS | budget | Redis B/customer (without picks) "
+        "| per stage (seconds/peak MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         stages = " ".join(f"{k}={v}" for k, v in dict(r.get("stages", {})).items())  # type: ignore[call-overload]
         print(
             f"| {r['name']} | {r['exit']} | {float(r.get('wall_s', 0)):.0f} s "  # type: ignore[arg-type]
-            f"| {float(r.get('peak_rss_mib', 0)):,.0f} MiB | {r['budget']} | {stages} |"  # type: ignore[arg-type]
+            f"| {float(r.get('peak_rss_mib', 0)):,.0f} MiB | {r['budget']} "  # type: ignore[arg-type]
+            f"| {float(r.get('bytes_per_customer', 0)):,.0f} "  # type: ignore[arg-type]
+            f"({float(r.get('bytes_per_customer_without_picks', 0)):,.0f}) | {stages} |"  # type: ignore[arg-type]
         )
 
 

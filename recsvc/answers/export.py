@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from recsvc.answers import picks
 from recsvc.answers import recommend as rec
 from recsvc.config import Settings
 from recsvc.store import CustomerQuery, ModelStore, ModelView
@@ -219,10 +220,15 @@ async def _export_chunk(
     k: int,
     exclude_purchased: bool,
 ) -> None:
-    view, fetched = await store.customers([CustomerQuery(c) for c in customers])
+    picked = picks.answering(settings, k, exclude_purchased)
+    view, fetched = await store.customers([CustomerQuery(c) for c in customers], picked)
     for customer, got in zip(customers, fetched, strict=True):
-        ranking = rec.rank_stored(view, settings, got.history, got.lists, k, exclude_purchased)
-        writer.write(rec.render(view, ranking, "recommendations", customer_id=customer))
+        ranking = got.ranked or rec.rank_stored(
+            view, settings, got.history, got.lists, k, exclude_purchased
+        )
+        writer.write(
+            rec.render(view, ranking, "recommendations", stored=True, customer_id=customer)
+        )
 
 
 async def _aiter(chunks: Iterator[list[str]]) -> AsyncIterator[list[str]]:

@@ -8,10 +8,12 @@ recommendation id per answer and a position per suggestion.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from recsvc.config import Settings
 from recsvc.experiments.attribution import recommendation_id
@@ -46,7 +48,7 @@ def new_recommendation_id(version: str, served: Served = LIVE) -> str:
 
 
 def seeds(
-    view: ModelView,
+    index: Mapping[str, int],
     item_ids: Sequence[str],
     weights: Sequence[float],
     lists: Sequence[ItemList | None],
@@ -61,7 +63,7 @@ def seeds(
         out.append(
             Seed(
                 item_id,
-                view.index[item_id],
+                index[item_id],
                 weight,
                 got.indices,
                 got.scores,
@@ -85,10 +87,10 @@ def merch_rules(
     exclude: Collection[int],
     **extra: Any,
 ) -> Rules:
-    return Rules(k=k, exclude=exclude, **_rule_parts(view, settings, request), **extra)
+    return Rules(k=k, exclude=exclude, **rule_parts(view, settings, request), **extra)
 
 
-def _rule_parts(view: ModelView, settings: Settings, request: MerchRules | None) -> dict[str, Any]:
+def rule_parts(view: ModelView, settings: Settings, request: MerchRules | None) -> dict[str, Any]:
     """What a request's rules (on top of the defaults) make of this view's catalog. Without
     request rules it is the same every time: kept on the view (a stock change makes a new
     view, and so new parts)."""
@@ -134,12 +136,12 @@ def rank_cart(
     ids = [i for i, _ in lines]
     weights = [quantity_weight(q) for _, q in lines]
     in_cart = {view.index[i] for i in ids if i in view.index}
-    parts = _rule_parts(view, settings, request_rules)
+    parts = rule_parts(view, settings, request_rules)
     ups: list[Upsell] = []
     if upsell_k > 0 and alternatives is not None:
         up_rules = Rules(k=upsell_k, exclude=in_cart, **{**parts, "pins": (), "boost": {}})
         band = band or PriceBand(settings.upsell_min_ratio, settings.upsell_max_ratio)
-        sources = seeds(view, ids, weights, alternatives)
+        sources = seeds(view.index, ids, weights, alternatives)
         ups = upsell(
             sources,
             view.item_ids,
@@ -152,7 +154,9 @@ def rank_cart(
         )
     exclude = in_cart | {view.index[u.item_id] for u in ups} if ups else in_cart
     rules = Rules(k=k, exclude=exclude, **parts)
-    cross = rank(seeds(view, ids, weights, lists), view.item_ids, view.popular, rules, view.fresh)
+    cross = rank(
+        seeds(view.index, ids, weights, lists), view.item_ids, view.popular, rules, view.fresh
+    )
     return CartAnswer(cross, ups)
 
 
@@ -219,7 +223,7 @@ def rank_history(
         # validation window): they are served, under the same rules and exclusions.
         return rank([], view.item_ids, view.popular, rules)
     return rank(
-        seeds(view, ids, [weights[i] for i in ids], lists, positive_only=True),
+        seeds(view.index, ids, [weights[i] for i in ids], lists, positive_only=True),
         view.item_ids,
         view.popular,
         rules,
@@ -283,19 +287,25 @@ def reason(view: ModelView, s: Suggestion) -> str:
     return text + (" (campaign boost)" if s.boosted else "")
 
 
-def suggestions(view: ModelView, ranking: Ranking) -> list[dict[str, Any]]:
+def suggestions(view: ModelView, ranking: Ranking, stored: bool = False) -> list[dict[str, Any]]:
+    """Rendered suggestions. A stored customer's (``stored``) have their scores at float32
+    precision, the lists' own: the same whether ranked online or read from the trainer's
+    picks (``recsvc.answers.picks``), which keep float32 scores."""
+    scores: list[float] = [s.score for s in ranking.suggestions]
+    if stored:
+        scores = [float(str(v)) for v in np.array(scores, np.float32)]
     return [
         {
             "item_id": s.item_id,
             "position": pos,
             **_facts(view, s.item_id),
-            "score": s.score,
+            "score": score,
             "because": s.because,
             "reason": reason(view, s),
             "source": s.source,
             "boosted": s.boosted,
         }
-        for pos, s in enumerate(ranking.suggestions, start=1)
+        for pos, (s, score) in enumerate(zip(ranking.suggestions, scores, strict=True), start=1)
     ]
 
 
@@ -323,14 +333,19 @@ def upsell_entries(view: ModelView, entries: Sequence[Upsell]) -> list[dict[str,
 
 
 def render(
-    view: ModelView, ranking: Ranking, slot: str, served: Served = LIVE, **extra: Any
+    view: ModelView,
+    ranking: Ranking,
+    slot: str,
+    served: Served = LIVE,
+    stored: bool = False,
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
         "recommendation_id": new_recommendation_id(view.version, served),
         "model_version": view.version,
         "arm": served.arm,
         **extra,
-        slot: suggestions(view, ranking),
+        slot: suggestions(view, ranking, stored),
         "fallback": ranking.fallback,
     }
 

@@ -28,6 +28,9 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+CUSTOMER_PATHS = ("picks", "events", "online")
+
+
 class Metrics:
     """One registry per app, so several apps (tests) never share counters."""
 
@@ -84,6 +87,16 @@ class Metrics:
             registry=r,
         )
         self.answers_by_arm = {arm: self.answers.labels(arm) for arm in ARMS}
+        self.customer_answers = Counter(
+            "recsvc_customer_answers_total",
+            "Stored customers' answers by how they were made: picks (the trainer's ranked "
+            "suggestions, filtered), events (ranked online: live order events changed the "
+            "history since the training) or online (the request needs what the picks "
+            "cannot tell, or the version has none).",
+            ["path"],
+            registry=r,
+        )
+        self.customer_paths = {p: self.customer_answers.labels(p) for p in CUSTOMER_PATHS}
         """Label children resolved once: ``labels()`` takes a lock on every call."""
         self.sales = SalesCollector()
         r.register(self.sales)

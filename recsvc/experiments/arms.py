@@ -23,7 +23,7 @@ from recsvc.config import LOGGER
 from recsvc.errors import NoLiveModelError, RecsvcError
 from recsvc.experiments.attribution import ALL_SLOTS, Sales, Tally
 from recsvc.experiments.experiment import LIVE, Arm, Experiment, Served
-from recsvc.store import CustomerQuery, Fetched, ModelStore, ModelView
+from recsvc.store import AnswerWith, CustomerQuery, Fetched, ModelStore, ModelView
 
 T = TypeVar("T")
 FLUSH_INTERVAL_S = 1.0
@@ -114,7 +114,10 @@ class Arms:
         return answered, _served(test, arm)
 
     async def customers(
-        self, queries: Sequence[CustomerQuery | Sequence[str]], units: Sequence[str | None]
+        self,
+        queries: Sequence[CustomerQuery | Sequence[str]],
+        units: Sequence[str | None],
+        answer_with: AnswerWith | None = None,
     ) -> list[tuple[ModelView, Fetched, Served]]:
         """Each query (a stored customer or a cart) answered from its unit's arm, as
         ``answer`` does for one: one read per arm, each from one version. Without the test
@@ -123,7 +126,7 @@ class Arms:
         known, test = self.watched()
         out: list[tuple[ModelView, Fetched, Served]] = []
         if not known:
-            view, fetched = await self.live.customers(queries)
+            view, fetched = await self.live.customers(queries, answer_with)
             test = self.last_seen()
             out = [(view, got, LIVE) for got in fetched]
         by_arm: dict[Arm, list[int]] = {}
@@ -137,14 +140,14 @@ class Arms:
                 continue
             store = self.candidate if arm == "candidate" else self.live
             try:
-                view, fetched = await store.customers([queries[i] for i in asked])
+                view, fetched = await store.customers([queries[i] for i in asked], answer_with)
             except NoLiveModelError:
                 if store is self.live:
                     raise
                 if not known:
                     continue  # the test ended meanwhile: the live read stands, arm live
                 served = LIVE
-                view, fetched = await self.live.customers([queries[i] for i in asked])
+                view, fetched = await self.live.customers([queries[i] for i in asked], answer_with)
             answers.update((i, (view, got, served)) for i, got in zip(asked, fetched, strict=True))
         return [answers[i] for i in range(len(queries))]
 

@@ -2,11 +2,16 @@
 
 Neighbour lists are packed little-endian ``(uint32 index, float32 score, uint32 count)``
 triples, one hash field per item: 12 bytes a neighbour, decoded with one
-``numpy.frombuffer`` and no parsing. Stored histories and everything else are JSON."""
+``numpy.frombuffer`` and no parsing. Stored histories are JSON, followed (format 3) by a
+NUL byte and the customer's precomputed suggestions (``Picks``, packed columns, deflated):
+JSON never holds a raw NUL, so one ``partition`` splits them. Everything else is JSON."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,12 +84,157 @@ def encode_history(
 
 
 def decode_history(blob: bytes) -> tuple[list[str], list[int], list[int]]:
-    parts = orjson.loads(blob)
+    """A stored history's items, days and counts (any picks after it are left aside)."""
+    parts = orjson.loads(split_history(blob)[0])
     items, days = parts[0], parts[1]
     counts = parts[2] if len(parts) > 2 else [1] * len(items)
     if not len(items) == len(days) == len(counts):
         raise ValueError("a stored history's items, days and counts differ in length")
     return [str(i) for i in items], [int(d) for d in days], [max(int(c), 1) for c in counts]
+
+
+PICKS_SEPARATOR = b"\x00"
+"""Between a stored history's JSON and its packed picks."""
+
+_PICKS_HEADER = struct.Struct("<BBBBH")
+"""Flags, index width, evidence width, position width (bytes), entries."""
+
+_COMPLETE = 1
+_DEFLATED = 2
+
+
+@dataclass(frozen=True)
+class Picks:
+    """A stored customer's suggestions as the trainer ranked them, best first: each
+    candidate's item index, its score (the float32 the service renders), the positions in
+    the customer's stored history of the seeds behind it (``because``) and its evidence.
+
+    ``complete``: these are all the candidates the history has (fewer than the trainer's
+    N), so a filter that leaves too few needs no online ranking: popular items fill."""
+
+    indices: IntArray
+    scores: FloatArray
+    because_counts: IntArray
+    because_positions: IntArray
+    """Every entry's seed positions, one after another (``because_counts`` of each)."""
+    evidence: IntArray
+    complete: bool
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def because(self, entry: int) -> list[int]:
+        """The history positions behind one entry, strongest first."""
+        starts = self._starts()
+        return [int(p) for p in self.because_positions[starts[entry] : starts[entry + 1]]]
+
+    def _starts(self) -> IntArray:
+        starts: IntArray | None = self.__dict__.get("_starts_cache")
+        if starts is None:
+            starts = np.concatenate([[0], np.cumsum(self.because_counts)]).astype(np.int64)
+            object.__setattr__(self, "_starts_cache", starts)
+        return starts
+
+
+def _width(top: int) -> int:
+    for width in (1, 2, 3, 4):
+        if top < 1 << (8 * width):
+            return width
+    raise ValueError("picks values must fit in uint32")
+
+
+def _planes(values: npt.NDArray[Any], width: int) -> bytes:
+    """Little-endian bytes, byte planes one after another (the low bytes of every value,
+    then the next): scores best first and small indices share their high bytes, which
+    then deflate to little."""
+    raw = np.ascontiguousarray(values.astype("<u4")).view(np.uint8).reshape(-1, 4)
+    return np.ascontiguousarray(raw[:, :width].T).tobytes()
+
+
+def _unplanes(body: bytes, offset: int, n: int, width: int) -> IntArray:
+    planes = np.frombuffer(body, np.uint8, n * width, offset).reshape(width, n)
+    out: IntArray = planes[0].astype(np.int64)
+    for k in range(1, width):
+        out |= planes[k].astype(np.int64) << (8 * k)
+    return out
+
+
+def encode_picks(
+    indices: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    because: Sequence[Sequence[int]],
+    evidence: npt.ArrayLike,
+    complete: bool,
+) -> Blob:
+    """Packs a customer's picks: byte-planed columns (indices, float32 scores, seed
+    counts, seed positions, evidence), deflated when that is smaller."""
+    idx = np.asarray(indices, np.int64)
+    sc = np.asarray(scores, np.float32)
+    ev = np.asarray(evidence, np.int64)
+    n = int(idx.size)
+    if not (sc.size == ev.size == len(because) == n) or n > 0xFFFF:
+        raise ValueError("picks columns differ in length (or hold over 65,535 entries)")
+    if n and (idx.min() < 0 or ev.min() < 0):
+        raise ValueError("picks indices and evidence must not be negative")
+    counts = np.array([len(b) for b in because], np.int64)
+    positions = np.array([p for b in because for p in b], np.int64)
+    if counts.size and counts.max() > 255:
+        raise ValueError("at most 255 seeds behind one pick")
+    iw = _width(int(idx.max(initial=0)))
+    ew = _width(int(ev.max(initial=0)))
+    pw = _width(int(positions.max(initial=0)))
+    body = b"".join(
+        [
+            _planes(idx, iw),
+            _planes(sc.view("<u4"), 4),
+            counts.astype(np.uint8).tobytes(),
+            _planes(positions, pw),
+            _planes(ev, ew),
+        ]
+    )
+    flags = _COMPLETE if complete else 0
+    packed = zlib.compress(body, 9, wbits=-15)
+    if len(packed) < len(body):
+        flags, body = flags | _DEFLATED, packed
+    return _PICKS_HEADER.pack(flags, iw, ew, pw, n) + body
+
+
+def decode_picks(blob: bytes) -> Picks:
+    """Raises ValueError on bytes that are no packed picks."""
+    try:
+        return _decode_picks(blob)
+    except (struct.error, zlib.error, TypeError, ValueError) as exc:
+        raise ValueError(f"corrupt packed picks: {exc}") from exc
+
+
+def _decode_picks(blob: bytes) -> Picks:
+    flags, iw, ew, pw, n = _PICKS_HEADER.unpack_from(blob)
+    body = blob[_PICKS_HEADER.size :]
+    if flags & _DEFLATED:
+        body = zlib.decompress(body, wbits=-15)
+    if not (1 <= iw <= 4 and 1 <= ew <= 4 and 1 <= pw <= 4):
+        raise ValueError("packed picks name an unknown width")
+    at = 0
+    indices = _unplanes(body, at, n, iw)
+    at += n * iw
+    scores = _unplanes(body, at, n, 4).astype("<u4").view(np.float32)
+    at += n * 4
+    counts = np.frombuffer(body, np.uint8, n, at).astype(np.int64)
+    at += n
+    total = int(counts.sum())
+    positions = _unplanes(body, at, total, pw)
+    at += total * pw
+    evidence = _unplanes(body, at, n, ew)
+    at += n * ew
+    if at != len(body):
+        raise ValueError("packed picks have the wrong length")
+    return Picks(indices, scores, counts, positions, evidence, bool(flags & _COMPLETE))
+
+
+def split_history(blob: bytes) -> tuple[bytes, bytes | None]:
+    """A stored history's JSON and its packed picks (None: none were stored)."""
+    head, sep, tail = blob.partition(PICKS_SEPARATOR)
+    return head, (tail if sep else None)
 
 
 def encode_json(value: Any) -> Blob:

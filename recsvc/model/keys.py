@@ -308,11 +308,9 @@ class Layout:
         return f"{self.model_prefix(version)}stock_epoch"
 
     def customers(self, version: str) -> str:
-        """Hash: customer id -> JSON ``[[item ids, newest first], [days since 1970]]``.
-
-        JSON rather than packed indices so the fetch script can read the item ids and
-        look their neighbour lists up in the same round trip.
-        """
+        """Hash: customer id -> JSON ``[[item ids, newest first], [days since 1970],
+        [orders]]``, then (format 3) a NUL byte and the customer's packed picks
+        (``codecs.Picks``, the trainer's ranked suggestions), read in the same read."""
         return self._whole(version, "customers")
 
     def customers_args(

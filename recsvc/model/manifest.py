@@ -6,9 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever an encoding below changes; readers refuse a format they do not know.
-2: neighbour lists carry an evidence count; catalog, alternatives and stock keys."""
+2: neighbour lists carry an evidence count; catalog, alternatives and stock keys.
+3: a stored history may carry the customer's precomputed suggestions (``Picks``)."""
+
+READABLE_FORMATS = (2, 3)
+"""What this build serves: a version written before the upgrade stays servable (and a
+rollback to it works); its customers are ranked online."""
 
 
 MANIFEST_PARTS = (
@@ -70,5 +75,6 @@ class UnknownFormatError(ValueError):
 
 def check_format(meta: dict[str, Any]) -> None:
     found = meta.get("format")
-    if found != FORMAT_VERSION:
-        raise UnknownFormatError(f"model format {found!r}, this build reads {FORMAT_VERSION}")
+    if found not in READABLE_FORMATS:
+        readable = ", ".join(str(f) for f in READABLE_FORMATS)
+        raise UnknownFormatError(f"model format {found!r}, this build reads {readable}")

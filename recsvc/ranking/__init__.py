@@ -4,7 +4,7 @@ No I/O happens here, so every rule is tested without a server and the request pa
 its time in one vectorised pass. ``suggestions`` (what goes in and out), ``cart``,
 ``upsell``, ``recency`` and ``rules`` (merchandising rules as masks)."""
 
-from recsvc.ranking.cart import FEW_SEEDS, SCAN_PER_ENTRY, place_new, rank
+from recsvc.ranking.cart import FEW_SEEDS, SCAN_PER_ENTRY, place_new, rank, rank_ranked, room_for
 from recsvc.ranking.recency import recency_weights
 from recsvc.ranking.suggestions import (
     NEW_ITEMS_PER_ANSWER,
@@ -47,6 +47,8 @@ __all__ = [
     "band_alternatives",
     "place_new",
     "rank",
+    "rank_ranked",
     "recency_weights",
+    "room_for",
     "upsell",
 ]

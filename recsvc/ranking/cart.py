@@ -41,20 +41,45 @@ def rank(
     allows it.
     """
     exclude = set(rules.exclude)
+    ranked = _rank_seeds(seeds, item_ids, exclude, rules) if seeds else []
+    return rank_ranked(ranked, [s.index for s in seeds], item_ids, popular, rules, fresh, exclude)
+
+
+def rank_ranked(
+    ranked: Sequence[tuple[Suggestion, int]],
+    seed_indices: Collection[int],
+    item_ids: Sequence[str],
+    popular: IntArray,
+    rules: Rules,
+    fresh: Sequence[int] = (),
+    exclude: set[int] | None = None,
+) -> Ranking:
+    """``rank``'s answer from its candidates already ranked (best first, with their item
+    indices): pins, then the candidates that pass the rules, popular items to fill and new
+    items placed. ``rank`` ranks the seeds' lists on request; a stored customer's
+    candidates come ranked by the trainer (``recsvc.answers.picks``). ``seed_indices``:
+    the seeds' items (none: the answer is a fallback)."""
+    exclude = set(rules.exclude) if exclude is None else exclude
     picker = _Picker(rules, exclude, item_ids)
     for index in rules.pins:
         picker.offer(index, Suggestion(item_ids[index], 0.0, (), SOURCE_PINNED))
-    if seeds:
-        for suggestion, index in _rank_seeds(seeds, item_ids, exclude, rules):
-            if picker.full():
-                break
-            picker.offer(index, suggestion)
+    for suggestion, index in ranked:
+        if picker.full():
+            break
+        picker.offer(index, suggestion)
     if not picker.full():
         _popular_fill(popular, item_ids, picker)
     chosen = picker.chosen
-    if fresh and seeds and rules.category is not None:
-        chosen = place_new(picker, fresh, {s.index for s in seeds}, item_ids)
-    return Ranking(suggestions=tuple(chosen), fallback=not seeds)
+    if fresh and seed_indices and rules.category is not None:
+        chosen = place_new(picker, fresh, seed_indices, item_ids)
+    return Ranking(suggestions=tuple(chosen), fallback=not seed_indices)
+
+
+def room_for(rules: Rules) -> int:
+    """How many ranked candidates an answer under ``rules`` looks at: its k and pins, and
+    four times that under a category cap (room for what the cap skips)."""
+    room = rules.k + len(rules.pins)
+    return room * 4 if rules.max_per_category is not None else room
 
 
 def place_new(
@@ -188,9 +213,7 @@ def _rank_few(
         totals[banned] = 0.0
     if rules.allowed is not None:
         t[~rules.allowed[idx]] = -np.inf
-    room = rules.k + len(rules.pins)
-    if rules.max_per_category is not None:
-        room *= 4  # room for what the category cap will skip
+    room = room_for(rules)
     want = room * n_seeds
     if want <= 0:
         return []
@@ -266,9 +289,7 @@ def _rank_many(
         contrib = np.concatenate(
             [contrib, weights * rules.repurchase_weight + rules.repurchase_bonus]
         )
-    room = rules.k + len(rules.pins)
-    if rules.max_per_category is not None:
-        room *= 4  # room for what the category cap will skip
+    room = room_for(rules)
     if idx.size == 0 or room <= 0:
         return []
     # Totals in a scratch array over the catalog, zero before and after (an excluded

@@ -18,9 +18,18 @@ from recsvc.store.backend import unavailable
 from recsvc.store.events import OrderEvents
 from recsvc.store.health import Health, readiness
 from recsvc.store.reader import ModelStore
-from recsvc.store.view import CustomerQuery, Fetched, ItemList, Lists, ModelView, StoredHistory
+from recsvc.store.view import (
+    AnswerWith,
+    CustomerQuery,
+    Fetched,
+    ItemList,
+    Lists,
+    ModelView,
+    StoredHistory,
+)
 
 __all__ = [
+    "AnswerWith",
     "CatalogAdmin",
     "CustomerQuery",
     "Fetched",

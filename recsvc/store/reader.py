@@ -18,12 +18,14 @@ from typing import Any
 
 from recsvc import model as lay
 from recsvc.errors import ModelIncompleteError, NoLiveModelError, RecsvcError, StoreUnavailableError
+from recsvc.ranking import Ranking
 from recsvc.store import backend as storage
 from recsvc.store.admin import CatalogAdmin
 from recsvc.store.events import OrderEvents
 from recsvc.store.view import (
     DEFAULT_LIST_CACHE_BYTES,
     DEFAULT_MASK_CACHE_BYTES,
+    AnswerWith,
     CustomerQuery,
     Fetched,
     ItemList,
@@ -269,12 +271,16 @@ class ModelStore:
         return kept
 
     async def customers(
-        self, requests: Sequence[CustomerQuery | Sequence[str]]
+        self,
+        requests: Sequence[CustomerQuery | Sequence[str]],
+        answer_with: AnswerWith | None = None,
     ) -> tuple[ModelView, list[Fetched]]:
         """Several lookups in one round trip: a stored customer's history, or a cart.
 
         Each request is a ``CustomerQuery`` or a sequence of item ids; each answer is the
         history found (None for an unknown customer, or for a cart) and neighbour lists.
+        ``answer_with`` answers a stored customer from the history alone where it can (the
+        trainer's picks): those customers' lists are not read (``Fetched.ranked``).
         """
         if not requests:
             return await self.live_view(), []
@@ -297,18 +303,25 @@ class ModelStore:
             cap = max(int(view.meta.get("serving", {}).get("history_items", 50) or 50), 1)
             kept = self._version_lists(view.version)
             histories: list[StoredHistory | None] = []
+            answered: list[Ranking | None] = []
             wanted: dict[str, None] = {}
             for req in requests:
+                ranked = None
                 if isinstance(req, CustomerQuery):
                     blob, recent = next(found)
                     history = None if blob is None else StoredHistory.decode(blob)
                     if recent is not None:
                         history = StoredHistory.decode(recent).before(history, cap)
                     histories.append(history)
-                    ids: Sequence[str] = history.item_ids if history is not None else []
+                    if history is not None and answer_with is not None:
+                        ranked = answer_with(view, history)
+                    ids: Sequence[str] = (
+                        [] if history is None or ranked is not None else history.item_ids
+                    )
                 else:
                     histories.append(None)
                     ids = req
+                answered.append(ranked)
                 n = view.model_items
                 wanted.update(dict.fromkeys(i for i in ids if view.index.get(i, n) < n))
             # The histories came without lists: what this worker keeps decoded is used,
@@ -329,7 +342,10 @@ class ModelStore:
                 got.update(kept.keep(kept.complements, missing, blobs))
             self._believed = view.version
             out = []
-            for req, history in zip(requests, histories, strict=True):
+            for req, history, ranked in zip(requests, histories, answered, strict=True):
+                if ranked is not None:
+                    out.append(Fetched(history, [], ranked))
+                    continue
                 ids = history.item_ids if history is not None else []
                 if not isinstance(req, CustomerQuery):
                     ids = req

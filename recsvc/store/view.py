@@ -5,7 +5,7 @@ byte bound, and the decoded values a read returns (``ItemList``, ``StoredHistory
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from recsvc import model as lay
 from recsvc.errors import StoreUnavailableError
-from recsvc.ranking import UpsellEntry
+from recsvc.ranking import Ranking, UpsellEntry
 from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
 from recsvc.store.cache import ByteBoundedCache
 
@@ -234,11 +234,17 @@ class StoredHistory:
     """Day of each item's latest purchase, since 1970-01-01 (-1: undated)."""
     counts: list[int] = field(default_factory=list)
     """Orders each item was bought in (empty: once each)."""
+    picks: bytes | None = None
+    """The trainer's ranked suggestions for this history, packed (``model.Picks``;
+    decoded only when served). None: none stored, or live order events changed it."""
+    merged: bool = False
+    """Live order events added to the stored history (its picks no longer hold)."""
 
     @classmethod
     def decode(cls, blob: bytes) -> StoredHistory:
+        head, picks = lay.split_history(blob)
         try:
-            return cls(*lay.decode_history(blob))
+            return cls(*lay.decode_history(head), picks=picks)
         except (ValueError, TypeError, IndexError) as exc:
             raise StoreUnavailableError(f"corrupt stored history: {exc}") from exc
 
@@ -255,7 +261,7 @@ class StoredHistory:
         both adds the older history's orders to the new ones."""
         mine = self.count_list()
         if older is None:
-            return StoredHistory(self.item_ids[:cap], self.days[:cap], mine[:cap])
+            return StoredHistory(self.item_ids[:cap], self.days[:cap], mine[:cap], merged=True)
         earlier = dict(zip(older.item_ids, older.count_list(), strict=True))
         seen = set(self.item_ids)
         items, days = list(self.item_ids), list(self.days)
@@ -266,10 +272,16 @@ class StoredHistory:
                 items.append(item)
                 days.append(day)
                 counts.append(n)
-        return StoredHistory(items[:cap], days[:cap], counts[:cap])
+        return StoredHistory(items[:cap], days[:cap], counts[:cap], merged=True)
+
+
+AnswerWith = Callable[[ModelView, StoredHistory], Ranking | None]
+"""A stored customer's answer from the history alone (its picks), or None: rank online."""
 
 
 @dataclass(frozen=True)
 class Fetched:
     history: StoredHistory | None
     lists: list[ItemList | None]
+    ranked: Ranking | None = None
+    """The answer made without lists (a stored customer's picks): ``lists`` is empty."""

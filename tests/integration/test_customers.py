@@ -65,7 +65,9 @@ def test_a_stored_history_weighs_each_item_by_its_orders() -> None:
     assert StoredHistory.decode(blob) == history
     # Live events ahead of the stored history: an item in both adds up its orders.
     merged = StoredHistory(["b", "z"], [19001, 19001]).before(history, cap=3)
-    assert merged == StoredHistory(["b", "z", "a"], [19001, 19001, 19000], [2, 1, 3])
+    assert merged == StoredHistory(
+        ["b", "z", "a"], [19001, 19001, 19000], [2, 1, 3], merged=True
+    )  # its picks, if any, no longer hold: ranked online
 
 
 def test_the_trained_model_stores_every_customer(block_model: ModelPayload) -> None:

@@ -332,3 +332,37 @@ def test_nanosecond_timestamps_as_pandas_writes_them_are_read_alike(
     theirs = to_pandas(frame)
     assert report == local_report
     assert (theirs["timestamp"] == local["timestamp"]).all()
+
+
+async def test_the_executors_store_picks_that_answer_as_ranking_online(
+    spark: SparkEngine, settings: Settings, publisher: Publisher
+) -> None:
+    """The executors rank each stored customer's picks with the broadcast lists: served
+    from them, every customer gets what ranking the lists online gives."""
+    from recsvc.answers import picks
+    from recsvc.store import CatalogAdmin, ModelStore
+    from tests.integration.test_picks import RULES, both_ways
+
+    frame, _ = ingest.clean(grouped_purchases(), CONFIG.cleaning)
+    payload = spark.fit(frame, CONFIG, quiet())
+    assert payload.external_histories is not None and payload.picks is not None
+    version = publisher.publish(payload)
+    meta = publisher.meta(version)
+    assert meta is not None and meta["picks"]["n"] == picks.PICKS_PER_CUSTOMER
+    customers = sorted(
+        c.decode() if isinstance(c, bytes) else c
+        for c in publisher.client.hkeys(settings.layout.customers(version))
+    )
+    assert len(customers) == 48
+    client = storage.async_client(str(settings.redis_url), False, 5.0, blocking=False)
+    try:
+        store = ModelStore(client, settings.layout)
+        await CatalogAdmin(store).set_stock({"I003": {"available": False}})
+        answered = 0
+        for rules in RULES:
+            mine, online, used = await both_ways(store, settings, customers, 10, rules)
+            assert mine == online, rules
+            answered += used
+        assert answered >= 4 * len(customers)  # all but the boost's (rules name no category)
+    finally:
+        await client.aclose()

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import redis
 
+from recsvc.answers.picks import PickRecipe
 from recsvc.config import Settings, redact_url
 from recsvc.store import backend as storage
 from recsvc.store.embedded import EmbeddedRedisError, EmbeddedRedisForbiddenError, redis_url_for
@@ -75,6 +76,9 @@ def open_publisher(settings: Settings, stages: Stages | None = None) -> Iterator
 
 def run_train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None:
     config = config_of(args)
+    if config.picks is not None:
+        # Picks ranked with the service's own settings (the same RECSVC_* environment).
+        config = replace(config, picks=PickRecipe.for_settings(settings, config.picks.n))
     evaluation = eval_options(args, default_budget=0.0)
     if args.gate_min_cases < 1:
         raise InputError(f"--gate-min-cases must be at least 1, got {args.gate_min_cases}")

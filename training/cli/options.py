@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from recsvc.answers.picks import PICKS_PER_CUSTOMER
 from training.engines import ENGINES, LOCAL, Engine
-from training.engines.local import TrainConfig
+from training.engines.local import DEFAULT_PICKS, TrainConfig
 from training.errors import (
     InputError,
 )
@@ -204,6 +205,13 @@ def data_options() -> argparse.ArgumentParser:
         help="distinct items stored per customer for /v1/customers: the most bought and "
         "latest (0: none)",
     )
+    m.add_argument(
+        "--picks-per-customer",
+        type=int,
+        default=PICKS_PER_CUSTOMER,
+        help="suggestions ranked in the trainer and stored with each customer's history, "
+        "served with one read and no ranking (0: the service ranks every customer)",
+    )
     p.add_argument(
         "--memory-budget",
         metavar="SIZE",
@@ -324,6 +332,7 @@ def config_of(args: argparse.Namespace) -> TrainConfig:
         ("--neighbours", args.neighbours, 1),
         ("--negatives", args.negatives, 0),
         ("--history-items", args.history_items, 0),
+        ("--picks-per-customer", args.picks_per_customer, 0),
     ):
         if value < low:
             raise InputError(f"{flag} must be at least {low}, got {value}")
@@ -358,6 +367,7 @@ def config_of(args: argparse.Namespace) -> TrainConfig:
         repurchase_bonus=args.repurchase_bonus,
         repurchase_scale=args.repurchase_scale,
         history_items=args.history_items,
+        picks=replace(DEFAULT_PICKS, n=args.picks_per_customer),
         catalog=args.catalog,
         delimiter=args.delimiter,
         catalog_columns=catalog_columns_of(args),

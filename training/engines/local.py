@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from recsvc.answers.picks import PICKS_PER_CUSTOMER, PickRecipe
 from training import memory
 from training.errors import InputError
 from training.neighbours.alternatives import alternatives, pair_counts
@@ -30,6 +31,10 @@ from training.stages.als import AlsParams, train_als
 from training.stages.catalog import CatalogColumns, align, from_purchases
 from training.stages.histories import recent_items
 from training.stages.kinds import same_kind_only
+
+DEFAULT_PICKS = PickRecipe(PICKS_PER_CUSTOMER, 30.0, 3)
+"""The service's default half-life and ``because`` limit (``recsvc.config.Settings``);
+``recsvc train`` takes the service's own settings."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,9 @@ class TrainConfig:
     plain format (``training.stages.catalog``)."""
     preset: str | None = None
     """The export's platform (``--preset``), for the catalog's mapping too."""
+    picks: PickRecipe | None = DEFAULT_PICKS
+    """How each stored customer's suggestions are ranked in the trainer and stored with
+    the history (``recsvc.answers.picks``); None or ``n`` 0: none stored."""
     history_recipe: str = "model"
     """How customers' suggestions are served (``recsvc.model.values.HISTORY_RECIPES``): chosen
     per store on the validation window (``training.stages.recipes``)."""
@@ -272,7 +280,7 @@ def fit(
         meta["catalog"] = catalog_meta(facts, catalog is not None)
     return package(
         item_ids, nb, pop, config.popular_n, meta, histories=histories, alternatives=alts,
-        catalog=facts,
+        catalog=facts, picks=config.picks if histories else None,
     )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from recsvc.config import Settings
 from recsvc.errors import BadRequestError
 from recsvc.experiments.arms import Arms
 from recsvc.experiments.experiment import Served
-from recsvc.store import ModelStore
+from recsvc.store import Fetched, ModelStore
 
 
 class JSONBytes(JSONResponse):
@@ -106,6 +106,16 @@ def actor_of(request: Request) -> str:
     """Who made an audited change: the admin API, the client's address and the request."""
     host = request.client.host if request.client else "unknown"
     return f"api {host} request {request.state.request_id}"
+
+
+def count_customer(request: Request, fetched: Fetched) -> None:
+    """How a stored customer's answer was made (``recsvc_customer_answers_total``)."""
+    metrics: Metrics = request.app.state.metrics
+    history = fetched.history
+    if history is None:
+        return
+    path = "picks" if fetched.ranked is not None else "events" if history.merged else "online"
+    metrics.customer_paths[path].inc()
 
 
 def count_answer(request: Request, version: str, served: Served, fallback: bool) -> None:

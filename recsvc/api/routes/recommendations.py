@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import TypeAdapter, ValidationError
 
 from recsvc import model as lay
+from recsvc.answers import picks
 from recsvc.answers import recommend as rec
 from recsvc.api.routes.deps import (
     BODY_ERRORS,
@@ -16,6 +17,7 @@ from recsvc.api.routes.deps import (
     JSONBytes,
     arms_of,
     count_answer,
+    count_customer,
     settings_of,
     store_of,
     visitor_of,
@@ -125,13 +127,19 @@ async def answer_customer(
 ) -> JSONBytes:
     """A stored customer's answer, for the documented route and its fast lane."""
     settings = settings_of(request)
+    picked = picks.answering(settings, k, exclude_purchased)
     (view, (found,)), served = await arms_of(request).answer(
-        customer_id, lambda store: store.customers([CustomerQuery(customer_id)])
+        customer_id, lambda store: store.customers([CustomerQuery(customer_id)], picked)
     )
-    ranking = rec.rank_stored(view, settings, found.history, found.lists, k, exclude_purchased)
+    ranking = found.ranked or rec.rank_stored(
+        view, settings, found.history, found.lists, k, exclude_purchased
+    )
     # Rules in a GET would need a query encoding; the batch endpoint takes them in a body.
     count_answer(request, view.version, served, ranking.fallback)
-    return JSONBytes(rec.render(view, ranking, "recommendations", served, customer_id=customer_id))
+    count_customer(request, found)
+    return JSONBytes(
+        rec.render(view, ranking, "recommendations", served, stored=True, customer_id=customer_id)
+    )
 
 
 _ENTRY = TypeAdapter(BatchEntry)
@@ -158,6 +166,7 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
     got_all = await arms_of(request).customers(
         [CustomerQuery(e.customer_id) if e.customer_id else list(e.items or []) for _, e in valid],
         [e.customer_id for _, e in valid],
+        picks.answering(settings, body.k, body.exclude_purchased, body.rules),
     )
     answered = {i: got for (i, _), got in zip(valid, got_all, strict=True)}
     live = next((v for v, _, s in got_all if s.arm != "candidate"), None)
@@ -168,10 +177,12 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
             results.append({"index": index, "error": entry})
             continue
         view, got, served = answered[index]
+        stored = entry.customer_id is not None
         if entry.customer_id is not None:
-            ranking = rec.rank_stored(
+            ranking = got.ranked or rec.rank_stored(
                 view, settings, got.history, got.lists, body.k, body.exclude_purchased, body.rules
             )
+            count_customer(request, got)
             head: dict[str, Any] = {"index": index, "customer_id": entry.customer_id}
         else:
             items = [(i, 1) for i in entry.items or []]
@@ -184,7 +195,7 @@ async def batch_recommendations(body: BatchRequest, request: Request) -> JSONByt
                 "recommendation_id": rec.new_recommendation_id(view.version, served),
                 "model_version": view.version,
                 "arm": served.arm,
-                "recommendations": rec.suggestions(view, ranking),
+                "recommendations": rec.suggestions(view, ranking, stored),
                 "fallback": ranking.fallback,
             }
         )

@@ -273,5 +273,5 @@ class SparkEngine:
         ci.unpersist()
         return package(
             item_ids, nb, pop, config.popular_n, meta, alternatives=alts, catalog=facts,
-            external_histories=external,
+            external_histories=external, picks=config.picks if external else None,
         )  # fmt: skip

@@ -1,5 +1,6 @@
 """Stored histories (each customer's latest distinct items), written to Redis by the
-executors, each its partitions in pipelined chunks."""
+executors, each its partitions in pipelined chunks, with each customer's picks ranked
+there (``training.stages.picks``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from recsvc import model as lay
 from recsvc.store import backend as storage
 from training.stages import ingest
 from training.stages.histories import SELECTION_HALF_LIFE_DAYS
+from training.stages.picks import PickMaker
 
 WRITE_CHUNK = 2_000
 """Histories an executor sends in one ``HSET`` per bucket; four chunks a round trip."""
@@ -79,9 +81,20 @@ class SparkHistories:
         return cls(frame, rows, per)
 
     def write(
-        self, connection: dict[str, Any], layout: lay.Layout, version: str, erased: frozenset[str]
+        self,
+        connection: dict[str, Any],
+        layout: lay.Layout,
+        version: str,
+        erased: frozenset[str],
+        picks: PickMaker | None,
     ) -> dict[int, int]:
+        # The lists (items x top-N) go to each executor once; its tasks rank their
+        # customers' picks with them, as the local publisher does.
+        shared = None if picks is None else self.frame.sparkSession.sparkContext.broadcast(picks)
+
         def write_partition(rows: Iterator[Any]) -> Iterator[tuple[int, int]]:
+            maker = None if shared is None else shared.value
+            encode = lay.encode_history if maker is None else maker.value
             client = storage.client_from_spec(connection)
             store = storage.sync_storage(client, layout)
             counts: dict[int, int] = {}
@@ -102,7 +115,7 @@ class SparkHistories:
                 for row in rows:
                     if row[0] in erased:
                         continue
-                    chunk[row[0]] = lay.encode_history(list(row[1]), list(row[2]), list(row[3]))
+                    chunk[row[0]] = encode(list(row[1]), list(row[2]), list(row[3]))
                     if len(chunk) >= WRITE_CHUNK:
                         flush()
                 if chunk:
@@ -116,4 +129,6 @@ class SparkHistories:
             self.frame.rdd.mapPartitions(write_partition).reduceByKey(lambda a, b: a + b).collect()
         )
         self.frame.unpersist()
+        if shared is not None:
+            shared.destroy()
         return {int(b): int(k) for b, k in written}
