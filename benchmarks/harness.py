@@ -20,12 +20,16 @@ from recsvc.store.embedded import redis_server_binary
 
 
 @contextmanager
-def redis_server(port: int, name: str) -> Iterator[Path]:
-    """A throw-away redis-server on ``port``; yields its working directory."""
+def redis_server(port: int, name: str, cores: str | None = None) -> Iterator[Path]:
+    """A throw-away redis-server on ``port``; yields its working directory. With
+    ``cores`` (``taskset -c`` syntax) it is pinned there, off the service's core: in a
+    deployment Redis has a machine of its own, and an unpinned server shares the
+    service's core only some of the time, which is noise, not the service's cost."""
     work = Path(tempfile.mkdtemp(prefix=f"recsvc-{name}-"))
+    pinned = [] if cores is None else ["taskset", "-c", cores]
     server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(work)],
+        [*pinned, redis_server_binary(), "--port", str(port), "--save", "", "--appendonly",
+         "no", "--dir", str(work)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -9,7 +9,7 @@ the trees, ``--rounds`` times:
 - ``recsvc export`` of every stored customer (that tree's command): customers a second;
 - ``GET /v1/customers/{id}/recommendations`` over 2,000 stored customers in turn, and the
   four-popular-item cart, each with wrk at 16 connections on core 1: the customer's
-  req/s over the cart's.
+  req/s over the cart's. The redis-server is pinned to core 1 too, beside wrk.
 
 Prints the table (median and range over the rounds per tree), and checks once on this
 tree that every upsell of 1,000 carts is priced in the band above the item it upgrades.
@@ -53,7 +53,7 @@ def main() -> None:
     trees = {"recsvc": ROOT}
     if args.before is not None:
         trees["before"] = args.before.resolve()
-    with redis_server(args.port_base, "checks") as work:
+    with redis_server(args.port_base, "checks", cores="1") as work:
         summary = run(args, trees, work)
     OUT.mkdir(exist_ok=True)
     (OUT / "serving_checks.json").write_text(json.dumps(summary, indent=2))

@@ -133,33 +133,50 @@ def answer(
     parts = rec.rule_parts(view, settings, request_rules)
     if parts["boost"]:
         return None
-    index, n_model = view.index, view.model_items
-    bought = {index[i] for i in history.item_ids if i in index}
-    rules = Rules(k=k, exclude=bought, negatives=False, **parts)
+    rules = Rules(k=k, exclude=set(), negatives=False, **parts)
     try:
         picks = lay.decode_picks(history.picks)
     except ValueError:
         return None  # unreadable: the history itself still ranks online
     room = room_for(rules)
     if rules.allowed is None:
-        passing = np.arange(len(picks))
+        passing: list[int] = list(range(min(len(picks), room)))
     else:
-        passing = np.flatnonzero(rules.allowed[picks.indices])
-    if passing.size < room and not picks.complete:
+        passing = np.flatnonzero(rules.allowed[picks.indices])[:room].tolist()
+    if len(passing) < room and not picks.complete:
         return None  # the filters took too many: the best after them may be past the picks
-    ids = history.item_ids
+    ids, item_ids = history.item_ids, view.item_ids
+    indices, scores, evidence = picks.indices.tolist(), picks.scores, picks.evidence
+    starts, positions = picks.starts(), picks.because_positions
     ranked = []
-    item_ids = view.item_ids
-    scores, evidence = picks.scores, picks.evidence
-    for entry in passing[:room].tolist():
-        j = int(picks.indices[entry])
-        because = tuple(ids[p] for p in picks.because(entry))
+    for entry in passing:
+        j = indices[entry]
+        because = tuple([ids[p] for p in positions[starts[entry] : starts[entry + 1]]])
         suggestion = Suggestion(
-            item_ids[j], float(scores[entry]), because, SOURCE_NEIGHBOURS, int(evidence[entry])
+            item_ids[j], scores[entry], because, SOURCE_NEIGHBOURS, evidence[entry]
         )
         ranked.append((suggestion, j))
-    seeded = [index[i] for i in ids if index.get(i, n_model) < n_model]
-    return rank_ranked(ranked, seeded, item_ids, view.popular, rules, view.fresh)
+    if (
+        rules.pins
+        or len(ranked) < k
+        or rules.max_per_category is not None
+        or (view.fresh and rules.category is not None)
+    ):
+        # Pins, the popular fill, a category cap and new items' placement need the
+        # purchases (to exclude) and the seeds (history items the model knows).
+        bought = _bought(view, history)
+        seeded = [i for i in bought if i < view.model_items]
+        return rank_ranked(ranked, seeded, item_ids, view.popular, rules, view.fresh, bought)
+    # The first k picks are the answer: they hold no purchase (nothing to exclude), and
+    # are only made from seeds (no fallback), so the history need not be looked up.
+    return rank_ranked(ranked[:k], (ranked[0][1],), item_ids, view.popular, rules)
+
+
+def _bought(view: ModelView, history: StoredHistory) -> set[int]:
+    """The model indices of a history's items (those the version knows)."""
+    found = set(map(view.index.get, history.item_ids))
+    found.discard(None)
+    return found  # type: ignore[return-value]
 
 
 def answering(

@@ -270,12 +270,17 @@ def _make_facts(view: ModelView, item_id: str) -> dict[str, Any]:
     return out
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun as English writes them: "1 order", "12 orders"."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def reason(view: ModelView, s: Suggestion) -> str:
     if s.source == SOURCE_PINNED:
         return "campaign"
     if s.source == SOURCE_POPULAR:
         n = view.popular_counts.get(view.index.get(s.item_id, -1), 0)
-        return f"popular: bought by {n} customers" if n else "popular"
+        return f"popular: bought by {counted(n, 'customer')}" if n else "popular"
     if s.source == SOURCE_REPURCHASE:
         return "bought before"
     if s.source == SOURCE_NEW:
@@ -283,17 +288,18 @@ def reason(view: ModelView, s: Suggestion) -> str:
         return f"new in {category}" if category else "new"
     text = f"bought together with {s.because[0]}" if s.because else "goes with your items"
     if s.because and s.evidence:
-        text += f" in {s.evidence} orders"
+        text += f" in {counted(s.evidence, 'order')}"
     return text + (" (campaign boost)" if s.boosted else "")
 
 
 def suggestions(view: ModelView, ranking: Ranking, stored: bool = False) -> list[dict[str, Any]]:
     """Rendered suggestions. A stored customer's (``stored``) have their scores at float32
-    precision, the lists' own: the same whether ranked online or read from the trainer's
-    picks (``recsvc.answers.picks``), which keep float32 scores."""
+    precision (seven significant digits of the float32), the lists' own: the same whether
+    ranked online or read from the trainer's picks (``recsvc.answers.picks``), which keep
+    float32 scores."""
     scores: list[float] = [s.score for s in ranking.suggestions]
     if stored:
-        scores = [float(str(v)) for v in np.array(scores, np.float32)]
+        scores = [float(f"{v:.7g}") for v in np.array(scores, np.float32).tolist()]
     return [
         {
             "item_id": s.item_id,

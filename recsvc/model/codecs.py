@@ -8,6 +8,7 @@ JSON never holds a raw NUL, so one ``partition`` splits them. Everything else is
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -90,7 +91,18 @@ def decode_history(blob: bytes) -> tuple[list[str], list[int], list[int]]:
     counts = parts[2] if len(parts) > 2 else [1] * len(items)
     if not len(items) == len(days) == len(counts):
         raise ValueError("a stored history's items, days and counts differ in length")
-    return [str(i) for i in items], [int(d) for d in days], [max(int(c), 1) for c in counts]
+    # The trainers write strings and integers: checked at C speed, converted otherwise.
+    if not _all_of(items, str):
+        items = [str(i) for i in items]
+    if not _all_of(days, int):
+        days = [int(d) for d in days]
+    if not _all_of(counts, int) or min(counts, default=1) < 1:
+        counts = [max(int(c), 1) for c in counts]
+    return items, days, counts
+
+
+def _all_of(values: list[Any], kind: type) -> bool:
+    return set(map(type, values)) <= {kind}
 
 
 PICKS_SEPARATOR = b"\x00"
@@ -106,18 +118,19 @@ _DEFLATED = 2
 @dataclass(frozen=True)
 class Picks:
     """A stored customer's suggestions as the trainer ranked them, best first: each
-    candidate's item index, its score (the float32 the service renders), the positions in
-    the customer's stored history of the seeds behind it (``because``) and its evidence.
+    candidate's item index (``indices``, an array: the rules' masks index by it), and as
+    plain lists, its score (the float32 the service renders), the positions in the
+    customer's stored history of the seeds behind it (``because``) and its evidence.
 
     ``complete``: these are all the candidates the history has (fewer than the trainer's
     N), so a filter that leaves too few needs no online ranking: popular items fill."""
 
     indices: IntArray
-    scores: FloatArray
-    because_counts: IntArray
-    because_positions: IntArray
+    scores: list[float]
+    because_counts: list[int]
+    because_positions: list[int]
     """Every entry's seed positions, one after another (``because_counts`` of each)."""
-    evidence: IntArray
+    evidence: list[int]
     complete: bool
 
     def __len__(self) -> int:
@@ -125,13 +138,14 @@ class Picks:
 
     def because(self, entry: int) -> list[int]:
         """The history positions behind one entry, strongest first."""
-        starts = self._starts()
-        return [int(p) for p in self.because_positions[starts[entry] : starts[entry + 1]]]
+        starts = self.starts()
+        return self.because_positions[starts[entry] : starts[entry + 1]]
 
-    def _starts(self) -> IntArray:
-        starts: IntArray | None = self.__dict__.get("_starts_cache")
+    def starts(self) -> list[int]:
+        """Where each entry's positions start in ``because_positions`` (and the end)."""
+        starts: list[int] | None = self.__dict__.get("_starts_cache")
         if starts is None:
-            starts = np.concatenate([[0], np.cumsum(self.because_counts)]).astype(np.int64)
+            starts = list(itertools.accumulate(self.because_counts, initial=0))
             object.__setattr__(self, "_starts_cache", starts)
         return starts
 
@@ -151,12 +165,17 @@ def _planes(values: npt.NDArray[Any], width: int) -> bytes:
     return np.ascontiguousarray(raw[:, :width].T).tobytes()
 
 
-def _unplanes(body: bytes, offset: int, n: int, width: int) -> IntArray:
+def _unplanes(body: bytes, offset: int, n: int, width: int) -> npt.NDArray[Any]:
+    """``_planes`` undone: n unsigned values (of that dtype width; 3 bytes widen to 4)."""
     planes = np.frombuffer(body, np.uint8, n * width, offset).reshape(width, n)
-    out: IntArray = planes[0].astype(np.int64)
-    for k in range(1, width):
-        out |= planes[k].astype(np.int64) << (8 * k)
-    return out
+    if width == 1:
+        low: npt.NDArray[Any] = planes[0]
+        return low
+    if width == 3:
+        wide = np.zeros((n, 4), np.uint8)
+        wide[:, :3] = planes.T
+        return wide.view("<u4").ravel()
+    return np.ascontiguousarray(planes.T).view(f"<u{width}").ravel()
 
 
 def encode_picks(
@@ -215,16 +234,16 @@ def _decode_picks(blob: bytes) -> Picks:
     if not (1 <= iw <= 4 and 1 <= ew <= 4 and 1 <= pw <= 4):
         raise ValueError("packed picks name an unknown width")
     at = 0
-    indices = _unplanes(body, at, n, iw)
+    indices = _unplanes(body, at, n, iw).astype(np.int64)
     at += n * iw
-    scores = _unplanes(body, at, n, 4).astype("<u4").view(np.float32)
+    scores = _unplanes(body, at, n, 4).view("<f4").tolist()
     at += n * 4
-    counts = np.frombuffer(body, np.uint8, n, at).astype(np.int64)
+    counts = list(body[at : at + n])
     at += n
-    total = int(counts.sum())
-    positions = _unplanes(body, at, total, pw)
+    total = sum(counts)
+    positions = _unplanes(body, at, total, pw).tolist()
     at += total * pw
-    evidence = _unplanes(body, at, n, ew)
+    evidence = _unplanes(body, at, n, ew).tolist()
     at += n * ew
     if at != len(body):
         raise ValueError("packed picks have the wrong length")

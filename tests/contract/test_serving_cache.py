@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import httpx
 import numpy as np
+import pytest
 import redis
 
 from recsvc import model as lay
@@ -20,9 +21,18 @@ from recsvc.api.app import create_app
 from recsvc.config import Settings
 from recsvc.store import CustomerQuery, ModelStore
 from recsvc.store import backend as storage
-from tests.conftest import BOTH_BACKENDS
+from tests.conftest import BOTH_BACKENDS, redis_server
 from training.neighbours.base import Neighbours
 from training.publish import ModelPayload, Publisher
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this module's own: its tests count the commands the server
+    received, which another module's client (a watcher left running) would add to."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
+
 
 CART = "/v1/recommendations/cart"
 

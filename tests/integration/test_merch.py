@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,20 @@ from recsvc.ranking import PriceBand, Rules, Seed, rank, upsell
 from recsvc.ranking.rules import CatalogArrays, MerchRules, allowed_mask
 from recsvc.store import ModelStore
 from recsvc.store.cache import ByteBoundedCache
-from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, shop_purchases
+from tests.conftest import ADMIN_TOKEN, SHOP_CATALOG, in_process, redis_server, shop_purchases
 from training.cli.main import main as train_main
 from training.errors import EXIT_BAD_INPUT, InputError
 from training.publish import ModelPayload, Publisher
 from training.stages import catalog as cat
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this module's own: its tests count the commands the server
+    received, which another module's client (a watcher left running) would add to."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
+
 
 CART = "/v1/recommendations/cart"
 

@@ -215,9 +215,9 @@ def test_picks_pack_to_a_few_bytes_an_entry_and_back() -> None:
     blob = lay.encode_picks(indices, scores, because, evidence, complete=False)
     got = lay.decode_picks(blob)
     assert got.indices.tolist() == indices.tolist()
-    assert got.scores.tolist() == scores.tolist()
+    assert got.scores == scores.tolist()
     assert [got.because(e) for e in range(n)] == [[int(p) for p in b] for b in because]
-    assert got.evidence.tolist() == evidence.tolist() and not got.complete
+    assert got.evidence == evidence.tolist() and not got.complete
     assert len(blob) < 10 * n
     empty = lay.decode_picks(lay.encode_picks([], [], [], [], complete=True))
     assert len(empty) == 0 and empty.complete
