@@ -232,10 +232,29 @@ def _variable(field: object) -> str:
     return name
 
 
-def load_settings() -> Settings:
-    """``Settings()`` from the environment, or a ``SettingsError`` naming what is wrong."""
+PREFIX_HELP = (
+    "the key prefix: which store's models on this Redis a command acts on (default: "
+    "RECSVC_KEY_PREFIX, else recsvc); `recsvc status` lists the prefixes that hold one"
+)
+
+
+def with_prefix(settings: Settings, prefix: str | None) -> Settings:
+    """``settings`` on another key prefix (``--prefix``), checked like the variable."""
+    if prefix is None or prefix == settings.key_prefix:
+        return settings
     try:
-        return Settings()
+        return Settings.model_validate({**dict(settings), "key_prefix": prefix})
+    except ValidationError:
+        raise SettingsError(
+            f"invalid --prefix {prefix!r}: 1 to 64 letters, digits, '_', '.' or '-'"
+        ) from None
+
+
+def load_settings(key_prefix: str | None = None) -> Settings:
+    """``Settings()`` from the environment (``key_prefix``, when given, over
+    ``RECSVC_KEY_PREFIX``), or a ``SettingsError`` naming what is wrong."""
+    try:
+        return with_prefix(Settings(), key_prefix)
     except ValidationError as exc:
         problems = [
             f"{_variable(error['loc'][0]) if error['loc'] else 'settings'}: "

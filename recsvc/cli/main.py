@@ -25,7 +25,7 @@ from recsvc.cli.exporting import run_export
 from recsvc.cli.reports import run_report
 from recsvc.cli.samples import write_sample, write_shop
 from recsvc.cli.serve import demo_settings, embedded_forbidden, run_cluster, serve, train_demo
-from recsvc.config import Settings, SettingsError, load_settings
+from recsvc.config import PREFIX_HELP, Settings, SettingsError, load_settings, with_prefix
 from recsvc.helptext import HelpFormatter, plain
 
 
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recsvc", description=plain(__doc__), formatter_class=HelpFormatter
     )
+    parser.add_argument("--prefix", help=PREFIX_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("serve", "serve the live model"),
@@ -180,7 +181,20 @@ def _parser() -> argparse.ArgumentParser:
         "platform writes them (orders_export.csv, products_export.csv), to try the "
         "store-export path on",
     )
+    for name, command in sub.choices.items():
+        if name not in TRAINER_COMMANDS:  # the trainer's parser has its own --prefix
+            # Also after the command; SUPPRESS keeps a --prefix given before it.
+            command.add_argument("--prefix", default=argparse.SUPPRESS, help=PREFIX_HELP)
     return parser
+
+
+def _leading_prefix(argv: list[str]) -> tuple[str | None, list[str]]:
+    """A ``--prefix`` given before the command, and the arguments without it."""
+    if argv[:1] == ["--prefix"] and len(argv) > 1:
+        return argv[1], argv[2:]
+    if argv and argv[0].startswith("--prefix="):
+        return argv[0].split("=", 1)[1], argv[1:]
+    return None, argv
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -192,11 +206,15 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
 
 def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TRAINER_COMMANDS:
+    prefix, rest = _leading_prefix(argv)
+    if rest and rest[0] in TRAINER_COMMANDS:
         from training.cli.main import main as train_main
 
         return train_main(argv, settings, prog="recsvc")
     args = _parser().parse_args(argv)
+    prefix = getattr(args, "prefix", None)
+    if settings is not None or prefix is not None:
+        settings = with_prefix(settings or load_settings(), prefix)
     if args.command == "sample":
         if args.platform:
             return write_shop(args.platform, args.out or Path("shop"))

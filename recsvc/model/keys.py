@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -82,6 +82,20 @@ class Layout:
     def live(self) -> str:
         """The version pointer: a plain string key holding the live version id."""
         return f"{self.root}:live"
+
+    LIVE_PATTERN: ClassVar[str] = "*:live"
+    """Matches every prefix's version pointer (``SCAN``), on either kind of layout."""
+
+    @staticmethod
+    def prefix_of_live(key: str) -> str | None:
+        """The prefix whose version pointer ``key`` is (``p:live`` or ``{p}:live``), or
+        None for any other key."""
+        root, _, tail = key.rpartition(":")
+        if tail != "live" or not root or ":" in root:
+            return None
+        if root.startswith("{") and root.endswith("}"):
+            root = root[1:-1]
+        return root or None
 
     @property
     def previous(self) -> str:

@@ -242,7 +242,7 @@ def test_the_trainer_cli_runs_a_test_gated_promoted_and_aborted(
     assert train_main(bad_train, settings) == 5
     assert train_main([*train, "--ab-share", "0.25"], settings) == 0
     capsys.readouterr()
-    assert train_main(["status"], settings) == 0
+    assert train_main(["status", "--json"], settings) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["candidate"] and status["experiment"]["share"] == 0.25
     assert status["experiment"]["control"] == status["live"]
@@ -250,11 +250,11 @@ def test_the_trainer_cli_runs_a_test_gated_promoted_and_aborted(
     assert train_main(["abort"], settings) == 7
     assert train_main([*train, "--ab-share", "0.5"], settings) == 0
     capsys.readouterr()
-    assert train_main(["status"], settings) == 0
+    assert train_main(["status", "--json"], settings) == 0
     candidate = json.loads(capsys.readouterr().out)["candidate"]
     assert recsvc_main(["promote"], settings) == 0
     capsys.readouterr()
-    assert train_main(["status"], settings) == 0
+    assert train_main(["status", "--json"], settings) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["live"] == candidate and status["candidate"] is None
     with pytest.raises(SystemExit):

@@ -198,7 +198,7 @@ def test_the_trainer_commands_run_from_recsvc_too(
     csv = tmp_path / "p.csv"
     write_tiny(csv)
     assert cli.main(tiny_train_args(csv), settings) == 0
-    assert cli.main(["status"], settings) == 0
+    assert cli.main(["status", "--json"], settings) == 0
     assert '"live"' in capsys.readouterr().out
 
 

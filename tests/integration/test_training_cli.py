@@ -144,7 +144,7 @@ def test_rollback_and_status(
     assert main(["rollback"], settings) == 0
     assert publisher.live_version() == first
     capsys.readouterr()
-    assert main(["status"], settings) == 0
+    assert main(["status", "--json"], settings) == 0
     assert f'"live": "{first}"' in capsys.readouterr().out
 
 
@@ -169,3 +169,42 @@ def test_wait_lock_waits_for_the_other_trainer_then_runs(
     assert client.get(layout.live) is not None
     client.set(layout.lock, "other", px=5_000)
     assert main(["rollback", "--wait-lock", "0.3"], settings) == EXIT_LOCKED
+
+
+def test_status_says_where_you_are_in_words_and_names_the_prefixes_that_hold_models(
+    settings: Settings, publisher: Publisher, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recsvc.cli.main import main as recsvc_main
+
+    csv = tmp_path / "p.csv"
+    write_tiny(csv)
+    assert main(tiny_train_args(csv), settings) == 0
+    assert f"key prefix {settings.key_prefix!r} (publishing" in capsys.readouterr().err
+    live = publisher.live_version()
+    assert main(["status"], settings) == 0
+    words = capsys.readouterr().out
+    assert words.splitlines()[0] == f"prefix     {settings.key_prefix}"
+    assert f"live       {live}, trained " in words and "(less than an hour ago)" in words
+    assert "30 customers" in words and "previous   none (nothing to roll back to)" in words
+    assert "A/B test   none" in words
+    # An empty prefix exits 7 naming the ones that hold a model, before or after the command.
+    empty = f"{settings.key_prefix}-empty"
+    for argv in (["--prefix", empty, "status"], ["status", "--prefix", empty]):
+        assert recsvc_main(argv, settings) == EXIT_NO_MODEL
+        out, err = capsys.readouterr()
+        assert f"nothing is published under the key prefix {empty!r}" in err
+        assert settings.key_prefix in err.split("prefixes with a live model on this Redis:")[1]
+        assert "live       none" in out
+    assert recsvc_main(["status", "--json", "--prefix", settings.key_prefix], settings) == 0
+    assert f'"prefix": "{settings.key_prefix}"' in capsys.readouterr().out
+    assert recsvc_main(["--prefix", "no spaces", "status"], settings) == EXIT_BAD_INPUT
+    assert "invalid --prefix 'no spaces'" in capsys.readouterr().err
+
+
+def test_the_prefix_flag_is_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from recsvc.cli.main import main as recsvc_main
+
+    for argv in (["--help"], ["export", "--help"], ["status", "--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit):
+            recsvc_main(argv)
+        assert "RECSVC_KEY_PREFIX" in capsys.readouterr().out, argv

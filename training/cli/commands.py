@@ -76,6 +76,8 @@ def open_publisher(settings: Settings, stages: Stages | None = None) -> Iterator
 
 def run_train(args: argparse.Namespace, settings: Settings, stages: Stages) -> None:
     config = config_of(args)
+    where = "a dry run, publishing nothing" if args.dry_run else "publishing"
+    stages.say(f"key prefix {settings.key_prefix!r} ({where}; --prefix to choose another)")
     if config.picks is not None:
         # Picks ranked with the service's own settings (the same RECSVC_* environment).
         config = replace(config, picks=PickRecipe.for_settings(settings, config.picks.n))

@@ -3,7 +3,8 @@
 Exit codes (for cron): 0 success, 1 unexpected failure, 2 bad input (or configuration),
 3 Redis unreachable, 4 another trainer holds the lock, 5 refused by the quality gate,
 6 Redis out of memory, 7 nothing to act on (no previous version to roll back to, no A/B
-test to promote or abort, no live version to test a candidate against).
+test to promote or abort, no live version to test a candidate against, nothing live on
+the prefix for status).
 
 A ``train`` run holds the publisher lock from its start to its switch: one trainer per
 key prefix, and the model live before it always stays as the rollback target.
@@ -16,13 +17,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import orjson
-
-from recsvc.config import Settings, SettingsError, load_settings, redact_url
+from recsvc.config import (
+    PREFIX_HELP,
+    Settings,
+    SettingsError,
+    load_settings,
+    redact_url,
+    with_prefix,
+)
 from recsvc.helptext import HelpFormatter, plain
 from training import memory
 from training.cli.commands import open_publisher, run_evaluate, run_train
 from training.cli.options import data_options, share
+from training.cli.status import run_status
 from training.engines.local import Stages
 from training.errors import (
     EXIT_BAD_INPUT,
@@ -36,9 +43,13 @@ def parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description=plain(__doc__), formatter_class=HelpFormatter
     )
+    p.add_argument("--prefix", help=PREFIX_HELP)
     sub = p.add_subparsers(dest="command", required=True)
+    where = argparse.ArgumentParser(add_help=False)
+    # Also after the command; SUPPRESS keeps a --prefix given before it.
+    where.add_argument("--prefix", default=argparse.SUPPRESS, help=PREFIX_HELP)
     data = data_options()
-    lock = argparse.ArgumentParser(add_help=False)
+    lock = argparse.ArgumentParser(add_help=False, parents=[where])
     lock.add_argument(
         "--wait-lock",
         type=float,
@@ -93,7 +104,7 @@ def parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     )
     ev = sub.add_parser(
         "evaluate",
-        parents=[data],
+        parents=[data, where],
         formatter_class=HelpFormatter,
         help="tune and score against baselines on a temporal holdout; write the report",
     )
@@ -106,11 +117,14 @@ def parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         ("abort", "end the A/B test: the live version stays, the candidate is no longer served"),
     ):
         sub.add_parser(name, parents=[lock], help=text, formatter_class=HelpFormatter)
-    sub.add_parser(
+    st = sub.add_parser(
         "status",
-        help="show the live, previous and candidate versions and the A/B test",
+        parents=[where],
+        help="show the live, previous and candidate versions and the A/B test (exit 7 "
+        "when nothing is live on the prefix)",
         formatter_class=HelpFormatter,
     )
+    st.add_argument("--json", action="store_true", help="print it as JSON")
     return p
 
 
@@ -121,7 +135,7 @@ def main(
 ) -> int:
     args = parser(prog).parse_args(argv)
     try:
-        settings = settings or load_settings()
+        settings = with_prefix(settings or load_settings(), args.prefix)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -149,18 +163,7 @@ def main(
                 version = publisher.abort()
             print(f"aborted: candidate {version} is no longer served; the A/B test ended")
         elif args.command == "status":
-            with open_publisher(settings) as publisher:
-                live, prev = publisher.live_version(), publisher.previous_version()
-                candidate, test = publisher.candidate_version(), publisher.experiment()
-                meta = publisher.meta(live) if live else None
-            status = {
-                "live": live,
-                "previous": prev,
-                "candidate": candidate,
-                "experiment": None if test is None else orjson.loads(test.encode()),
-                "live_meta": meta,
-            }
-            print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
+            return run_status(args, settings)
     except RecsvcError as exc:
         print(f"error: {redact_url(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -80,6 +80,12 @@ class PublisherBase:
         raw = self._call(self.client.get, self.layout.experiment)
         return None if raw is None else Experiment.decode(raw)
 
+    def prefixes(self) -> list[str]:
+        """Every key prefix on this Redis with a live version, sorted."""
+        keys = self._call(lambda: list(self.storage.scan(lay.Layout.LIVE_PATTERN)))
+        found = {lay.Layout.prefix_of_live(bytes(k).decode()) for k in keys}
+        return sorted(p for p in found if p is not None)
+
     def meta(self, version: str) -> dict[str, Any] | None:
         raw = self._call(self.client.get, self.layout.meta(version))
         return None if raw is None else dict(lay.decode_json(raw))
