@@ -160,6 +160,25 @@ def rank_cart(
     return CartAnswer(cross, ups)
 
 
+def rank_similar(
+    view: ModelView,
+    settings: Settings,
+    item_id: str,
+    got: ItemList,
+    k: int,
+    request_rules: MerchRules | None = None,
+) -> Ranking:
+    """One item's nearest neighbours (its positive weights: negatives are items bought
+    instead, not similar ones) under stock, the default rules and the request's, ranked
+    as a one-item cart's; no popular filler (an item with fewer neighbours gets fewer)."""
+    parts = rule_parts(view, settings, request_rules)
+    rules = Rules(k=k, exclude={view.index[item_id]}, **parts)
+    found = seeds(view.index, [item_id], [1.0], [got], positive_only=True)
+    ranking = rank(found, view.item_ids, view.popular, rules, view.fresh)
+    kept = tuple(s for s in ranking.suggestions if s.source != SOURCE_POPULAR)
+    return Ranking(suggestions=kept, fallback=False)
+
+
 def _band_alternatives(view: ModelView, source: Seed, band: PriceBand) -> list[UpsellEntry]:
     """A cart item's qualifying alternatives, made once per view and band."""
     key = (source.index, band.low, band.high)

@@ -285,15 +285,16 @@ class BatchResponse(BaseModel):
     results: list[BatchResult]
 
 
-class SimilarOut(BaseModel):
-    item_id: str
-    score: float
-
-
 class SimilarResponse(BaseModel):
+    recommendation_id: str = Field(description="Put it in click URLs to attribute sales.")
     model_version: str
+    arm: ArmOut = Field(description=_ARM_DESCRIPTION)
     item_id: str
-    similar: list[SimilarOut]
+    similar: list[SuggestionOut] = Field(
+        description="The item's neighbours that pass stock and the rules, best first; "
+        "fewer than k when fewer pass (no popular filler)."
+    )
+    fallback: bool = Field(description="Always false: an unknown item is a 404.")
 
 
 class ErrorBody(BaseModel):

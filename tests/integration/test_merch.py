@@ -196,6 +196,34 @@ async def test_cart_gets_complements_and_a_pricier_alternative_in_two_slots(
     assert set(item_ids(wide.json()["upsell"])) == {"M2", "M3"}
 
 
+async def test_similar_items_are_full_suggestions_under_stock_and_rules(
+    shop: httpx.AsyncClient,
+) -> None:
+    similar = "/v1/items/M1/similar"
+    body = (await shop.get(similar, params={"k": 2})).json()
+    assert item_ids(body["similar"]) == ["T1", "SP"] and body["item_id"] == "M1"
+    first = body["similar"][0]
+    assert first["title"] == "Breakfast tea" and first["price"] == 3.0 and first["position"] == 1
+    assert first["reason"] == "bought together with M1 in 80 orders"
+    assert first["source"] == "neighbours" and body["recommendation_id"]
+    assert body["fallback"] is False and body["arm"] == "live"
+    no_tea = (await shop.get(similar, params={"exclude_categories": "tea"})).json()
+    assert "T1" not in item_ids(no_tea["similar"]) and "M1" not in item_ids(no_tea["similar"])
+    cheap = (await shop.get(similar, params={"max_price": 2.0})).json()
+    assert {s["price"] for s in cheap["similar"]} <= {1.0}
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    sold_out = await shop.patch("/v1/admin/items/T1", json={"available": False}, headers=auth)
+    assert sold_out.status_code == 200, sold_out.text
+    after = (await shop.get(similar, params={"k": 2})).json()
+    assert "T1" not in item_ids(after["similar"])
+    # Nothing fills the gap with best-sellers: similar means similar.
+    assert all(s["source"] != "popular" for s in after["similar"])
+    shown = (await shop.get(similar, params={"k": 2, "available_only": "false"})).json()
+    assert "T1" in item_ids(shown["similar"])
+    bad = await shop.get(similar, params={"max_per_category": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+
 async def test_request_rules_and_live_stock_change_the_next_answer(
     shop: httpx.AsyncClient,
 ) -> None:
