@@ -101,6 +101,12 @@ def already_written(path: Path, fmt: str) -> set[str]:
     return done
 
 
+CSV_ITEM_FIELDS = (("id", "item_id"), ("title", "title"), ("price", "price"), ("url", "url"),
+                   ("image", "image_url"))  # fmt: skip
+"""Each suggested item's CSV columns (``item_1_id, item_1_title, …``) and the answer's
+field each holds: what an e-mail tool's template needs (a link and a picture)."""
+
+
 class Writer:
     def __init__(self, out: TextIO, fmt: str, k: int, header: bool) -> None:
         self.out, self.fmt, self.k = out, fmt, k
@@ -108,18 +114,20 @@ class Writer:
         if self.csv is not None and header:
             self.csv.writerow(
                 ["customer_id", "recommendation_id", "model_version", "fallback"]
-                + [f"item_{i}" for i in range(1, k + 1)]
+                + [f"item_{i}_{name}" for i in range(1, k + 1) for name, _ in CSV_ITEM_FIELDS]
             )
 
     def write(self, row: dict[str, Any]) -> None:
         if self.csv is None:
             self.out.write(orjson.dumps(row).decode() + "\n")
             return
-        items = [s["item_id"] for s in row["recommendations"]]
+        cells: list[Any] = []
+        for s in row["recommendations"][: self.k]:
+            cells += ["" if s.get(key) is None else s[key] for _, key in CSV_ITEM_FIELDS]
         self.csv.writerow(
             [row["customer_id"], row["recommendation_id"], row["model_version"], row["fallback"]]
-            + items
-            + [""] * (self.k - len(items))
+            + cells
+            + [""] * (len(CSV_ITEM_FIELDS) * self.k - len(cells))
         )
 
 

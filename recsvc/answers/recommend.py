@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
+from recsvc import model as lay
 from recsvc.config import Settings
 from recsvc.experiments.attribution import recommendation_id
 from recsvc.experiments.experiment import LIVE, Served
@@ -312,13 +311,13 @@ def reason(view: ModelView, s: Suggestion) -> str:
 
 
 def suggestions(view: ModelView, ranking: Ranking, stored: bool = False) -> list[dict[str, Any]]:
-    """Rendered suggestions. A stored customer's (``stored``) have their scores at float32
-    precision (seven significant digits of the float32), the lists' own: the same whether
-    ranked online or read from the trainer's picks (``recsvc.answers.picks``), which keep
-    float32 scores."""
+    """Rendered suggestions. A stored customer's (``stored``) have their scores at the
+    picks' precision (``recsvc.model.score_precision``: about three significant digits),
+    the same whether ranked online or read from the trainer's picks
+    (``recsvc.answers.picks``)."""
     scores: list[float] = [s.score for s in ranking.suggestions]
     if stored:
-        scores = [float(f"{v:.7g}") for v in np.array(scores, np.float32).tolist()]
+        scores = lay.score_precision(scores)
     return [
         {
             "item_id": s.item_id,

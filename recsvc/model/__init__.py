@@ -30,6 +30,7 @@ from recsvc.model.codecs import (
     encode_json,
     encode_pairs,
     encode_picks,
+    score_precision,
     split_history,
 )
 from recsvc.model.ids import ID_PATTERN, MAX_CUSTOMER_ID_LENGTH, MAX_ITEM_ID_LENGTH, valid_id
@@ -114,6 +115,7 @@ __all__ = [
     "encode_picks",
     "manifest_of",
     "new_version",
+    "score_precision",
     "split_history",
     "today",
     "valid_id",

@@ -119,7 +119,8 @@ _DEFLATED = 2
 class Picks:
     """A stored customer's suggestions as the trainer ranked them, best first: each
     candidate's item index (``indices``, an array: the rules' masks index by it), and as
-    plain lists, its score (the float32 the service renders), the positions in the
+    plain lists, its score (at ``score_precision``, as the service renders a stored
+    customer's scores), the positions in the
     customer's stored history of the seeds behind it (``because``) and its evidence.
 
     ``complete``: these are all the candidates the history has (fewer than the trainer's
@@ -178,6 +179,22 @@ def _unplanes(body: bytes, offset: int, n: int, width: int) -> npt.NDArray[Any]:
     return np.ascontiguousarray(planes.T).view(f"<u{width}").ravel()
 
 
+def _score_bits(scores: npt.ArrayLike) -> npt.NDArray[np.uint32]:
+    """The top 16 bits of each float32 (bfloat16), rounded to nearest, ties to even."""
+    u = np.asarray(scores, np.float32).reshape(-1).view("<u4").astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return rounded.astype(np.uint32)
+
+
+def score_precision(scores: npt.ArrayLike) -> list[float]:
+    """Scores as a stored customer's answer gives them, whether read from the picks or
+    ranked online: float32 rounded to its top 16 bits (bfloat16: about three significant
+    digits), what the picks keep. Two bytes a score instead of four is what keeps a
+    customer's 50 picks under 400 bytes of Redis on 68k items."""
+    wide = (_score_bits(scores) << 16).astype("<u4")
+    return [float(f"{v:.3g}") for v in wide.view("<f4").tolist()]
+
+
 def encode_picks(
     indices: npt.ArrayLike,
     scores: npt.ArrayLike,
@@ -185,8 +202,9 @@ def encode_picks(
     evidence: npt.ArrayLike,
     complete: bool,
 ) -> Blob:
-    """Packs a customer's picks: byte-planed columns (indices, float32 scores, seed
-    counts, seed positions, evidence), deflated when that is smaller."""
+    """Packs a customer's picks: byte-planed columns (indices, scores in 16 bits
+    (``score_precision``), seed counts, seed positions, evidence), deflated when that is
+    smaller."""
     idx = np.asarray(indices, np.int64)
     sc = np.asarray(scores, np.float32)
     ev = np.asarray(evidence, np.int64)
@@ -205,7 +223,7 @@ def encode_picks(
     body = b"".join(
         [
             _planes(idx, iw),
-            _planes(sc.view("<u4"), 4),
+            _planes(_score_bits(sc), 2),
             counts.astype(np.uint8).tobytes(),
             _planes(positions, pw),
             _planes(ev, ew),
@@ -236,8 +254,9 @@ def _decode_picks(blob: bytes) -> Picks:
     at = 0
     indices = _unplanes(body, at, n, iw).astype(np.int64)
     at += n * iw
-    scores = _unplanes(body, at, n, 4).view("<f4").tolist()
-    at += n * 4
+    wide = (_unplanes(body, at, n, 2).astype("<u4") << 16).astype("<u4")
+    scores = [float(f"{v:.3g}") for v in wide.view("<f4").tolist()]
+    at += n * 2
     counts = list(body[at : at + n])
     at += n
     total = sum(counts)

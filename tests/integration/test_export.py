@@ -52,7 +52,7 @@ def test_exports_an_audience_by_recency_as_csv(
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert {r["customer_id"] for r in rows} == expected
-    assert all(r["item_1"] and r["item_2"] for r in rows)
+    assert all(r["item_1_id"] and r["item_2_id"] for r in rows)
     # Post-purchase, 0 days: who bought on the model's last day (the loner, on March 1st).
     pp = tmp_path / "pp.jsonl"
     args = ["export", "--audience", "post-purchase", "--days", "0", "--out", str(pp)]
@@ -85,3 +85,34 @@ def test_redis_unreachable_fails_cleanly_with_exit_3(
     code = main(["export", "--customers", str(ids), "--out", str(tmp_path / "o.jsonl")], dead)
     assert code == 3
     assert "rerun with --resume" in capsys.readouterr().err
+
+
+def test_csv_rows_carry_each_items_title_price_link_and_picture(
+    settings: Settings, published: str, block_model: ModelPayload, tmp_path: Path
+) -> None:
+    facts = tmp_path / "facts.csv"
+    facts.write_text(
+        "item_id,title,url,image_url\n"
+        + "".join(
+            f"{i},Item {i},https://shop.example/p/{i},https://cdn.example/{i}.jpg\n"
+            for i in block_model.item_ids
+        )
+    )
+    assert main(["catalog", "--file", str(facts)], settings) == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sorted(block_model.histories)[:5]) + "\n")
+    out = tmp_path / "mail.csv"
+    assert main(["export", "--customers", str(ids), "--out", str(out), "-k", "3"], settings) == 0
+    with out.open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    fields = [f"item_{n}_{x}" for n in (1, 2, 3) for x in ("id", "title", "price", "url", "image")]
+    assert reader.fieldnames == ["customer_id", "recommendation_id", "model_version", "fallback",
+                                 *fields]  # fmt: skip
+    assert len(rows) == 5
+    for r in rows:
+        for n in (1, 2, 3):
+            item = r[f"item_{n}_id"]
+            assert r[f"item_{n}_title"] == f"Item {item}"
+            assert r[f"item_{n}_url"] == f"https://shop.example/p/{item}"
+            assert r[f"item_{n}_image"] == f"https://cdn.example/{item}.jpg"

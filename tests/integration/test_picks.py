@@ -205,6 +205,16 @@ def counted(metrics: str, path: str) -> float:
     return float(found[0].split()[-1]) if found else 0.0
 
 
+def test_a_stored_customers_scores_keep_about_three_digits_and_their_order() -> None:
+    rng = np.random.default_rng(2)
+    scores = np.sort(rng.lognormal(-3, 2, 1000).astype(np.float32))[::-1]
+    kept = lay.score_precision(scores)
+    assert lay.score_precision(kept) == kept  # rounding twice changes nothing
+    assert np.allclose(kept, scores, rtol=2**-8 + 5e-3, atol=0)
+    assert kept == sorted(kept, reverse=True)  # never reorders (ties may appear)
+    assert lay.score_precision([1.0, 0.0, -2.5e-9]) == [1.0, 0.0, -2.5e-9]
+
+
 def test_picks_pack_to_a_few_bytes_an_entry_and_back() -> None:
     rng = np.random.default_rng(1)
     n = 50
@@ -215,7 +225,7 @@ def test_picks_pack_to_a_few_bytes_an_entry_and_back() -> None:
     blob = lay.encode_picks(indices, scores, because, evidence, complete=False)
     got = lay.decode_picks(blob)
     assert got.indices.tolist() == indices.tolist()
-    assert got.scores == scores.tolist()
+    assert got.scores == lay.score_precision(scores)
     assert [got.because(e) for e in range(n)] == [[int(p) for p in b] for b in because]
     assert got.evidence == evidence.tolist() and not got.complete
     assert len(blob) < 10 * n
