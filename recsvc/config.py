@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         description="Origins (https://shop.example) whose pages may call the API from a "
         "browser, as the storefront widget does; JSON list in the environment. Empty: none.",
     )
+    cors_origin_regex: str | None = Field(
+        default=None,
+        description="A regular expression of further origins allowed as cors_origins are "
+        "(recsvc demo allows http://localhost and http://127.0.0.1 on any port). Unset: none.",
+    )
     max_body_bytes: int = Field(
         default=1 << 20,
         ge=1024,
@@ -199,6 +204,17 @@ class Settings(BaseSettings):
         description="How long an order id is remembered: a second event for it in that "
         "time is a duplicate, ignored.",
     )
+
+    @field_validator("cors_origin_regex", mode="after")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
     @field_validator("admin_token", "ingest_token", mode="after")
     @classmethod

@@ -298,11 +298,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     fast_lanes.install(app.router.routes)
     app.include_router(docs_router("recsvc"))
     app.include_router(widget_router())
-    if settings.cors_origins:
+    if settings.cors_origins or settings.cors_origin_regex:
         # Outermost: a browser's preflight is answered before anything else reads it.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
+            allow_origin_regex=settings.cors_origin_regex,
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-request-id", "x-visitor-id"],
             max_age=600,

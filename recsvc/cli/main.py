@@ -24,7 +24,16 @@ from recsvc.cli.common import EXIT_BAD_INPUT, TRAINER_COMMANDS, fail
 from recsvc.cli.exporting import run_export
 from recsvc.cli.reports import run_report
 from recsvc.cli.samples import write_sample, write_shop
-from recsvc.cli.serve import demo_settings, embedded_forbidden, run_cluster, serve, train_demo
+from recsvc.cli.serve import (
+    demo_env_lines,
+    demo_settings,
+    embedded_forbidden,
+    print_demo_env,
+    run_cluster,
+    save_demo_env,
+    serve,
+    train_demo,
+)
 from recsvc.config import PREFIX_HELP, Settings, SettingsError, load_settings, with_prefix
 from recsvc.helptext import HelpFormatter, plain
 
@@ -45,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         p.add_argument("--host", help="where to listen (default: RECSVC_HOST or 127.0.0.1)")
         p.add_argument("--port", type=int, help="port (default: RECSVC_PORT or 8000)")
+        if name == "demo":
+            p.add_argument(
+                "--env",
+                action="store_true",
+                help="print the running demo's admin and ingest tokens as export lines "
+                '(eval "$(recsvc demo --env)" in another shell) and exit',
+            )
     for name, text in (
         ("train", "train, evaluate, gate and publish a new version"),
         ("evaluate", "score against baselines on a temporal holdout, write the report"),
@@ -235,6 +251,8 @@ def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     }
     settings = (settings or load_settings()).model_copy(update=overrides)
+    if args.command == "demo" and args.env:
+        return print_demo_env(demo_settings(settings))
     if args.command == "demo":
         settings = demo_settings(settings)
     refused = embedded_forbidden(settings)
@@ -246,8 +264,15 @@ def _main(argv: Sequence[str] | None, settings: Settings | None) -> int:
         if code:
             return code
         base_url = f"http://{settings.host}:{settings.port}"
+        saved = save_demo_env(settings)
+        exports = "\n".join(f"  {line}" for line in demo_env_lines(settings))
         print(
-            f"\nServing the demo model (key prefix {settings.key_prefix}). Try:\n"
+            f"\nServing the demo model (key prefix {settings.key_prefix}). Pages on "
+            "localhost and 127.0.0.1 (any port) may call it. Its admin and ingest tokens, "
+            f"for the README's admin and event calls (also in {saved}: "
+            'eval "$(recsvc demo --env)" in another shell):\n'
+            f"{exports}\n"
+            "Try:\n"
             f"  curl -s {base_url}/v1/recommendations/cart -H 'content-type: application/json' \\\n"
             '       -d \'{"items": ["85123A", "71053"], "k": 5}\'\n'
             f"  curl -s {base_url}/v1/items/85123A/similar?k=5\n"

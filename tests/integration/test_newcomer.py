@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from pydantic import SecretStr
 
 from recsvc.cli import common, serve
 from recsvc.cli import main as cli
@@ -163,6 +164,58 @@ def test_the_demo_starts_after_training_ones_own_data(
         assert serve.train_demo(demo) == 0
         assert r.get(layout.live) == own_version
         assert r.get(Layout(demo.key_prefix).live) not in (None, own_version)
+
+
+def test_the_demo_is_a_sandbox_tokens_made_and_printed_and_local_pages_allowed(
+    redis_url: str, layout: Layout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo makes an admin and an ingest token where none is set, hands them to another
+    shell (``recsvc demo --env``), and lets pages on localhost (any port) call it; ``serve``
+    keeps CORS closed and a set token is kept."""
+    settings = Settings(redis_url=redis_url, key_prefix=layout.prefix, data_dir=tmp_path)
+    assert cli.main(["demo", "--env"], settings) == common.EXIT_NO_MODEL
+    assert "start `recsvc demo` first" in capsys.readouterr().err
+    demo = serve.demo_settings(settings)
+    assert demo.admin_token is not None and demo.ingest_token is not None
+    assert demo.admin_token.get_secret_value() != demo.ingest_token.get_secret_value()
+    assert (tmp_path / "demo.env").exists() is False
+    path = serve.save_demo_env(demo)
+    assert path.stat().st_mode & 0o077 == 0  # the owner's only
+    assert cli.main(["demo", "--env"], settings) == 0
+    printed = capsys.readouterr().out
+    admin = demo.admin_token.get_secret_value()
+    assert f"export RECSVC_ADMIN_TOKEN={admin}" in printed
+    done = subprocess.run(
+        ["bash", "-c", f'eval "$(cat {path})"; echo "$RECSVC_INGEST_TOKEN"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == demo.ingest_token.get_secret_value()
+    kept = Settings(redis_url=redis_url, key_prefix=layout.prefix, admin_token=SecretStr("a" * 20))
+    assert serve.demo_settings(kept).admin_token == kept.admin_token
+
+    def preflight(base: str, origin: str) -> httpx.Response:
+        return httpx.options(
+            f"{base}/v1/recommendations/cart",
+            headers={"origin": origin, "access-control-request-method": "POST"},
+        )
+
+    with uvicorn_server(demo) as base:
+        for origin in ("http://localhost:5173", "http://127.0.0.1:8080", "http://localhost"):
+            answer = preflight(base, origin)
+            assert answer.status_code == 200, origin
+            assert answer.headers["access-control-allow-origin"] == origin
+        for origin in ("https://evil.example", "http://localhost.evil.example:80"):
+            assert "access-control-allow-origin" not in preflight(base, origin).headers
+        cart = httpx.post(
+            f"{base}/v1/admin/stock",
+            headers={"authorization": f"Bearer {admin}"},
+            json={"items": []},
+        )
+        assert cart.status_code != 403  # the token is configured
+    with uvicorn_server(settings) as base:
+        assert "access-control-allow-origin" not in preflight(base, "http://localhost:5173").headers
 
 
 # -- the CLI ------------------------------------------------------------------------------
