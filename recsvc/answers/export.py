@@ -102,7 +102,7 @@ def already_written(path: Path, fmt: str) -> set[str]:
 
 
 CSV_ITEM_FIELDS = (("id", "item_id"), ("title", "title"), ("price", "price"), ("url", "url"),
-                   ("image", "image_url"))  # fmt: skip
+                   ("image", "image_url"), ("currency", "currency"))  # fmt: skip
 """Each suggested item's CSV columns (``item_1_id, item_1_title, …``) and the answer's
 field each holds: what an e-mail tool's template needs (a link and a picture)."""
 

@@ -282,7 +282,7 @@ def _make_facts(view: ModelView, item_id: str) -> dict[str, Any]:
         "price": facts.get("price"),
         "category": facts.get("category"),
     }
-    for extra in ("brand", "image_url", "url"):
+    for extra in ("brand", "image_url", "url", "currency"):
         if extra in facts:
             out[extra] = facts[extra]
     return out

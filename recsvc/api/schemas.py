@@ -198,6 +198,9 @@ class CatalogItem(_Strict):
     brand: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH, pattern=TEXT_PATTERN)
     image_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH, pattern=TEXT_PATTERN)
     url: str | None = Field(default=None, max_length=MAX_URL_LENGTH, pattern=TEXT_PATTERN)
+    currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="The price's ISO 4217 code (EUR)."
+    )
 
 
 class CatalogLine(CatalogItem):
@@ -214,6 +217,14 @@ class SuggestionOut(BaseModel):
     title: str
     price: float | None
     category: str | None
+    brand: str | None = Field(default=None, description="When the catalog gives one.")
+    image_url: str | None = Field(default=None, description="When the catalog gives one.")
+    url: str | None = Field(
+        default=None, description="The product page, when the catalog gives one."
+    )
+    currency: str | None = Field(
+        default=None, description="The price's ISO 4217 code, when the catalog gives one."
+    )
     score: float
     reason: str = Field(description="Why, with the evidence: orders bought together, etc.")
     boosted: bool = False
@@ -231,6 +242,14 @@ class UpsellOut(BaseModel):
     title: str
     price: float | None
     category: str | None
+    brand: str | None = Field(default=None, description="When the catalog gives one.")
+    image_url: str | None = Field(default=None, description="When the catalog gives one.")
+    url: str | None = Field(
+        default=None, description="The product page, when the catalog gives one."
+    )
+    currency: str | None = Field(
+        default=None, description="The price's ISO 4217 code, when the catalog gives one."
+    )
     upgrades: str = Field(description="The cart item this is a pricier alternative to.")
     price_difference: float
     score: float
@@ -397,7 +416,8 @@ class ErasedResponse(BaseModel):
 
 class AuditResponse(BaseModel):
     entries: list[dict[str, Any]] = Field(
-        description="Newest first: id, at (Unix seconds), actor, action, ids (and versions)."
+        description="Newest first: id, at (ISO 8601 in UTC: 2026-12-04T21:19:41.123Z), "
+        "actor, action, ids (and versions)."
     )
 
 

@@ -87,7 +87,9 @@ def stock_changes(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     return changes
 
 
-CATALOG_COLUMNS = ("title", "category", "price", "available", "brand", "image_url", "url")
+CATALOG_COLUMNS = (
+    "title", "category", "price", "available", "brand", "image_url", "url", "currency",
+)  # fmt: skip
 
 
 def catalog_changes(path: Path) -> dict[str, dict[str, object]]:
@@ -109,7 +111,9 @@ def catalog_changes(path: Path) -> dict[str, dict[str, object]]:
             if not item or not lay.valid_id(item, lay.MAX_ITEM_ID_LENGTH):
                 raise ValueError(f"line {n}: item_id {item!r} is not a valid id")
             change: dict[str, object] = {
-                c: row[c] for c in ("title", "category", "brand", "image_url", "url") if row.get(c)
+                c: row[c]
+                for c in ("title", "category", "brand", "image_url", "url", "currency")
+                if row.get(c)
             }
             change.update(stock_facts(row, n))
             changes[item] = change

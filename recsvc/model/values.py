@@ -18,6 +18,8 @@ class CatalogFacts(TypedDict, total=False):
     brand: str
     image_url: str
     url: str
+    currency: str
+    """The price's ISO 4217 code."""
     added_at: float
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from recsvc import model as lay
@@ -150,11 +151,19 @@ class CatalogAdmin:
         out = []
         for entry_id, fields in entries:
             record = lay.decode_json(fields[b"entry"])
+            if isinstance(record.get("at"), int | float):  # entries written before ISO times
+                record["at"] = iso_time(float(record["at"]))
             out.append({"id": entry_id.decode(), **record})
         return out
 
     def _audit(self, pipe: Any, actor: str, action: str, ids: list[str], **extra: Any) -> None:
-        record = {"at": time.time(), "actor": actor, "action": action, "ids": ids, **extra}
+        record = {
+            "at": iso_time(time.time()),
+            "actor": actor,
+            "action": action,
+            "ids": ids,
+            **extra,
+        }
         pipe.xadd(
             self._layout.audit,
             {"entry": lay.encode_json(record)},
@@ -165,3 +174,10 @@ class CatalogAdmin:
     async def _changed(self) -> None:
         if self._store.refresh_interval_s > 0:
             await self._store.refresh()  # this worker serves the change from its next request
+
+
+def iso_time(unix_seconds: float) -> str:
+    """An audit entry's time as people and log tools read it: ISO 8601 in UTC, to the
+    millisecond (``2026-12-04T21:19:41.123Z``)."""
+    at = datetime.fromtimestamp(unix_seconds, UTC)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -106,7 +106,8 @@ def test_csv_rows_carry_each_items_title_price_link_and_picture(
     with out.open() as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    fields = [f"item_{n}_{x}" for n in (1, 2, 3) for x in ("id", "title", "price", "url", "image")]
+    parts = ("id", "title", "price", "url", "image", "currency")
+    fields = [f"item_{n}_{x}" for n in (1, 2, 3) for x in parts]
     assert reader.fieldnames == ["customer_id", "recommendation_id", "model_version", "fallback",
                                  *fields]  # fmt: skip
     assert len(rows) == 5

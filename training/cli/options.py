@@ -279,7 +279,7 @@ def columns_of(args: argparse.Namespace) -> ingest.Columns:
 
 CATALOG_FIELDS = (
     "item_id", "title", "category", "price", "available", "brand", "image_url", "url",
-    "inventory", "status", "sale_price",
+    "currency", "inventory", "status", "sale_price",
 )  # fmt: skip
 
 

@@ -21,8 +21,10 @@ from training.stages import parsing
 from training.stages.ingest import DESCRIPTION, ITEM, PRICE, TIMESTAMP, _ids, read_table
 from training.stages.matrices import codes_of
 
+CURRENCY_PATTERN = r"[A-Z]{3}"
+"""An ISO 4217 currency code, as the catalog's ``currency`` column gives it."""
 REQUIRED = ("item_id", "title", "category", "price", "available")
-OPTIONAL = ("brand", "margin", "cost", "image_url", "url")
+OPTIONAL = ("brand", "margin", "cost", "image_url", "url", "currency")
 RECENT_DAYS = 90
 _TRUE = {"1", "true", "yes", "y", "t", "available", "in stock"}
 _FALSE = {"0", "false", "no", "n", "f", "unavailable", "out of stock"}
@@ -55,6 +57,8 @@ class CatalogColumns:
     cost: str | None = "cost"
     image_url: str | None = "image_url"
     url: str | None = "url"
+    currency: str | None = "currency"
+    """The price's ISO 4217 code (``EUR``): the widget formats prices in it."""
     inventory: str | None = None
     """Stock on hand: an item is available only when it is above 0."""
     status: str | None = None
@@ -262,6 +266,11 @@ def read_catalog(
     skip("missing_item_id", df["item_id"] == "")
     skip("bad_price", ~(df["price"] >= 0))
     skip("bad_available", df["available"].isna())
+    if "currency" in df:
+        df["currency"] = df["currency"].str.upper()
+        skip(
+            "bad_currency", ~df["currency"].str.fullmatch(CURRENCY_PATTERN) & (df["currency"] != "")
+        )
     skip("duplicate_item_id", df["item_id"].duplicated(keep="first"))
     df["category"] = df["category"].replace("", None)
     return df.reset_index(drop=True), report
