@@ -211,7 +211,9 @@ class CatalogRequest(_Strict):
     items: list[CatalogLine] = Field(min_length=1, max_length=10_000)
 
 
-class SuggestionOut(BaseModel):
+class ShownItem(BaseModel):
+    """An item as every answer shows it: its rank and its catalog facts."""
+
     item_id: str
     position: int = Field(description="1-based rank, for click attribution.")
     title: str
@@ -225,6 +227,9 @@ class SuggestionOut(BaseModel):
     currency: str | None = Field(
         default=None, description="The price's ISO 4217 code, when the catalog gives one."
     )
+
+
+class SuggestionOut(ShownItem):
     score: float
     reason: str = Field(description="Why, with the evidence: orders bought together, etc.")
     boosted: bool = False
@@ -236,20 +241,7 @@ class SuggestionOut(BaseModel):
     )
 
 
-class UpsellOut(BaseModel):
-    item_id: str
-    position: int
-    title: str
-    price: float | None
-    category: str | None
-    brand: str | None = Field(default=None, description="When the catalog gives one.")
-    image_url: str | None = Field(default=None, description="When the catalog gives one.")
-    url: str | None = Field(
-        default=None, description="The product page, when the catalog gives one."
-    )
-    currency: str | None = Field(
-        default=None, description="The price's ISO 4217 code, when the catalog gives one."
-    )
+class UpsellOut(ShownItem):
     upgrades: str = Field(description="The cart item this is a pricier alternative to.")
     price_difference: float
     score: float
